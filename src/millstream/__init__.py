@@ -1,0 +1,89 @@
+"""millstream: Streamz-compatible stream processing with a fast core.
+
+>>> from millstream import Stream
+>>> source = Stream()
+>>> L = source.map(str.upper).sink_to_list()
+>>> source.emit('hello')
+>>> L
+['HELLO']
+"""
+
+from __future__ import annotations
+
+from . import operators as _operators  # noqa: F401  (registers the nodes on Stream)
+from . import sinks as _sinks  # noqa: F401
+from . import sources as _sources  # noqa: F401
+from ._utils import identity, no_default
+from .core.clock import ManualClock, SystemClock
+from .core.graph import create_graph, visualize
+from .core.plugins import load_plugins
+from .core.refs import RefCounter
+from .core.stream import Stream
+from .exceptions import MillstreamError
+from .operators.aggregate import accumulate, frequencies
+from .operators.combine import combine_latest, union, zip, zip_latest
+from .operators.counting import (
+    collect,
+    partition,
+    partition_unique,
+    sliding_window,
+    slice,
+    unique,
+)
+from .operators.elementwise import filter, flatten, map, pluck, remove, starmap
+from .operators.timing import (
+    buffer,
+    delay,
+    latest,
+    map_async,
+    rate_limit,
+    timed_window,
+    timed_window_unique,
+)
+from .sinks import Sink, sink, sink_to_textfile
+from .sources import Source
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "ManualClock",
+    "MillstreamError",
+    "RefCounter",
+    "Sink",
+    "Source",
+    "Stream",
+    "SystemClock",
+    "accumulate",
+    "buffer",
+    "collect",
+    "combine_latest",
+    "create_graph",
+    "delay",
+    "filter",
+    "flatten",
+    "frequencies",
+    "identity",
+    "latest",
+    "map",
+    "map_async",
+    "no_default",
+    "partition",
+    "partition_unique",
+    "pluck",
+    "rate_limit",
+    "remove",
+    "sink",
+    "sink_to_textfile",
+    "sliding_window",
+    "slice",
+    "starmap",
+    "timed_window",
+    "timed_window_unique",
+    "union",
+    "unique",
+    "visualize",
+    "zip",
+    "zip_latest",
+]
+
+load_plugins(Stream)

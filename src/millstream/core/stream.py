@@ -1,0 +1,546 @@
+"""The stream graph and its push protocol.
+
+A node is a :class:`Stream`. Building a node wires it into the graph: it appends
+itself to each upstream's ``downstreams``. Data moves by ``upstream._emit(x,
+metadata)``, which calls ``downstream.update(x, who=upstream, metadata=metadata)``
+on each downstream in creation order, depth first, in the calling thread, and
+returns the awaitables they gave back. Those awaitables are the backpressure
+signal: sources and ``await stream.emit(x)`` wait on them.
+
+Speed: when a node's downstream graph is made of stateless (or simple stateful)
+nodes that declare a fusion stage, :mod:`millstream.core.fusion` compiles it into
+one Python function with one statement per stage. Elements still go through the
+whole graph one at a time, in the same order, so results, side effects and errors
+are exactly those of the per-element path.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import inspect
+import logging
+from collections.abc import Callable, Iterable, Iterator
+from typing import TYPE_CHECKING, Any, TypeVar
+
+from .._utils import identity
+from .clock import Clock, get_default_clock
+from .loop import get_io_loop, in_loop_thread, sync, thread_state
+from .refs import release_refs, retain_refs
+
+if TYPE_CHECKING:
+    from .fusion import CompiledGraph
+
+__all__ = ["Stream", "graph_changed", "run_awaitables"]
+
+logger = logging.getLogger("millstream")
+
+T = TypeVar("T")
+"""Type of a registered node class or function."""
+
+_graph_version = [0]
+
+
+def graph_changed() -> None:
+    """Invalidate every compiled (fused) graph: call after changing the topology."""
+    _graph_version[0] += 1
+
+
+class _Done:
+    """An already-finished awaitable (what ``emit`` returns when nothing is pending)."""
+
+    __slots__ = ()
+
+    def __await__(self) -> Iterator[None]:
+        return iter(())
+
+
+_DONE = _Done()
+
+
+async def _await_all(awaitables: list[Any]) -> None:
+    if len(awaitables) == 1:
+        await awaitables[0]
+    else:
+        await asyncio.gather(*awaitables)
+
+
+def run_awaitables(awaitables: list[Any]) -> None:
+    """Make awaitables returned by a loop-less graph run (Streamz silently drops them).
+
+    On a thread with a running asyncio loop they are scheduled as tasks; otherwise they
+    run to completion on the background loop before this returns.
+    """
+    try:
+        running = asyncio.get_running_loop()
+    except RuntimeError:
+        running = None
+    if running is not None:
+        for a in awaitables:
+            asyncio.ensure_future(a)
+        return
+
+    async def run() -> None:
+        await _await_all(awaitables)
+
+    sync(get_io_loop(False), run)
+
+
+class Stream:
+    """A node of a stream graph; ``Stream()`` alone is a source you push into with ``emit``.
+
+    Parameters
+    ----------
+    upstream, upstreams : Stream or list of Stream, optional
+        The node(s) feeding this one.
+    stream_name : str, optional
+        A name shown in ``str()`` and in graphs.
+    loop : optional
+        The event loop of the graph (an :class:`~millstream.core.loop.EventLoop`, or any
+        object with the tornado IOLoop methods).
+    asynchronous : bool, optional
+        True if the caller runs in an event loop and will ``await stream.emit(x)``.
+    ensure_io_loop : bool
+        Give the graph a loop (the background thread loop unless ``asynchronous``).
+    clock : Clock, optional
+        Processing-time clock for time-based nodes (default: the process default clock).
+
+    Examples
+    --------
+    >>> source = Stream()
+    >>> L = source.map(lambda x: x + 1).sink_to_list()
+    >>> for i in range(3):
+    ...     source.emit(i)
+    >>> L
+    [1, 2, 3]
+    """
+
+    _graphviz_shape = "ellipse"
+    _graphviz_style = "rounded,filled"
+    _graphviz_fillcolor = "white"
+    _graphviz_orientation = 0
+
+    str_list = ["func", "predicate", "n", "interval"]
+
+    _compiled: CompiledGraph | None = None
+    _compiled_version = -1
+
+    def __init__(
+        self,
+        upstream: Stream | None = None,
+        upstreams: Iterable[Stream] | None = None,
+        stream_name: str | None = None,
+        loop: Any = None,
+        asynchronous: bool | None = None,
+        ensure_io_loop: bool = False,
+        clock: Clock | None = None,
+    ):
+        self.name = stream_name
+        self.downstreams: list[Stream] = []
+        self.current_value: Any = None
+        self.current_metadata: list[dict[str, Any]] | None = None
+        self._clock = clock
+        if upstreams is not None:
+            self.upstreams: list[Stream] = list(upstreams)
+        elif upstream is not None:
+            self.upstreams = [upstream]
+        else:
+            self.upstreams = []
+        self.loop: Any = None
+        self.asynchronous: bool | None = None
+        self._set_asynchronous(asynchronous)
+        self._set_loop(loop)
+        if ensure_io_loop and self.loop is None and self.asynchronous is None:
+            self._set_asynchronous(False)
+        if self.loop is None and self.asynchronous is not None:
+            self._set_loop(get_io_loop(self.asynchronous))
+        for u in self.upstreams:
+            if u is not None:
+                u._add_downstream(self)
+
+    # -- registration -----------------------------------------------------------------
+    @classmethod
+    def register_api(
+        cls, modifier: Callable[[Any], Any] = identity, attribute_name: str | None = None
+    ) -> Callable[[T], T]:
+        """Attach a node class (or function) to this class as a method.
+
+        ``@Stream.register_api()`` on ``class double(Stream)`` makes ``source.double(...)``
+        mean ``double(source, ...)``; sources use ``register_api(staticmethod)``.
+
+        Examples
+        --------
+        >>> @Stream.register_api()
+        ... class plus_one(Stream):
+        ...     '''Add one to each element.'''
+        ...     def update(self, x, who=None, metadata=None):
+        ...         return self._emit(x + 1, metadata=metadata)
+        >>> s = Stream()
+        >>> L = s.plus_one().sink_to_list()
+        >>> s.emit(1)
+        >>> L, Stream.plus_one.__name__
+        ([2], 'plus_one')
+        >>> del Stream.plus_one
+        """
+
+        def register(func: T) -> T:
+            @functools.wraps(func)  # type: ignore[arg-type]
+            def wrapped(*args: Any, **kwargs: Any) -> Any:
+                return func(*args, **kwargs)  # type: ignore[operator]
+
+            setattr(cls, attribute_name or func.__name__, modifier(wrapped))  # type: ignore[attr-defined]
+            return func
+
+        return register
+
+    @classmethod
+    def register_plugin_entry_point(
+        cls, entry_point: Any, modifier: Callable[[Any], Any] = identity
+    ) -> None:
+        """Register a lazily loaded node from an entry point (see :mod:`millstream.core.plugins`)."""
+        if hasattr(cls, entry_point.name):
+            raise ValueError(
+                f"Can't add {entry_point.name} from {entry_point.module} to {cls.__name__}: "
+                "duplicate method name."
+            )
+
+        def stub(*args: Any, **kwargs: Any) -> Any:
+            node = entry_point.load()
+            if not (isinstance(node, type) and issubclass(node, Stream)):
+                raise TypeError(
+                    f"Error loading {entry_point.name} from module {entry_point.module}: "
+                    f"{node.__class__.__name__} must be a subclass of Stream"
+                )
+            if getattr(cls, entry_point.name).__name__ == "stub":
+                cls.register_api(modifier=modifier, attribute_name=entry_point.name)(node)
+            return node(*args, **kwargs)
+
+        setattr(cls, entry_point.name, modifier(stub))
+
+    # -- graph ------------------------------------------------------------------------
+    @property
+    def upstream(self) -> Stream | None:
+        """The single upstream (``None`` if none; ``ValueError`` if several)."""
+        if len(self.upstreams) > 1:
+            raise ValueError("Stream has multiple upstreams")
+        return self.upstreams[0] if self.upstreams else None
+
+    @property
+    def clock(self) -> Clock:
+        """The processing-time clock this node uses."""
+        return self._clock if self._clock is not None else get_default_clock()
+
+    def _add_upstream(self, upstream: Stream) -> None:
+        """Add ``upstream`` to this node's upstreams (nodes with per-input state override)."""
+        self.upstreams.append(upstream)
+        graph_changed()
+
+    def _remove_upstream(self, upstream: Stream) -> None:
+        self.upstreams.remove(upstream)
+        graph_changed()
+
+    def _add_downstream(self, downstream: Stream) -> None:
+        if self.loop is not None:
+            downstream._inform_loop(self.loop)
+        elif downstream.loop is not None:
+            self._inform_loop(downstream.loop)
+        if self.asynchronous:
+            downstream._inform_asynchronous(self.asynchronous)
+        elif downstream.asynchronous:
+            self._inform_asynchronous(downstream.asynchronous)
+        self.downstreams.append(downstream)
+        graph_changed()
+
+    def _remove_downstream(self, downstream: Stream) -> None:
+        self.downstreams.remove(downstream)
+        graph_changed()
+
+    def connect(self, downstream: Stream) -> None:
+        """Add an edge from this node to ``downstream``.
+
+        >>> a, b = Stream(), Stream()
+        >>> L = b.sink_to_list()
+        >>> a.connect(b); a.emit(1); a.disconnect(b); a.emit(2)
+        >>> L
+        [1]
+        """
+        self._add_downstream(downstream)
+        downstream._add_upstream(self)
+
+    def disconnect(self, downstream: Stream) -> None:
+        """Remove the edge from this node to ``downstream``."""
+        self._remove_downstream(downstream)
+        downstream._remove_upstream(self)
+
+    def destroy(self, streams: Iterable[Stream] | None = None) -> None:
+        """Detach this node from all (or the given) upstreams."""
+        for upstream in list(self.upstreams if streams is None else streams):
+            if self in upstream.downstreams:
+                upstream._remove_downstream(self)
+            if upstream in self.upstreams:
+                self._remove_upstream(upstream)
+
+    def _set_loop(self, loop: Any) -> None:
+        if loop is not None:
+            self._inform_loop(loop)
+        else:
+            for u in self.upstreams:
+                if u is not None and u.loop is not None:
+                    self._inform_loop(u.loop)
+                    break
+
+    def _inform_loop(self, loop: Any) -> None:
+        """Percolate ``loop`` through every connected node."""
+        pending: list[Stream] = [self]
+        while pending:
+            node = pending.pop()
+            if node.loop is not None:
+                if node.loop is not loop:
+                    raise ValueError("Two different event loops active")
+                continue
+            node.loop = loop
+            pending.extend(u for u in node.upstreams if u is not None)
+            pending.extend(node.downstreams)
+
+    def _set_asynchronous(self, asynchronous: bool | None) -> None:
+        if asynchronous is not None:
+            self._inform_asynchronous(asynchronous)
+        else:
+            for u in self.upstreams:
+                if u is not None and u.asynchronous:
+                    self._inform_asynchronous(u.asynchronous)
+                    break
+
+    def _inform_asynchronous(self, asynchronous: bool) -> None:
+        """Percolate the ``asynchronous`` flag through every connected node."""
+        pending: list[Stream] = [self]
+        while pending:
+            node = pending.pop()
+            if node.asynchronous is not None:
+                if node.asynchronous != asynchronous:
+                    raise ValueError("Stream has both asynchronous and synchronous elements")
+                continue
+            node.asynchronous = asynchronous
+            pending.extend(u for u in node.upstreams if u is not None)
+            pending.extend(node.downstreams)
+
+    # -- pushing data -------------------------------------------------------------------
+    def update(self, x: Any, who: Stream | None = None, metadata: list[dict] | None = None) -> Any:
+        """Receive ``x`` from upstream ``who``; the base node passes it on unchanged."""
+        return self._emit(x, metadata=metadata)
+
+    def _emit(self, x: Any, metadata: list[dict] | None = None) -> list[Any]:
+        """Push ``x`` to every downstream, depth first; return the awaitables they gave back."""
+        self.current_value = x
+        self.current_metadata = metadata
+        if metadata is None:
+            compiled = self._compiled
+            if self._compiled_version != _graph_version[0]:
+                compiled = self._compile()
+            if compiled is not None:
+                return compiled.one(x)
+        downstreams = self.downstreams
+        if not downstreams:
+            return []
+        if metadata:
+            retain_refs(metadata, len(downstreams))
+        result: list[Any] = []
+        remaining = len(downstreams)
+        for downstream in tuple(downstreams):
+            try:
+                r = downstream.update(x, self, metadata)
+            except BaseException as e:
+                if metadata:
+                    release_refs(metadata, remaining, error=e)
+                raise
+            remaining -= 1
+            if metadata:
+                release_refs(metadata)
+            if r is not None:
+                if type(r) is list:
+                    if r:
+                        result.extend(r)
+                else:
+                    result.append(r)
+        return result
+
+    def _emit_batch(self, xs: Iterable[Any]) -> Iterable[list[Any]]:
+        """Push each element of ``xs`` in turn, exactly as ``_emit`` would, without metadata.
+
+        Yields a list of awaitables after each element that produced some; the caller
+        awaits it before resuming (the backpressure a source applies between elements).
+        """
+        if self._compiled_version != _graph_version[0]:
+            self._compile()
+        compiled = self._compiled
+        if compiled is not None:
+            return compiled.batch(self, xs)
+        return self._emit_each(xs)
+
+    def _emit_each(self, xs: Iterable[Any]) -> Iterator[list[Any]]:
+        for x in xs:
+            pending = self._emit(x)
+            if pending:
+                yield pending
+
+    def _compile(self) -> CompiledGraph | None:
+        from .fusion import compile_downstreams
+
+        self._compiled = compile_downstreams(self)
+        self._compiled_version = _graph_version[0]
+        return self._compiled
+
+    def emit(self, x: Any, asynchronous: bool = False, metadata: list[dict] | None = None) -> Any:
+        """Push ``x`` into the stream from outside the graph.
+
+        Three regimes, as in Streamz:
+
+        * no loop on this node: the graph runs inline and ``emit`` returns ``None``
+          (awaitables returned by nodes still run, see :func:`run_awaitables`);
+        * ``asynchronous`` (or called on the graph's loop): the graph runs inline and
+          ``emit`` returns an awaitable that finishes once downstream has absorbed ``x``;
+        * a loop in another thread: ``x`` is processed on the loop and ``emit`` blocks
+          until downstream has absorbed it, re-raising any error.
+        """
+        loop = self.loop
+        if loop is None:
+            result = self._emit(x, metadata=metadata)
+            if result:
+                run_awaitables(result)
+            return None
+        if (
+            asynchronous
+            or self.asynchronous
+            or getattr(thread_state, "asynchronous", False)
+            or in_loop_thread(loop)
+        ):
+            result = self._emit(x, metadata=metadata)
+            if not result:
+                return _DONE
+            return _await_all(result)
+
+        async def emit_on_loop() -> None:
+            result = self._emit(x, metadata=metadata)
+            if result:
+                await _await_all(result)
+
+        sync(loop, emit_on_loop)
+        return None
+
+    def _retain_refs(self, metadata: list[dict] | None, n: int = 1) -> None:
+        retain_refs(metadata, n)
+
+    def _release_refs(self, metadata: list[dict] | None, n: int = 1) -> None:
+        release_refs(metadata, n)
+
+    # -- lifecycle --------------------------------------------------------------------
+    def start(self) -> None:
+        """Start every source feeding this node."""
+        for upstream in self.upstreams:
+            upstream.start()
+
+    def stop(self) -> None:
+        """Stop every source feeding this node."""
+        for upstream in self.upstreams:
+            upstream.stop()
+
+    # -- state ------------------------------------------------------------------------
+    def snapshot(self) -> Any:
+        """This node's state as plain picklable data (``None`` for stateless nodes)."""
+        return None
+
+    def restore(self, state: Any) -> None:
+        """Load a state made by :meth:`snapshot`."""
+        if state is not None:
+            raise ValueError(f"{self} keeps no state, cannot restore {state!r}")
+
+    # -- conveniences shared with Streamz ---------------------------------------------
+    def gather(self) -> Stream:
+        """No-op on a local stream, so ``.gather()`` works in local and Dask pipelines."""
+        return self
+
+    def scatter(self, **kwargs: Any) -> Stream:
+        """Move elements onto a Dask cluster (needs ``millstream[dask]``)."""
+        try:
+            from ..dask import scatter  # type: ignore[import-not-found,unused-ignore]
+        except ImportError as e:
+            raise ImportError(
+                "scatter() needs the Dask layer of millstream, which this version does not "
+                "include yet; use a local stream"
+            ) from e
+        return scatter(self, **kwargs)  # type: ignore[no-any-return]
+
+    @property
+    def scan(self) -> Callable[..., Stream]:
+        """Alias of ``accumulate``."""
+        return self.accumulate  # type: ignore[attr-defined,no-any-return]
+
+    @property
+    def concat(self) -> Callable[..., Stream]:
+        """Alias of ``flatten``."""
+        return self.flatten  # type: ignore[attr-defined,no-any-return]
+
+    def to_dataframe(self, example: Any) -> Any:
+        """Wrap this stream as a streaming DataFrame (needs ``millstream[dataframe]``)."""
+        try:
+            from ..dataframe import DataFrame  # type: ignore[import-not-found,unused-ignore]
+        except ImportError as e:
+            raise ImportError(
+                "to_dataframe() needs the streaming DataFrame layer, which this version does "
+                "not include yet"
+            ) from e
+        return DataFrame(stream=self, example=example)
+
+    def to_batch(self, **kwargs: Any) -> Any:
+        """Wrap this stream as a ``Batch`` collection."""
+        try:
+            from ..batch import Batch  # type: ignore[import-not-found,unused-ignore]
+        except ImportError as e:
+            raise ImportError(
+                "to_batch() needs the Batch collection layer, which this version does not "
+                "include yet"
+            ) from e
+        return Batch(stream=self, **kwargs)
+
+    def visualize(self, filename: str | None = "mystream.png", **kwargs: Any) -> Any:
+        """Render the graph with graphviz (see :func:`millstream.core.graph.visualize`)."""
+        from .graph import visualize
+
+        return visualize(self, filename, **kwargs)
+
+    def _repr_html_(self) -> str:
+        from .display import repr_html
+
+        return repr_html(self)
+
+    def _ipython_display_(self, **kwargs: Any) -> None:
+        from .display import ipython_display
+
+        ipython_display(self, **kwargs)
+
+    def __str__(self) -> str:
+        head = f"{self.name}; {type(self).__name__}" if self.name else type(self).__name__
+        parts = [head]
+        for attr in self.str_list:
+            value = getattr(self, attr, None)
+            if not value:
+                continue
+            if not callable(value):
+                text = str(value)
+            else:
+                text = getattr(value, "__name__", None) or type(value).__name__
+            if text:
+                parts.append(f"{attr}={text}")
+        if len(parts) <= 2:
+            parts = [p.split("=")[-1] if i else p for i, p in enumerate(parts)]
+        body = parts[0] + (": " + ", ".join(parts[1:]) if len(parts) > 1 else "")
+        return f"<{body}>"
+
+    __repr__ = __str__
+
+
+def is_coroutine_function(func: Any) -> bool:
+    """True for ``async def`` functions (and partials of them)."""
+    while isinstance(func, functools.partial):
+        func = func.func
+    return inspect.iscoroutinefunction(func)

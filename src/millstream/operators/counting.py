@@ -1,0 +1,2 @@
+"""Placeholder."""
+collect = partition = partition_unique = sliding_window = slice = unique = None

@@ -1,0 +1,171 @@
+"""The core sinks: ``sink``, ``sink_to_list``, ``sink_to_textfile``.
+
+A sink is held by its upstream like every node (the graph owns its nodes), so it
+stays alive without the global registry Streamz needs; ``_global_sinks`` is kept,
+for code that inspects it, and emptied by ``destroy()``.
+"""
+
+from __future__ import annotations
+
+import inspect
+import types
+from collections.abc import Callable
+from typing import IO, Any
+
+from .._utils import annotate_error, check_callable
+from ..core.fusion import Stage
+from ..core.refs import release_refs, retain_refs
+from ..core.stream import Stream, graph_changed
+
+__all__ = ["Sink", "_global_sinks", "sink", "sink_to_list", "sink_to_textfile"]
+
+_global_sinks: set[Stream] = set()
+
+_STREAM_PARAMS = frozenset(inspect.signature(Stream.__init__).parameters) - {"self", "upstream"}
+
+
+class Sink(Stream):
+    """Base class of sinks: nodes that consume elements and emit nothing."""
+
+    _graphviz_shape = "trapezium"
+
+    def __init__(self, upstream: Stream, **kwargs: Any):
+        super().__init__(upstream, **kwargs)
+        _global_sinks.add(self)
+
+    def destroy(self, streams: Any = None) -> None:
+        super().destroy(streams)
+        _global_sinks.discard(self)
+
+
+async def _release_after(awaitable: Any, metadata: list[dict], node: Stream, x: Any) -> Any:
+    try:
+        result = await awaitable
+    except BaseException as e:
+        if isinstance(e, Exception):
+            annotate_error(e, node, getattr(node, "func", None), x)
+        release_refs(metadata, error=e)
+        raise
+    release_refs(metadata)
+    return result
+
+
+def _returns_none(func: Any) -> bool:
+    """True for functions known to return None (``list.append``), so fused code skips a check."""
+    return (
+        type(func) is types.BuiltinMethodType
+        and type(getattr(func, "__self__", None)) is list
+        and func.__name__ == "append"
+    )
+
+
+@Stream.register_api()
+class sink(Sink):
+    """Call ``func(x, *args, **kwargs)`` on each element; emit nothing.
+
+    Keyword arguments naming ``Stream`` parameters (``stream_name``…) configure the node;
+    the others go to ``func``. If ``func`` returns an awaitable it is handed back as
+    backpressure, and the element's refs are held until it has finished.
+
+    Examples
+    --------
+    >>> source = Stream()
+    >>> source.sink(print, end='!\\n')
+    <sink: print>
+    >>> source.emit(1)
+    1!
+    """
+
+    def __init__(self, upstream: Stream, func: Callable[..., Any], *args: Any, **kwargs: Any):
+        check_callable("sink", "func", func)
+        self._func = func
+        stream_kwargs = {k: kwargs.pop(k) for k in list(kwargs) if k in _STREAM_PARAMS}
+        self.args = args
+        self.kwargs = kwargs
+        super().__init__(upstream, **stream_kwargs)
+
+    @property
+    def func(self) -> Callable[..., Any]:
+        return self._func
+
+    @func.setter
+    def func(self, value: Callable[..., Any]) -> None:
+        self._func = value
+        graph_changed()
+
+    def update(self, x: Any, who: Stream | None = None, metadata: list[dict] | None = None) -> Any:
+        try:
+            result = self._func(x, *self.args, **self.kwargs)
+        except Exception as e:
+            annotate_error(e, self, self._func, x)
+            raise
+        if result is not None and inspect.isawaitable(result):
+            if metadata:
+                retain_refs(metadata)
+                return _release_after(result, metadata, self, x)
+            return result
+        return []
+
+    _fusion_update = update
+
+    def _fusion_stage(self) -> Stage:
+        return Stage("sink", self._func, self.args, self.kwargs, returns_none=_returns_none(self._func))
+
+
+def sink_to_list(upstream: Stream) -> list[Any]:
+    """Append every element to a new list and return the list.
+
+    Examples
+    --------
+    >>> source = Stream()
+    >>> L = source.sink_to_list()
+    >>> source.emit('a'); source.emit('b')
+    >>> L
+    ['a', 'b']
+    """
+    collected: list[Any] = []
+    sink(upstream, collected.append)
+    return collected
+
+
+Stream.sink_to_list = sink_to_list  # type: ignore[attr-defined]
+
+
+@Stream.register_api()
+class sink_to_textfile(Sink):
+    """Write each element (a ``str``) followed by ``end`` to a file.
+
+    ``file`` is a path (opened with ``mode``) or an open text file. The file is
+    flushed after each element, and a file the sink opened is closed by ``destroy()``.
+
+    Examples
+    --------
+    >>> import os, tempfile
+    >>> path = os.path.join(tempfile.mkdtemp(), 'out.txt')
+    >>> source = Stream()
+    >>> node = source.sink_to_textfile(path)
+    >>> source.emit('hello'); source.emit('world')
+    >>> open(path).read()
+    'hello\\nworld\\n'
+    >>> node.destroy()
+    """
+
+    def __init__(self, upstream: Stream, file: str | IO[str], end: str = "\n", mode: str = "a", **kwargs: Any):
+        self._owns_file = isinstance(file, str)
+        self._fp: IO[str] = open(file, mode) if isinstance(file, str) else file  # noqa: SIM115
+        self._end = end
+        super().__init__(upstream, **kwargs)
+
+    def update(self, x: Any, who: Stream | None = None, metadata: list[dict] | None = None) -> Any:
+        if not isinstance(x, str):
+            error = TypeError(f"sink_to_textfile writes str elements, got {type(x).__name__}")
+            annotate_error(error, self, None, x)
+            raise error
+        self._fp.write(x + self._end)
+        self._fp.flush()
+        return []
+
+    def destroy(self, streams: Any = None) -> None:
+        super().destroy(streams)
+        if self._owns_file and not self._fp.closed:
+            self._fp.close()

@@ -1,0 +1,1 @@
+"""Placeholder: the local sources are being written."""
