@@ -80,10 +80,12 @@ def convert_interval(interval: Any) -> float:
     >>> convert_interval('soon')
     Traceback (most recent call last):
     ...
-    ValueError: cannot read interval 'soon': expected seconds as a number or a string like '500ms', '2s', '1min'
+    ValueError: cannot read interval 'soon': use seconds or a duration like '500ms', '2s', '1min'
     """
     if isinstance(interval, bool):
-        raise TypeError(f"interval must be a number of seconds or a duration string, got {interval!r}")
+        raise TypeError(
+            f"interval must be a number of seconds or a duration string, got {interval!r}"
+        )
     if isinstance(interval, (int, float)):
         if interval < 0:
             raise ValueError(f"interval must not be negative, got {interval!r}")
@@ -96,7 +98,7 @@ def convert_interval(interval: Any) -> float:
         pos, total, matched = 0, 0.0, False
         while pos < len(text):
             m = _PART.match(text, pos)
-            if not m or m.group(2).lower() not in _UNITS and m.group(2) not in _UNITS:
+            if not m or (m.group(2).lower() not in _UNITS and m.group(2) not in _UNITS):
                 break
             unit = m.group(2) if m.group(2) in _UNITS else m.group(2).lower()
             total += float(m.group(1)) * _UNITS[unit]
@@ -112,8 +114,8 @@ def convert_interval(interval: Any) -> float:
             if value >= 0:
                 return value
         raise ValueError(
-            f"cannot read interval {interval!r}: expected seconds as a number or a string "
-            "like '500ms', '2s', '1min'"
+            f"cannot read interval {interval!r}: "
+            "use seconds or a duration like '500ms', '2s', '1min'"
         )
     raise TypeError(f"interval must be a number of seconds or a duration string, got {interval!r}")
 
@@ -146,7 +148,7 @@ def short_repr(x: Any, limit: int = 120) -> str:
     """``repr(x)`` cut to ``limit`` characters, never raising.
 
     >>> short_repr('x' * 500, limit=20)
-    "'xxxxxxxxxxxxxxx ...(502 chars)"
+    "'xxxxxxxxxxxxxx ...(502 chars)"
     """
     try:
         text = repr(x)
@@ -157,7 +159,9 @@ def short_repr(x: Any, limit: int = 120) -> str:
     return text
 
 
-def annotate_error(error: BaseException, node: Any, func: Any, x: Any, what: str = "element") -> None:
+def annotate_error(
+    error: BaseException, node: Any, func: Any, x: Any, what: str = "element"
+) -> None:
     """Attach a note to ``error`` naming the node, the user's function and the element.
 
     The exception keeps its type, so ``except ZeroDivisionError`` still works as in Streamz;
@@ -169,8 +173,7 @@ def annotate_error(error: BaseException, node: Any, func: Any, x: Any, what: str
         return
     calling = f" calling {func_repr(func)}" if func is not None else ""
     note = (
-        f"millstream: {node} failed{calling} on {what} of type "
-        f"{type(x).__name__}: {short_repr(x)}"
+        f"millstream: {node} failed{calling} on {what} of type {type(x).__name__}: {short_repr(x)}"
     )
     add_note = getattr(error, "add_note", None)
     if add_note is not None:

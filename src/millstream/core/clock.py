@@ -33,9 +33,13 @@ class Clock:
         raise NotImplementedError
 
     def call_later(
-        self, loop: asyncio.AbstractEventLoop, delay: float, callback: Callable[..., Any], *args: Any
+        self,
+        loop: asyncio.AbstractEventLoop,
+        delay: float,
+        callback: Callable[..., Any],
+        *args: Any,
     ) -> Any:
-        """Run ``callback(*args)`` on ``loop`` after ``delay``; returns a handle with ``cancel()``."""
+        """Run ``callback(*args)`` on ``loop`` after ``delay``; return a cancellable handle."""
         raise NotImplementedError
 
 
@@ -55,7 +59,11 @@ class SystemClock(Clock):
         await asyncio.sleep(max(delay, 0))
 
     def call_later(
-        self, loop: asyncio.AbstractEventLoop, delay: float, callback: Callable[..., Any], *args: Any
+        self,
+        loop: asyncio.AbstractEventLoop,
+        delay: float,
+        callback: Callable[..., Any],
+        *args: Any,
     ) -> Any:
         return loop.call_later(max(delay, 0), callback, *args)
 
@@ -119,7 +127,11 @@ class ManualClock(Clock):
         return self._now
 
     def call_later(
-        self, loop: asyncio.AbstractEventLoop, delay: float, callback: Callable[..., Any], *args: Any
+        self,
+        loop: asyncio.AbstractEventLoop,
+        delay: float,
+        callback: Callable[..., Any],
+        *args: Any,
     ) -> _Timer:
         timer = _Timer(loop, callback, args)
         with self._lock:

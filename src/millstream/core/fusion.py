@@ -111,7 +111,7 @@ class CompiledGraph:
 
     def batch(self, head: Stream, xs: Iterable[Any]) -> Iterable[list[Any]]:
         if self._pends:
-            return self._batch(head, xs)  # type: ignore[no-any-return]
+            return self._batch(head, xs)
         self._batch(head, xs)
         return ()
 
@@ -119,7 +119,11 @@ class CompiledGraph:
 class _Writer:
     def __init__(self) -> None:
         self.lines: list[str] = []
-        self.consts: dict[str, Any] = {"_UNSET": _UNSET, "_SKIP": SKIP, "_isawaitable": inspect.isawaitable}
+        self.consts: dict[str, Any] = {
+            "_UNSET": _UNSET,
+            "_SKIP": SKIP,
+            "_isawaitable": inspect.isawaitable,
+        }
         self.line_info: dict[int, tuple[Any, Any, str]] = {}
         self.tracked: list[tuple[str, str]] = []  # (node const, variable)
         self.vars: list[str] = []
@@ -208,7 +212,9 @@ def _write_children(w: _Writer, node: Stream, var: str, indent: int) -> None:
     w.line(indent + 1, f"_pend.extend({r})")
 
 
-def _annotator(code_holder: list[Any], line_info: dict[int, tuple[Any, Any, str]]) -> Callable[[BaseException], None]:
+def _annotator(
+    code_holder: list[Any], line_info: dict[int, tuple[Any, Any, str]]
+) -> Callable[[BaseException], None]:
     def annotate(error: BaseException) -> None:
         if not isinstance(error, Exception):
             return
@@ -243,7 +249,10 @@ def compile_downstreams(head: Stream) -> CompiledGraph | None:
     tracked = [(n, v) for n, v in w.tracked]
     head_const = "_head"
     init = " = ".join(w.vars) + " = _UNSET" if w.vars else "pass"
-    finish = [f"if {v} is not _UNSET: {n}.current_value = {v}; {n}.current_metadata = None" for n, v in tracked]
+    finish = [
+        f"if {v} is not _UNSET: {n}.current_value = {v}; {n}.current_metadata = None"
+        for n, v in tracked
+    ]
 
     src: list[str] = []
     info: dict[int, tuple[Any, Any, str]] = {}
@@ -286,7 +295,8 @@ def compile_downstreams(head: Stream) -> CompiledGraph | None:
     add(2, "_annotate(_e)")
     add(2, "raise")
     add(1, "finally:")
-    add(2, f"if x0 is not _UNSET: {head_const}.current_value = x0; {head_const}.current_metadata = None")
+    add(2, f"if x0 is not _UNSET: {head_const}.current_value = x0")
+    add(2, f"if x0 is not _UNSET: {head_const}.current_metadata = None")
     for line in finish:
         add(2, line)
 

@@ -18,7 +18,11 @@ from typing import Any
 
 __all__ = ["GROUPS", "load_plugins", "try_register"]
 
-GROUPS = (("millstream.sources", staticmethod), ("millstream.nodes", None), ("millstream.sinks", None))
+GROUPS = (
+    ("millstream.sources", staticmethod),
+    ("millstream.nodes", None),
+    ("millstream.sinks", None),
+)
 
 
 def try_register(cls: Any, entry_point: Any, modifier: Any = None) -> None:

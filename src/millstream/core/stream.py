@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from .._utils import identity
 from .clock import Clock, get_default_clock
-from .loop import get_io_loop, in_loop_thread, sync, thread_state
+from .loop import _log_task_error, get_io_loop, in_loop_thread, sync, thread_state
 from .refs import release_refs, retain_refs
 
 if TYPE_CHECKING:
@@ -65,6 +65,9 @@ async def _await_all(awaitables: list[Any]) -> None:
         await asyncio.gather(*awaitables)
 
 
+_background_tasks: set[asyncio.Future[Any]] = set()
+
+
 def run_awaitables(awaitables: list[Any]) -> None:
     """Make awaitables returned by a loop-less graph run (Streamz silently drops them).
 
@@ -77,7 +80,10 @@ def run_awaitables(awaitables: list[Any]) -> None:
         running = None
     if running is not None:
         for a in awaitables:
-            asyncio.ensure_future(a)
+            task = asyncio.ensure_future(a)
+            _background_tasks.add(task)
+            task.add_done_callback(_background_tasks.discard)
+            task.add_done_callback(_log_task_error)
         return
 
     async def run() -> None:
@@ -197,7 +203,7 @@ class Stream:
     def register_plugin_entry_point(
         cls, entry_point: Any, modifier: Callable[[Any], Any] = identity
     ) -> None:
-        """Register a lazily loaded node from an entry point (see :mod:`millstream.core.plugins`)."""
+        """Register a lazily loaded node from an entry point (see ``millstream.core.plugins``)."""
         if hasattr(cls, entry_point.name):
             raise ValueError(
                 f"Can't add {entry_point.name} from {entry_point.module} to {cls.__name__}: "
@@ -468,17 +474,17 @@ class Stream:
                 "scatter() needs the Dask layer of millstream, which this version does not "
                 "include yet; use a local stream"
             ) from e
-        return scatter(self, **kwargs)  # type: ignore[no-any-return]
+        return scatter(self, **kwargs)
 
     @property
     def scan(self) -> Callable[..., Stream]:
         """Alias of ``accumulate``."""
-        return self.accumulate  # type: ignore[attr-defined,no-any-return]
+        return getattr(self, "accumulate")  # noqa: B009
 
     @property
     def concat(self) -> Callable[..., Stream]:
         """Alias of ``flatten``."""
-        return self.flatten  # type: ignore[attr-defined,no-any-return]
+        return getattr(self, "flatten")  # noqa: B009
 
     def to_dataframe(self, example: Any) -> Any:
         """Wrap this stream as a streaming DataFrame (needs ``millstream[dataframe]``)."""

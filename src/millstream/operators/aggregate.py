@@ -169,7 +169,7 @@ class FrequencyTable(Mapping[Any, int]):
             if s._key == key:
                 if s._old is _MISSING:
                     raise KeyError(key)
-                return s._old  # type: ignore[no-any-return]
+                return s._old
             s = base
             hops += 1
             if hops > 64:
@@ -179,7 +179,7 @@ class FrequencyTable(Mapping[Any, int]):
             return self[key]
         if value is _MISSING:
             raise KeyError(key)
-        return value  # type: ignore[no-any-return]
+        return value
 
     def __iter__(self) -> Iterator[Any]:
         return iter(self._dict())

@@ -109,7 +109,9 @@ class sink(Sink):
     _fusion_update = update
 
     def _fusion_stage(self) -> Stage:
-        return Stage("sink", self._func, self.args, self.kwargs, returns_none=_returns_none(self._func))
+        return Stage(
+            "sink", self._func, self.args, self.kwargs, returns_none=_returns_none(self._func)
+        )
 
 
 def sink_to_list(upstream: Stream) -> list[Any]:
@@ -150,7 +152,9 @@ class sink_to_textfile(Sink):
     >>> node.destroy()
     """
 
-    def __init__(self, upstream: Stream, file: str | IO[str], end: str = "\n", mode: str = "a", **kwargs: Any):
+    def __init__(
+        self, upstream: Stream, file: str | IO[str], end: str = "\n", mode: str = "a", **kwargs: Any
+    ):
         self._owns_file = isinstance(file, str)
         self._fp: IO[str] = open(file, mode) if isinstance(file, str) else file  # noqa: SIM115
         self._end = end
