@@ -19,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import inspect
+import itertools
 import logging
 from collections.abc import Callable, Iterable, Iterator
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -39,11 +40,16 @@ T = TypeVar("T")
 """Type of a registered node class or function."""
 
 _graph_version = [0]
+_version_counter = itertools.count(1)
 
 
 def graph_changed() -> None:
-    """Invalidate every compiled (fused) graph: call after changing the topology."""
-    _graph_version[0] += 1
+    """Invalidate every compiled (fused) graph: call after changing the topology.
+
+    ``next()`` on a counter is atomic, so concurrent changes from two threads never
+    collapse into one version.
+    """
+    _graph_version[0] = next(_version_counter)
 
 
 class _Done:
@@ -392,8 +398,9 @@ class Stream:
     def _compile(self) -> CompiledGraph | None:
         from .fusion import compile_downstreams
 
+        version = _graph_version[0]  # read first: a change made while compiling invalidates it
         self._compiled = compile_downstreams(self)
-        self._compiled_version = _graph_version[0]
+        self._compiled_version = version
         return self._compiled
 
     def emit(self, x: Any, asynchronous: bool = False, metadata: list[dict] | None = None) -> Any:
