@@ -1,0 +1,10 @@
+"""The ``millstream`` command line: ``millstream wordcount``, ``millstream --version``.
+
+Run it as ``millstream ...`` (the installed console script) or ``python -m millstream ...``.
+"""
+
+from __future__ import annotations
+
+from .main import build_parser, main
+
+__all__ = ["build_parser", "main"]

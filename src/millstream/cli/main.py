@@ -1,0 +1,79 @@
+"""Entry point of the ``millstream`` command (console script and ``python -m millstream``)."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from collections.abc import Sequence
+
+from . import wordcount
+
+__all__ = ["build_parser", "main"]
+
+
+def _version() -> str:
+    from .. import __version__
+
+    return __version__
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The ``millstream`` argument parser, with one sub-parser per command.
+
+    Examples
+    --------
+    >>> args = build_parser().parse_args(['wordcount', '-', '--top', '3'])
+    >>> args.command, args.path, args.top, args.raw
+    ('wordcount', '-', 3, False)
+    """
+    parser = argparse.ArgumentParser(
+        prog="millstream",
+        description="millstream: Streamz-compatible stream processing on asyncio.",
+    )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND")
+    wc = commands.add_parser(
+        "wordcount",
+        help="count the words of a text live, with a Streamz-style pipeline",
+        description=(
+            "Stream a text line by line through "
+            "source.map(normalize).map(str.split).flatten().frequencies() "
+            "and show the most frequent words, with lines/s and elapsed time. "
+            "On a terminal the table updates a few times per second; otherwise "
+            "only the final table is printed."
+        ),
+    )
+    wordcount.add_arguments(wc)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run ``millstream`` with ``argv`` (default: ``sys.argv[1:]``); return the exit code.
+
+    Usage errors return 2 (with argparse's message on stderr) instead of exiting.
+
+    Examples
+    --------
+    >>> main(['wordcount', '--top', '0'])
+    2
+    """
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as e:  # --help, --version, usage errors
+        return e.code if isinstance(e.code, int) else (0 if e.code is None else 2)
+    if args.command is None:
+        parser.print_help(sys.stderr)
+        return 2
+    try:
+        return wordcount.run(args)
+    except BrokenPipeError:
+        # The reader went away (e.g. `millstream wordcount | head`): stop quietly.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return 141
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,307 @@
+"""``millstream wordcount``: a live word count over a text, the Streamz classic.
+
+The pipeline is the one from the Streamz documentation, with an optional
+normalising ``map`` in front::
+
+    source.map(normalize_line).map(str.split).flatten().frequencies()
+
+Lines are emitted into it one at a time. ``frequencies`` emits a snapshot of
+the counts after every word; the command keeps only the newest one, and the
+table on screen is drawn from it a few times per second (never per word).
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import heapq
+import io
+import re
+import sys
+import time
+from collections.abc import Iterable, Iterator, Mapping
+from importlib import resources
+from typing import IO, Any
+
+from rich.console import Console, Group
+from rich.live import Live
+from rich.table import Table
+from rich.text import Text
+
+from ..core.stream import Stream
+
+__all__ = [
+    "DEFAULT_TEXT",
+    "WordCount",
+    "add_arguments",
+    "build_pipeline",
+    "count_words",
+    "normalize_line",
+    "run",
+    "top_words",
+]
+
+DEFAULT_TEXT = "opticks.txt"
+"""The text counted when no ``PATH`` is given: Newton's *Opticks* (1730), public domain."""
+
+REFRESH_PER_SECOND = 4
+
+# Anything that is neither a letter/digit nor an apostrophe separates words, and so
+# does an apostrophe that is not between two letters/digits ("'tis" -> "tis").
+_SEPARATORS = re.compile(r"(?:[^\w']|_)+|(?<![^\W_])'|'(?![^\W_])")
+
+
+def normalize_line(line: str) -> str:
+    """Lowercase ``line`` and turn punctuation into spaces, keeping in-word apostrophes.
+
+    Curly apostrophes count as straight ones; underscores (italics in plain-text
+    books) are punctuation.
+
+    Examples
+    --------
+    >>> normalize_line("Don't PANIC -- it's _Light_, 'tis said!").split()
+    ["don't", 'panic', "it's", 'light', 'tis', 'said']
+    >>> normalize_line("Newton\u2019s Opticks (1730)").split()
+    ["newton's", 'opticks', '1730']
+    """
+    return _SEPARATORS.sub(" ", line.lower().replace("\u2019", "'"))
+
+
+def build_pipeline(normalize: bool = True) -> tuple[Stream, Stream]:
+    """Build the word-count graph; return ``(source, counts)``.
+
+    ``counts`` is the ``frequencies`` node: it emits the running counts (a
+    read-only mapping) after each word.
+
+    Examples
+    --------
+    >>> source, counts = build_pipeline(normalize=False)
+    >>> tables = counts.sink_to_list()
+    >>> source.emit('the cat and the hat')
+    >>> tables[-1]
+    {'the': 2, 'cat': 1, 'and': 1, 'hat': 1}
+    """
+    source: Any = Stream(stream_name="lines")  # operator methods are registered at run time
+    lines = source.map(normalize_line) if normalize else source
+    counts = lines.map(str.split).flatten().frequencies()
+    return source, counts
+
+
+def top_words(counts: Mapping[str, int], n: int) -> list[tuple[str, int]]:
+    """The ``n`` most frequent words, most frequent first, ties in alphabetical order.
+
+    Examples
+    --------
+    >>> top_words({'b': 2, 'a': 2, 'c': 5, 'd': 1}, 3)
+    [('c', 5), ('a', 2), ('b', 2)]
+    """
+    return heapq.nsmallest(n, counts.items(), key=lambda item: (-item[1], item[0]))
+
+
+class WordCount:
+    """Run the word-count pipeline over lines and describe its progress as a table.
+
+    The renderer (:meth:`render`) may be called from another thread (rich's
+    refresh thread) while :meth:`feed` runs: it only reads the newest counts
+    snapshot and a few counters.
+
+    Examples
+    --------
+    >>> wc = WordCount(top=2)
+    >>> wc.feed(['The cat and the hat.', 'The END'])
+    >>> wc.lines, wc.words
+    (2, 7)
+    >>> wc.top()
+    [('the', 3), ('and', 1)]
+    """
+
+    def __init__(self, top: int = 10, normalize: bool = True, title: str = "") -> None:
+        self.n = top
+        self.title = title
+        self.lines = 0
+        self.source, counts_node = build_pipeline(normalize)
+        counts: Any = counts_node
+        self._latest: Mapping[str, int] = {}
+        self._sink = counts.sink(self._keep)
+        self.started = time.perf_counter()
+        self.finished: float | None = None
+
+    def _keep(self, table: Mapping[str, int]) -> None:
+        self._latest = table
+
+    def feed(self, lines: Iterable[str]) -> None:
+        """Emit every line into the pipeline (in this thread, one line at a time)."""
+        emit = self.source.emit
+        for line in lines:
+            emit(line)
+            self.lines += 1
+
+    def finish(self) -> None:
+        """Stop the clock used for the elapsed time and the rate."""
+        self.finished = time.perf_counter()
+
+    def counts(self) -> dict[str, int]:
+        """A plain-dict copy of the newest counts."""
+        latest = self._latest
+        return latest.copy() if hasattr(latest, "copy") else dict(latest)
+
+    @property
+    def words(self) -> int:
+        """How many words have been counted so far."""
+        return sum(self.counts().values())
+
+    def top(self) -> list[tuple[str, int]]:
+        """The current top-N ``(word, count)`` pairs."""
+        return top_words(self.counts(), self.n)
+
+    def stats(self) -> str:
+        """One line: lines, words, distinct words, elapsed time and lines/s."""
+        counts = self.counts()
+        end = self.finished if self.finished is not None else time.perf_counter()
+        elapsed = max(end - self.started, 0.0)
+        rate = self.lines / elapsed if elapsed > 0 else 0.0
+        return (
+            f"{self.lines:,} lines, {sum(counts.values()):,} words ({len(counts):,} distinct), "
+            f"{elapsed:.2f} s, {rate:,.0f} lines/s"
+        )
+
+    def table(self) -> Table:
+        """The top-N table: rank, word, count and share of all words."""
+        counts = self.counts()
+        total = sum(counts.values())
+        table = Table()
+        table.add_column("#", justify="right", style="dim")
+        table.add_column("word", style="bold")
+        table.add_column("count", justify="right")
+        table.add_column("share", justify="right")
+        for rank, (word, count) in enumerate(top_words(counts, self.n), 1):
+            table.add_row(str(rank), word, str(count), f"{100 * count / total:.2f}%")
+        return table
+
+    def render(self) -> Group:
+        """A heading, the table and the statistics line (what the screen shows)."""
+        heading = f"Top {self.n} words" + (f" in {self.title}" if self.title else "")
+        return Group(Text(heading, style="bold"), self.table(), Text(self.stats(), style="cyan"))
+
+
+def count_words(lines: Iterable[str], normalize: bool = True) -> dict[str, int]:
+    """Count the words of ``lines`` through the pipeline, without any display.
+
+    Examples
+    --------
+    >>> count_words(['To be, or not to be:', 'that is the question.'])
+    {'to': 2, 'be': 2, 'or': 1, 'not': 1, 'that': 1, 'is': 1, 'the': 1, 'question': 1}
+    """
+    wc = WordCount(normalize=normalize)
+    wc.feed(lines)
+    return wc.counts()
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Declare the ``wordcount`` command's arguments on ``parser``."""
+    parser.add_argument(
+        "path",
+        nargs="?",
+        default=None,
+        metavar="PATH|-",
+        help=(
+            "text file to count (UTF-8), or '-' for standard input; default: Newton's "
+            "Opticks (1730, public domain), shipped with millstream"
+        ),
+    )
+    parser.add_argument(
+        "--top",
+        type=_positive_int,
+        default=10,
+        metavar="N",
+        help="how many of the most frequent words to show (N >= 1, default 10)",
+    )
+    parser.add_argument(
+        "--raw",
+        action="store_true",
+        help=(
+            "count the tokens of str.split exactly as they are; by default each line is "
+            "lowercased and punctuation becomes spaces (apostrophes inside words are kept)"
+        ),
+    )
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number >= 1, got {text!r}")
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a whole number >= 1, got {value}")
+    return value
+
+
+@contextlib.contextmanager
+def _open_input(path: str | None) -> Iterator[tuple[Iterable[str], str]]:
+    """Yield ``(lines, display name)`` for ``path`` (None: the shipped text, '-': stdin)."""
+    if path is None:
+        resource = resources.files("millstream") / "data" / DEFAULT_TEXT
+        with resource.open("r", encoding="utf-8") as f:
+            yield f, "Newton's Opticks"
+    elif path == "-":
+        stdin: IO[str] = sys.stdin
+        buffer = getattr(stdin, "buffer", None)
+        if buffer is None:  # already text (e.g. replaced by a StringIO)
+            yield stdin, "<stdin>"
+            return
+        text = io.TextIOWrapper(buffer, encoding="utf-8", errors="replace")
+        try:
+            yield text, "<stdin>"
+        finally:
+            text.detach()  # leave sys.stdin's buffer open
+    else:
+        with open(path, encoding="utf-8", errors="replace") as f:
+            yield f, path
+
+
+def _is_interactive(console: Console) -> bool:
+    """Draw live frames only on a real terminal (never into pipes or CI logs)."""
+    if not console.is_terminal or console.is_dumb_terminal:
+        return False
+    isatty = getattr(console.file, "isatty", None)
+    try:
+        return bool(isatty and isatty())
+    except ValueError:
+        return False
+
+
+def run(args: argparse.Namespace, console: Console | None = None) -> int:
+    """Run ``millstream wordcount`` with parsed ``args``; return the exit code."""
+    console = console if console is not None else Console()
+    err = Console(stderr=True, highlight=False)
+    try:
+        with _open_input(args.path) as (lines, name):
+            wc = WordCount(top=args.top, normalize=not args.raw, title=name)
+            try:
+                if _is_interactive(console):
+                    with Live(
+                        console=console,
+                        get_renderable=wc.render,
+                        refresh_per_second=REFRESH_PER_SECOND,
+                        transient=True,
+                        redirect_stdout=False,
+                        redirect_stderr=False,
+                    ):
+                        wc.feed(lines)
+                else:
+                    wc.feed(lines)
+            except KeyboardInterrupt:
+                wc.finish()
+                console.print(wc.render())
+                err.print("interrupted: counts so far shown above")
+                return 130
+    except FileNotFoundError:
+        err.print(f"millstream wordcount: error: no such file: {args.path}", markup=False)
+        return 2
+    except OSError as e:
+        reason = e.strerror or str(e)
+        err.print(f"millstream wordcount: error: cannot read {args.path}: {reason}", markup=False)
+        return 2
+    wc.finish()
+    console.print(wc.render())
+    return 0
