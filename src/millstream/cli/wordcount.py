@@ -181,7 +181,11 @@ class WordCount:
     def render(self) -> Group:
         """A heading, the table and the statistics line (what the screen shows)."""
         heading = f"Top {self.n} words" + (f" in {self.title}" if self.title else "")
-        return Group(Text(heading, style="bold"), self.table(), Text(self.stats(), style="cyan"))
+        return Group(
+            Text(heading, style="bold", no_wrap=True, overflow="ellipsis"),
+            self.table(),
+            Text(self.stats(), style="cyan"),
+        )
 
 
 def count_words(lines: Iterable[str], normalize: bool = True) -> dict[str, int]:
@@ -273,7 +277,6 @@ def _is_interactive(console: Console) -> bool:
 def run(args: argparse.Namespace, console: Console | None = None) -> int:
     """Run ``millstream wordcount`` with parsed ``args``; return the exit code."""
     console = console if console is not None else Console()
-    err = Console(stderr=True, highlight=False)
     try:
         with _open_input(args.path) as (lines, name):
             wc = WordCount(top=args.top, normalize=not args.raw, title=name)
@@ -293,14 +296,14 @@ def run(args: argparse.Namespace, console: Console | None = None) -> int:
             except KeyboardInterrupt:
                 wc.finish()
                 console.print(wc.render())
-                err.print("interrupted: counts so far shown above")
+                print("millstream wordcount: interrupted (counts so far above)", file=sys.stderr)
                 return 130
     except FileNotFoundError:
-        err.print(f"millstream wordcount: error: no such file: {args.path}", markup=False)
+        print(f"millstream wordcount: error: no such file: {args.path}", file=sys.stderr)
         return 2
     except OSError as e:
         reason = e.strerror or str(e)
-        err.print(f"millstream wordcount: error: cannot read {args.path}: {reason}", markup=False)
+        print(f"millstream wordcount: error: cannot read {args.path}: {reason}", file=sys.stderr)
         return 2
     wc.finish()
     console.print(wc.render())
