@@ -1,0 +1,140 @@
+"""Smoke tests of the benchmark scripts: tiny sizes, output shape and correctness checks.
+
+No timing is asserted here (the figures are meaningless at these sizes); see
+docs/benchmarks.md for the real runs.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+BENCH = Path(__file__).resolve().parent.parent / "benchmarks"
+
+pytestmark = pytest.mark.skipif(
+    importlib.util.find_spec("streamz") is None,
+    reason="the benchmarks compare with Streamz (pip install millstream[bench])",
+)
+
+TINY = ["--size", "300", "--repeat", "1"]
+
+COMMON_KEYS = {
+    "benchmark",
+    "workload",
+    "size",
+    "streamz_size",
+    "streamz_time_scaled",
+    "method",
+    "machine",
+    "times_s",
+    "streamz_times_scaled_to_size_s",
+    "ratios",
+    "peak_memory_bytes",
+    "checks",
+    "targets",
+    "all_targets_passed",
+    "all_checks_passed",
+}
+
+EXPECTED = {
+    "map_chain": {
+        "times": {
+            "plain",
+            "millstream_from_iterable",
+            "streamz_from_iterable",
+            "millstream_emit",
+            "streamz_emit",
+        },
+        "targets": {
+            "a_from_iterable_vs_plain",
+            "a_from_iterable_vs_streamz",
+            "b_emit_vs_streamz",
+            "c_memory_from_iterable_vs_streamz",
+            "c_memory_emit_vs_streamz",
+        },
+        "n_checks": 10,
+    },
+    "wordcount": {
+        "times": {
+            "counter",
+            "millstream_from_iterable",
+            "streamz_from_iterable",
+            "millstream_emit",
+            "streamz_emit",
+        },
+        "targets": {
+            "from_iterable_vs_counter",
+            "from_iterable_vs_streamz",
+            "emit_vs_streamz",
+            "memory_from_iterable_vs_streamz",
+            "memory_emit_vs_streamz",
+        },
+        "n_checks": 10,
+    },
+}
+
+
+def run_script(name: str, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, str(BENCH / name), *args],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+
+def check_result(name: str, result: dict) -> None:
+    expected = EXPECTED[name]
+    assert result["benchmark"] == name
+    assert set(result) >= COMMON_KEYS
+    assert result["size"] == 300
+    assert set(result["times_s"]) == expected["times"]
+    assert all(t > 0 for t in result["times_s"].values())
+    assert set(result["peak_memory_bytes"]) == expected["times"]
+    assert set(result["targets"]) == expected["targets"]
+    for t in result["targets"].values():
+        assert set(t) == {"what", "value", "target", "pass"}
+        assert isinstance(t["pass"], bool)
+    assert result["all_targets_passed"] == all(t["pass"] for t in result["targets"].values())
+    # the correctness checks (outputs equal to the plain reference) all passed
+    assert len(result["checks"]) == expected["n_checks"]
+    assert all(result["checks"].values()), result["checks"]
+    assert result["all_checks_passed"] is True
+    assert result["machine"]["streamz"] == "0.6.6"
+
+
+@pytest.mark.parametrize("name", sorted(EXPECTED))
+def test_benchmark_prints_one_valid_json_line(name: str) -> None:
+    proc = run_script(f"{name}.py", *TINY)
+    assert proc.returncode == 0, proc.stderr
+    lines = proc.stdout.splitlines()
+    assert len(lines) == 1, proc.stdout
+    check_result(name, json.loads(lines[0]))
+
+
+def test_wordcount_scales_streamz_input() -> None:
+    proc = run_script("wordcount.py", *TINY, "--streamz-size", "100", "--no-memory")
+    assert proc.returncode == 0, proc.stderr
+    (line,) = proc.stdout.splitlines()
+    result = json.loads(line)
+    assert result["streamz_size"] == 100
+    assert result["streamz_time_scaled"] is True
+    assert result["peak_memory_bytes"] == {}
+    times, scaled = result["times_s"], result["streamz_times_scaled_to_size_s"]
+    assert scaled["streamz_emit"] == pytest.approx(times["streamz_emit"] * 3, rel=1e-3, abs=1e-5)
+    assert all(result["checks"].values())
+    assert "memory_emit_vs_streamz" not in result["targets"]
+
+
+def test_run_all_prints_one_line_per_benchmark() -> None:
+    proc = run_script("run_all.py", "--", *TINY, "--no-memory")
+    assert proc.returncode == 0, proc.stderr
+    lines = proc.stdout.splitlines()
+    assert [json.loads(line)["benchmark"] for line in lines] == ["map_chain", "wordcount"]
+    assert all(json.loads(line)["all_checks_passed"] for line in lines)
