@@ -1,4 +1,4 @@
-"""Reference counting: RefCounter, retain/release through the graph, flatten, async sinks, errors."""
+"""Reference counting: RefCounter, retain and release through the graph, async sinks, errors."""
 
 from __future__ import annotations
 

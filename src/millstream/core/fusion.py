@@ -155,7 +155,7 @@ def _call_args(w: _Writer, stage: Stage) -> str:
     return text
 
 
-def _write_node(w: _Writer, node: Stream, invar: str, indent: int) -> None:
+def _write_node(w: _Writer, node: Stream, invar: str, indent: int, shared: bool = False) -> None:
     stage: Stage = node._fusion_stage()  # type: ignore[attr-defined]
     user = stage.user_func if stage.user_func is not None else stage.func
     if stage.kind != "flatten":
@@ -193,17 +193,24 @@ def _write_node(w: _Writer, node: Stream, invar: str, indent: int) -> None:
         return
     else:  # pragma: no cover - a programming error in a node class
         raise ValueError(f"unknown fusion stage {stage.kind!r} for {node}")
-    w.tracked.append((w.const("n", node), out))
-    _write_children(w, node, out, indent)
+    node_const = w.const("n", node)
+    shared = shared or len(node.upstreams) > 1
+    if shared:
+        # written more than once (below a diamond or a cycle): the last path taken wins,
+        # as in the per-element path, so record the value where it is emitted
+        w.line(indent, f"{node_const}.current_value = {out}; {node_const}.current_metadata = None")
+    else:
+        w.tracked.append((node_const, out))
+    _write_children(w, node, out, indent, shared)
 
 
-def _write_children(w: _Writer, node: Stream, var: str, indent: int) -> None:
+def _write_children(w: _Writer, node: Stream, var: str, indent: int, shared: bool = False) -> None:
     children = list(node.downstreams)
     if not children:
         return
     if indent < _MAX_NESTING and all(is_fusible(c) for c in children):
         for child in children:
-            _write_node(w, child, var, indent)
+            _write_node(w, child, var, indent, shared)
         return
     w.pends = True
     r = w.var()
@@ -216,7 +223,7 @@ def _annotator(
     code_holder: list[Any], line_info: dict[int, tuple[Any, Any, str]]
 ) -> Callable[[BaseException], None]:
     def annotate(error: BaseException) -> None:
-        if not isinstance(error, Exception):
+        if not isinstance(error, Exception) or isinstance(error, RecursionError):
             return
         tb = error.__traceback__
         found = None
