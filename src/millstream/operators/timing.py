@@ -1,2 +1,860 @@
-"""Placeholder."""
-buffer = delay = latest = map_async = rate_limit = timed_window = timed_window_unique = None
+"""Processing-time and asynchronous nodes: windows, delays, rate limits, buffers, ``map_async``.
+
+Every node here runs on the graph's event loop (``ensure_io_loop=True``) and asks
+``self.clock`` for the time and for every wait, so a :class:`~millstream.core.clock.ManualClock`
+makes them deterministic. Work that outlives an ``update`` call (a window timer, the
+consumer of a queue, the ordered emitter of ``map_async``) runs as a task started with
+``self.loop.add_callback(coroutine_function)``.
+
+Elements held by a node keep their refs (:mod:`millstream.core.refs`) until they have been
+emitted downstream and downstream has finished with them; a failure downstream releases
+them marked failed. A node that drops an element (``latest`` replacing a value,
+``timed_window_unique`` dropping a duplicate) releases its refs at once.
+
+Where these nodes differ from Streamz (a ``delay`` that really delays, bounded queues,
+``map_async`` concurrency, windows that keep firing under a busy source…), the class
+docstring says so; ``docs/differences-from-streamz.md`` lists every difference.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import math
+import weakref
+from collections import deque
+from collections.abc import Callable, Hashable, Iterable
+from typing import Any
+
+from .._utils import (
+    annotate_error,
+    check_callable,
+    check_positive_int,
+    convert_interval,
+    identity,
+    short_repr,
+)
+from ..core.refs import release_refs, retain_refs
+from ..core.stream import Stream
+
+__all__ = [
+    "buffer",
+    "delay",
+    "latest",
+    "map_async",
+    "rate_limit",
+    "timed_window",
+    "timed_window_unique",
+]
+
+logger = logging.getLogger(__name__)
+
+Metadata = list[dict[str, Any]]
+
+_MISSING: Any = object()
+
+
+# -- helpers ---------------------------------------------------------------------------
+def _interval(node_name: str, interval: Any, positive: bool = False) -> tuple[Any, float]:
+    """Validate ``interval``; return (value to show in ``str()``, seconds as a float)."""
+    try:
+        seconds = convert_interval(interval)
+    except (TypeError, ValueError) as e:
+        raise type(e)(f"{node_name}: bad interval: {e}") from None
+    if seconds < 0 or math.isnan(seconds):
+        raise ValueError(f"{node_name}: interval must not be negative, got {short_repr(interval)}")
+    if positive and seconds == 0:
+        raise ValueError(
+            f"{node_name}: interval must be greater than 0, got {short_repr(interval)}"
+        )
+    # keep numbers as given so that str() matches Streamz ('<timed_window: 1>')
+    shown = interval if isinstance(interval, (int, float)) else seconds
+    return shown, seconds
+
+
+async def _await_all(awaitables: list[Any]) -> None:
+    if len(awaitables) == 1:
+        await awaitables[0]
+    else:
+        await asyncio.gather(*awaitables)
+
+
+async def _deliver(node: Stream, x: Any, metadata: Metadata | None) -> BaseException | None:
+    """Emit ``x`` from ``node``, wait for downstream, then release the node's hold on the refs.
+
+    A failure downstream is logged (nobody else would see it: this runs in a background
+    task), the refs are released marked failed, and the error is returned.
+    """
+    try:
+        pending = node._emit(x, metadata=metadata)
+        if pending:
+            await _await_all(pending)
+    except Exception as e:
+        logger.error(
+            "%s: downstream failed on %s; element dropped", node, short_repr(x), exc_info=e
+        )
+        release_refs(metadata, error=e)
+        return e
+    release_refs(metadata)
+    return None
+
+
+def _resolve(future: asyncio.Future[Any] | None) -> None:
+    if future is not None and not future.done():
+        future.set_result(None)
+
+
+class _Queue:
+    """A FIFO of pending elements with an optional capacity.
+
+    ``put`` always accepts the element (nothing is lost if the caller ignores
+    backpressure) and returns a future when the queue is over capacity; the future
+    completes once enough elements have been taken that this one fits.
+    """
+
+    __slots__ = ("_added", "_taken", "_waiters", "items", "maxsize")
+
+    def __init__(self, maxsize: int | None):
+        self.maxsize = maxsize
+        self.items: deque[Any] = deque()
+        self._added = 0
+        self._taken = 0
+        self._waiters: deque[tuple[int, asyncio.Future[Any]]] = deque()
+
+    def put(self, item: Any, loop: asyncio.AbstractEventLoop) -> asyncio.Future[Any] | None:
+        self.items.append(item)
+        self._added += 1
+        if self.maxsize is not None and len(self.items) > self.maxsize:
+            room = loop.create_future()
+            # this element fits once the queue has given out (added - maxsize) elements
+            self._waiters.append((self._added - self.maxsize, room))
+            return room
+        return None
+
+    def popleft(self) -> Any:
+        item = self.items.popleft()
+        self._taken += 1
+        waiters = self._waiters
+        while waiters and waiters[0][0] <= self._taken:
+            _resolve(waiters.popleft()[1])
+        return item
+
+    def replace(self, items: Iterable[Any]) -> None:
+        for _, room in self._waiters:
+            _resolve(room)
+        self.items = deque(items)
+        self._added = len(self.items)
+        self._taken = 0
+        self._waiters.clear()
+
+
+# -- windows -----------------------------------------------------------------------------
+async def _run_windows(ref: weakref.ReferenceType[_TimedWindowBase], token: int) -> None:
+    """The window timer of one node; holds only a weak reference while it sleeps.
+
+    So a graph nobody references any more is freed, and its timer ends at its next tick.
+    """
+    node = ref()
+    if node is None:
+        return
+    loop = asyncio.get_running_loop()
+    while True:
+        if node._token != token:
+            return
+        if node.stopped:
+            if node._has_data():
+                await node._flush()
+            return
+        wait = node._deadline - node.clock.now()
+        if wait > 0:
+            wake = node._wake = loop.create_future()
+            handle = node.clock.call_later(loop, wait, _resolve, wake)
+            del node
+            try:
+                await wake
+            finally:
+                handle.cancel()
+            node = ref()
+            if node is None:
+                return
+            node._wake = None
+            continue
+        await node._flush()
+        # next tick on the fixed grid t0 + k * interval; skip ticks missed while emitting
+        now = node.clock.now()
+        node._deadline += node._seconds
+        if node._deadline <= now:
+            missed = math.floor((now - node._deadline) / node._seconds) + 1
+            node._deadline += missed * node._seconds
+
+
+class _TimedWindowBase(Stream):
+    """Timer, backpressure, metadata and stop/start shared by the two timed windows."""
+
+    _graphviz_shape = "octagon"
+
+    def __init__(self, upstream: Stream, interval: Any, emit_empty: bool, **kwargs: Any):
+        self.interval, self._seconds = _interval(type(self).__name__, interval, positive=True)
+        self.emit_empty = emit_empty
+        self.stopped = False
+        self._token = 0
+        self._wake: asyncio.Future[Any] | None = None
+        self._flushed: asyncio.Future[Any] | None = None
+        self._emitting = False
+        kwargs["ensure_io_loop"] = True
+        super().__init__(upstream, **kwargs)
+        self._clock = self.clock  # keep the clock this node was built with
+        self._deadline = self.clock.now() + self._seconds
+        self.loop.add_callback(_run_windows, weakref.ref(self), self._token)
+
+    # subclasses: what is buffered
+    def _has_data(self) -> bool:
+        raise NotImplementedError
+
+    def _take(self) -> tuple[Any, Metadata]:
+        """Empty the buffer; return (window to emit, all metadata in it)."""
+        raise NotImplementedError
+
+    def _after_add(self) -> Any:
+        """What ``update`` returns: backpressure while a window is being emitted or is due."""
+        if self._emitting or (not self.stopped and self.clock.now() >= self._deadline):
+            # Streamz hands back the previous window's emit; we also make the emitter wait
+            # for a window that is due, so a source that never yields cannot starve the timer.
+            if self._flushed is None:
+                self._flushed = self.loop.asyncio_loop.create_future()
+            return self._flushed
+        return None
+
+    async def _flush(self) -> None:
+        window, metadata = self._take()
+        try:
+            if window or self.emit_empty:
+                self._emitting = True
+                await _deliver(self, window, metadata)
+        finally:
+            self._emitting = False
+            waiter, self._flushed = self._flushed, None
+            _resolve(waiter)
+
+    def _wake_up(self) -> None:
+        _resolve(self._wake)
+
+    def stop(self) -> None:
+        """Stop the sources feeding this node, emit what the window holds, and stop the timer."""
+        super().stop()
+        if not self.stopped:
+            self.stopped = True
+            self.loop.add_callback(self._wake_up)
+
+    def start(self) -> None:
+        """Restart the timer (next window ``interval`` from now) and the sources upstream."""
+        if self.stopped:
+            self.stopped = False
+            self._token += 1
+            self._deadline = self.clock.now() + self._seconds
+            self.loop.add_callback(_run_windows, weakref.ref(self), self._token)
+        super().start()
+
+
+@Stream.register_api()
+class timed_window(_TimedWindowBase):
+    """Emit a list of the elements received during each ``interval`` (processing time).
+
+    Windows close every ``interval`` seconds of ``self.clock`` from the node's creation.
+    As in Streamz a window is a ``list`` and an empty window emits ``[]``; pass
+    ``emit_empty=False`` to skip empty windows. The metadata of a window is the
+    metadata of all its elements; their refs are held until the window has been
+    emitted and downstream has finished with it.
+
+    While a window is being emitted downstream, or once a window is due, ``update``
+    returns an awaitable that completes when that window is out: the emitter waits
+    (backpressure), and the timer gets the loop even under a source that never yields.
+    ``stop()`` emits the elements held and stops the timer; ``start()`` resumes it.
+
+    Parameters
+    ----------
+    interval : float or str
+        Seconds, or a duration string such as ``'500ms'``.
+    emit_empty : bool
+        Emit ``[]`` for a window without elements (Streamz does).
+
+    Examples
+    --------
+    >>> from millstream import ManualClock
+    >>> clock = ManualClock()
+    >>> source = Stream()
+    >>> L = source.timed_window('1s', clock=clock).sink_to_list()
+    >>> for i in range(3):
+    ...     source.emit(i)
+    >>> clock.advance(1)
+    >>> source.emit(3)
+    >>> clock.advance(2)
+    >>> L
+    [[0, 1, 2], [3], []]
+    """
+
+    def __init__(self, upstream: Stream, interval: Any, emit_empty: bool = True, **kwargs: Any):
+        self._buffer: list[Any] = []
+        self._metadata_buffer: Metadata = []
+        super().__init__(upstream, interval, emit_empty, **kwargs)
+
+    def update(self, x: Any, who: Stream | None = None, metadata: Metadata | None = None) -> Any:
+        self._buffer.append(x)
+        if metadata:
+            retain_refs(metadata)
+            self._metadata_buffer.extend(metadata)
+        return self._after_add()
+
+    def _has_data(self) -> bool:
+        return bool(self._buffer)
+
+    def _take(self) -> tuple[list[Any], Metadata]:
+        window, self._buffer = self._buffer, []
+        metadata, self._metadata_buffer = self._metadata_buffer, []
+        return window, metadata
+
+    def snapshot(self) -> dict[str, Any]:
+        """``{'buffer': [elements of the open window]}``."""
+        return {"buffer": list(self._buffer)}
+
+    def restore(self, state: dict[str, Any]) -> None:
+        self._buffer = list(state["buffer"])
+        self._metadata_buffer = []
+
+
+@Stream.register_api()
+class timed_window_unique(_TimedWindowBase):
+    """Emit, every ``interval``, a tuple of the elements of the window with distinct keys.
+
+    ``key`` is a callable (``key(x)``) or an index/key into the element (``x[key]``).
+    ``keep='first'`` keeps the first element seen for a key, ``keep='last'`` the most
+    recent one (which then takes the place of the latest arrival). Elements keep their
+    arrival order. Empty windows emit ``()`` unless ``emit_empty=False``.
+
+    The metadata emitted is that of the kept elements; a dropped duplicate's refs are
+    released when it is dropped (Streamz retains them forever).
+
+    Examples
+    --------
+    >>> from millstream import ManualClock
+    >>> clock = ManualClock()
+    >>> source = Stream()
+    >>> L = source.timed_window_unique(1.0, key=len, keep='last', clock=clock).sink_to_list()
+    >>> for word in ['f', 'b', 'fo', 'ba', 'foo', 'bar']:
+    ...     source.emit(word)
+    >>> clock.advance(1)
+    >>> L
+    [('b', 'ba', 'bar')]
+    """
+
+    def __init__(
+        self,
+        upstream: Stream,
+        interval: Any,
+        key: Hashable | Callable[[Any], Hashable] = identity,
+        keep: str = "first",
+        emit_empty: bool = True,
+        **kwargs: Any,
+    ):
+        if keep not in ("first", "last"):
+            raise ValueError(
+                f"timed_window_unique: keep must be 'first' or 'last', got {short_repr(keep)}"
+            )
+        self.key = key
+        self.keep = keep
+        self._buffer: dict[Any, tuple[Any, Metadata | None]] = {}
+        super().__init__(upstream, interval, emit_empty, **kwargs)
+
+    def _key_of(self, x: Any) -> Any:
+        key = self.key
+        try:
+            return key(x) if callable(key) else x[key]
+        except Exception as e:
+            annotate_error(e, self, key if callable(key) else None, x)
+            raise
+
+    def update(self, x: Any, who: Stream | None = None, metadata: Metadata | None = None) -> Any:
+        k = self._key_of(x)
+        buffer = self._buffer
+        try:
+            old: Any = buffer.get(k, _MISSING)
+        except TypeError as e:  # unhashable key
+            annotate_error(e, self, None, x)
+            raise
+        if old is not _MISSING:
+            if self.keep == "first":
+                return self._after_add()
+            del buffer[k]  # 'last': the new element takes the place of the latest arrival
+            release_refs(old[1])
+        retain_refs(metadata)
+        buffer[k] = (x, metadata)
+        return self._after_add()
+
+    def _has_data(self) -> bool:
+        return bool(self._buffer)
+
+    def _take(self) -> tuple[tuple[Any, ...], Metadata]:
+        entries, self._buffer = self._buffer, {}
+        metadata = [m for _, md in entries.values() if md for m in md]
+        return tuple(x for x, _ in entries.values()), metadata
+
+    def snapshot(self) -> dict[str, Any]:
+        """``{'buffer': [(key, element), ...]}`` in arrival order."""
+        return {"buffer": [(k, x) for k, (x, _) in self._buffer.items()]}
+
+    def restore(self, state: dict[str, Any]) -> None:
+        self._buffer = {k: (x, None) for k, x in state["buffer"]}
+
+
+# -- queues ------------------------------------------------------------------------------
+class _QueueNode(Stream):
+    """A node whose elements wait in a queue emptied, in order, by a task on the loop.
+
+    The task runs only while the queue has elements. ``stop()`` stops the sources
+    upstream; elements already queued are still delivered.
+    """
+
+    def __init__(self, upstream: Stream, maxsize: int | None, **kwargs: Any):
+        self._queue = _Queue(maxsize)
+        self._worker_running = False
+        self.work_task: asyncio.Task[Any] | None = None
+        kwargs["ensure_io_loop"] = True
+        super().__init__(upstream, **kwargs)
+        self._clock = self.clock  # keep the clock this node was built with
+
+    def _put(self, item: tuple[Any, Any, Metadata | None]) -> Any:
+        retain_refs(item[2])
+        room = self._queue.put(item, self.loop.asyncio_loop)
+        self._ensure_worker()
+        return room
+
+    def _ensure_worker(self) -> None:
+        if not self._worker_running:
+            self._worker_running = True
+            self.loop.add_callback(self._drain)
+
+    async def _wait_until_due(self, due: float | None) -> None:
+        return None
+
+    async def _drain(self) -> None:
+        self.work_task = asyncio.current_task()
+        try:
+            queue = self._queue
+            while queue.items:
+                await self._wait_until_due(queue.items[0][0])
+                if not queue.items:  # emptied by restore() while we waited
+                    break
+                _, x, metadata = queue.popleft()
+                await _deliver(self, x, metadata)
+        finally:
+            self._worker_running = False
+            self.work_task = None
+
+
+@Stream.register_api()
+class delay(_QueueNode):
+    """Emit each element ``interval`` seconds after it arrived, in arrival order.
+
+    Unlike Streamz's ``delay`` (which only spaces elements, and lets the first element
+    after an idle period through at once), every element is held for ``interval``. Use
+    ``rate_limit`` to space elements out.
+
+    At most ``maxsize`` elements wait (default 10 000, ``None`` for no bound); beyond that
+    ``update`` returns an awaitable that completes when there is room (backpressure).
+    An element's refs are held until it has been emitted and downstream has finished.
+
+    Examples
+    --------
+    >>> from millstream import ManualClock
+    >>> clock = ManualClock()
+    >>> source = Stream()
+    >>> L = source.delay(2, clock=clock).sink_to_list()
+    >>> source.emit('a')
+    >>> clock.advance(1)
+    >>> source.emit('b')
+    >>> clock.advance(1)
+    >>> L
+    ['a']
+    >>> clock.advance(1)
+    >>> L
+    ['a', 'b']
+    """
+
+    _graphviz_shape = "octagon"
+
+    def __init__(
+        self, upstream: Stream, interval: Any, maxsize: int | None = 10_000, **kwargs: Any
+    ):
+        self.interval, self._seconds = _interval("delay", interval)
+        if maxsize is not None:
+            check_positive_int("delay", "maxsize", maxsize)
+        super().__init__(upstream, maxsize, **kwargs)
+
+    def update(self, x: Any, who: Stream | None = None, metadata: Metadata | None = None) -> Any:
+        return self._put((self.clock.now() + self._seconds, x, metadata))
+
+    async def _wait_until_due(self, due: float | None) -> None:
+        assert due is not None
+        wait = due - self.clock.now()
+        if wait > 0:
+            await self.clock.sleep(wait)
+
+    def snapshot(self) -> dict[str, Any]:
+        """``{'pending': [(seconds still to wait, element), ...]}`` for elements not yet emitted."""
+        now = self.clock.now()
+        return {"pending": [(max(0.0, due - now), x) for due, x, _ in self._queue.items]}
+
+    def restore(self, state: dict[str, Any]) -> None:
+        now = self.clock.now()
+        self._queue.replace((now + wait, x, None) for wait, x in state["pending"])
+        if self._queue.items:
+            self._ensure_worker()
+
+
+@Stream.register_api()
+class buffer(_QueueNode):
+    """Let up to ``n`` elements pile up here, decoupling upstream from a slow downstream.
+
+    A task on the loop emits the queued elements in order, waiting for downstream after
+    each. ``update`` returns nothing while the queue has room and, once ``n`` elements
+    are waiting, an awaitable that completes when one has been taken (so ``await
+    source.emit(x)`` waits). Refs are held until the element has been emitted and
+    downstream has finished.
+
+    Examples
+    --------
+    >>> from millstream.testing import wait_for
+    >>> source = Stream()
+    >>> L = source.buffer(10).map(str).sink_to_list()
+    >>> for i in range(3):
+    ...     source.emit(i)
+    >>> wait_for(lambda: len(L) == 3, 5)
+    >>> L
+    ['0', '1', '2']
+    """
+
+    _graphviz_shape = "diamond"
+
+    def __init__(self, upstream: Stream, n: int, **kwargs: Any):
+        self.n = check_positive_int("buffer", "n", n)
+        super().__init__(upstream, n, **kwargs)
+
+    def update(self, x: Any, who: Stream | None = None, metadata: Metadata | None = None) -> Any:
+        return self._put((None, x, metadata))
+
+    def snapshot(self) -> dict[str, Any]:
+        """``{'pending': [elements not yet emitted]}``."""
+        return {"pending": [x for _, x, _ in self._queue.items]}
+
+    def restore(self, state: dict[str, Any]) -> None:
+        self._queue.replace((None, x, None) for x in state["pending"])
+        if self._queue.items:
+            self._ensure_worker()
+
+
+@Stream.register_api()
+class rate_limit(Stream):
+    """Let elements through at most one per ``interval`` seconds.
+
+    The first element (and any element arriving after a quiet ``interval``) passes at
+    once; the others wait their turn, and ``update`` returns the wait as an awaitable, so
+    the emitter is slowed down. A waiting element's refs are held until it has been
+    emitted and downstream has finished (Streamz does not hold them).
+
+    Examples
+    --------
+    >>> import asyncio
+    >>> from millstream import ManualClock
+    >>> clock = ManualClock()
+    >>> async def main():
+    ...     source = Stream(asynchronous=True)
+    ...     L = source.rate_limit(0.5, clock=clock).sink_to_list()
+    ...     for i in range(3):
+    ...         _ = asyncio.ensure_future(source.emit(i))
+    ...     await clock.advance_async(0)
+    ...     first = list(L)
+    ...     await clock.advance_async(0.5)
+    ...     return first, L
+    >>> asyncio.run(main())
+    ([0], [0, 1])
+    """
+
+    _graphviz_shape = "octagon"
+
+    def __init__(self, upstream: Stream, interval: Any, **kwargs: Any):
+        self.interval, self._seconds = _interval("rate_limit", interval)
+        self.next = -math.inf
+        kwargs["ensure_io_loop"] = True
+        super().__init__(upstream, **kwargs)
+        self._clock = self.clock  # keep the clock this node was built with
+
+    def update(self, x: Any, who: Stream | None = None, metadata: Metadata | None = None) -> Any:
+        now = self.clock.now()
+        wait = self.next - now
+        self.next = max(now, self.next) + self._seconds
+        if wait <= 0:
+            return self._emit(x, metadata=metadata)
+        retain_refs(metadata)
+        return self.loop.asyncio_loop.create_task(self._emit_later(wait, x, metadata))
+
+    async def _emit_later(self, wait: float, x: Any, metadata: Metadata | None) -> None:
+        try:
+            await self.clock.sleep(wait)
+            pending = self._emit(x, metadata=metadata)
+            if pending:
+                await _await_all(pending)
+        except BaseException as e:
+            release_refs(metadata, error=e)
+            raise
+        release_refs(metadata)
+
+    def snapshot(self) -> dict[str, Any]:
+        """``{'next_in': seconds until the next element may pass}`` (0 if one may pass now)."""
+        return {"next_in": max(0.0, self.next - self.clock.now())}
+
+    def restore(self, state: dict[str, Any]) -> None:
+        next_in = float(state["next_in"])
+        self.next = self.clock.now() + next_in if next_in > 0 else -math.inf
+
+
+@Stream.register_api()
+class latest(Stream):
+    """Pass on only the newest element whenever downstream is free; drop the ones in between.
+
+    A task on the loop emits the pending element and waits for downstream; elements that
+    arrive meanwhile replace each other, and a replaced element's refs are released at
+    once. ``update`` never applies backpressure. The refs of the element emitted are held
+    until downstream has finished with it (Streamz holds them until the next element).
+
+    Examples
+    --------
+    >>> from millstream.testing import wait_for
+    >>> source = Stream()
+    >>> L = source.latest().sink_to_list()
+    >>> source.emit(1)
+    >>> wait_for(lambda: L == [1], 5)
+    >>> L
+    [1]
+    """
+
+    _graphviz_shape = "octagon"
+
+    def __init__(self, upstream: Stream, **kwargs: Any):
+        self._pending: tuple[Any, Metadata | None] | None = None
+        self._worker_running = False
+        self.work_task: asyncio.Task[Any] | None = None
+        kwargs["ensure_io_loop"] = True
+        super().__init__(upstream, **kwargs)
+
+    def update(self, x: Any, who: Stream | None = None, metadata: Metadata | None = None) -> Any:
+        retain_refs(metadata)
+        dropped, self._pending = self._pending, (x, metadata)
+        if dropped is not None:
+            release_refs(dropped[1])
+        self._ensure_worker()
+        return None
+
+    def _ensure_worker(self) -> None:
+        if not self._worker_running:
+            self._worker_running = True
+            self.loop.add_callback(self._drain)
+
+    async def _drain(self) -> None:
+        self.work_task = asyncio.current_task()
+        try:
+            while self._pending is not None:
+                (x, metadata), self._pending = self._pending, None
+                await _deliver(self, x, metadata)
+        finally:
+            self._worker_running = False
+            self.work_task = None
+
+    def snapshot(self) -> dict[str, Any]:
+        """``{'pending': [element]}`` while an element waits to be emitted, else ``[]``."""
+        return {"pending": [] if self._pending is None else [self._pending[0]]}
+
+    def restore(self, state: dict[str, Any]) -> None:
+        pending = state["pending"]
+        self._pending = (pending[-1], None) if pending else None
+        if self._pending is not None:
+            self._ensure_worker()
+
+
+# -- map_async ---------------------------------------------------------------------------
+class _Job:
+    __slots__ = ("future", "metadata", "x")
+
+    def __init__(self, x: Any, metadata: Metadata | None, future: asyncio.Future[Any]):
+        self.x = x
+        self.metadata = metadata
+        self.future = future
+
+
+@Stream.register_api()
+class map_async(Stream):
+    """Apply an async function to every element, ``parallelism`` at a time, in input order.
+
+    ``func(x, *args, **kwargs)`` is called when a slot is free (at most ``parallelism``
+    elements are between the call and the end of their emission downstream); results are
+    emitted in input order. ``update`` returns an awaitable that completes when the
+    element's call has started, so ``await source.emit(x)`` waits for a slot. Keyword
+    arguments other than ``stream_name`` go to ``func``.
+
+    If ``func`` raises (or downstream fails on the result), the error is logged and the
+    element dropped, its refs released marked failed; with ``stop_on_exception=True`` the
+    node then stops (and the sources feeding it): results of calls already started are
+    kept until ``start()`` (or a new element) restarts it.
+
+    Examples
+    --------
+    >>> import asyncio
+    >>> async def mult(x, factor=1):
+    ...     await asyncio.sleep(0)
+    ...     return factor * x
+    >>> async def run():
+    ...     source = Stream(asynchronous=True)
+    ...     L = source.map_async(mult, factor=2, parallelism=2).sink_to_list()
+    ...     for i in range(5):
+    ...         await source.emit(i)
+    ...     while len(L) < 5:
+    ...         await asyncio.sleep(0.001)
+    ...     return L
+    >>> asyncio.run(run())
+    [0, 2, 4, 6, 8]
+    """
+
+    def __init__(
+        self,
+        upstream: Stream,
+        func: Callable[..., Any],
+        *args: Any,
+        parallelism: int = 1,
+        stop_on_exception: bool = False,
+        **kwargs: Any,
+    ):
+        check_callable("map_async", "func", func)
+        self.parallelism = check_positive_int("map_async", "parallelism", parallelism)
+        self.func = func
+        self.args = args
+        self.stop_on_exception = stop_on_exception
+        stream_name = kwargs.pop("stream_name", None)
+        self.kwargs = kwargs
+        self.stopped = False
+        self.work_task: asyncio.Task[Any] | None = None
+        self._jobs: deque[_Job] = deque()  # started, not yet emitted, in input order
+        self._backlog: deque[tuple[Any, Metadata | None, asyncio.Future[Any]]] = deque()
+        self._in_flight = 0  # started and not finished downstream
+        self._generation = 0
+        self._worker_running = False
+        Stream.__init__(self, upstream, stream_name=stream_name, ensure_io_loop=True)
+
+    def update(self, x: Any, who: Stream | None = None, metadata: Metadata | None = None) -> Any:
+        retain_refs(metadata)
+        self.stopped = False  # as in Streamz, a new element restarts a stopped node
+        if self._in_flight < self.parallelism and not self._backlog:
+            self._call(x, metadata)
+            result = None
+        else:
+            result = self.loop.asyncio_loop.create_future()
+            self._backlog.append((x, metadata, result))
+        self._ensure_worker()
+        return result
+
+    def _call(self, x: Any, metadata: Metadata | None) -> None:
+        loop = self.loop.asyncio_loop
+        try:
+            result = self.func(x, *self.args, **self.kwargs)
+            if hasattr(result, "__await__"):
+                future: asyncio.Future[Any] = asyncio.ensure_future(result, loop=loop)
+            else:
+                future = loop.create_future()
+                future.set_result(result)
+        except Exception as e:
+            future = loop.create_future()
+            future.set_exception(e)
+        self._in_flight += 1
+        self._jobs.append(_Job(x, metadata, future))
+
+    def _fill(self) -> None:
+        """Start waiting elements while slots are free."""
+        while self._backlog and self._in_flight < self.parallelism:
+            x, metadata, started = self._backlog.popleft()
+            self._call(x, metadata)
+            _resolve(started)
+
+    def _ensure_worker(self) -> None:
+        if not self._worker_running and not self.stopped and self._jobs:
+            self._worker_running = True
+            self.loop.add_callback(self._work, self._generation)
+
+    async def _work(self, generation: int) -> None:
+        self.work_task = asyncio.current_task()
+        try:
+            while self._jobs and not self.stopped and generation == self._generation:
+                job = self._jobs[0]
+                try:
+                    result = await job.future
+                except asyncio.CancelledError:
+                    if not job.future.cancelled():
+                        raise  # this worker is being cancelled
+                    error: BaseException | None = asyncio.CancelledError(
+                        f"{self}: the call on {short_repr(job.x)} was cancelled"
+                    )
+                except Exception as e:
+                    error = e
+                else:
+                    error = None
+                if generation != self._generation:
+                    return  # stopped (and maybe restarted) meanwhile: the new worker takes over
+                self._jobs.popleft()
+                if error is not None:
+                    if isinstance(error, Exception):
+                        annotate_error(error, self, self.func, job.x)
+                    logger.error(
+                        "%s: %s raised on %s; element dropped",
+                        self,
+                        getattr(self.func, "__name__", "func"),
+                        short_repr(job.x),
+                        exc_info=error,
+                    )
+                    release_refs(job.metadata, error=error)
+                else:
+                    error = await _deliver(self, result, job.metadata)
+                self._in_flight -= 1
+                self._fill()
+                if error is not None and self.stop_on_exception:
+                    self.stop()
+        finally:
+            if generation == self._generation:
+                self._worker_running = False
+                self.work_task = None
+
+    def stop(self) -> None:
+        """Stop emitting results (calls already started finish) and stop the sources upstream."""
+        if not self.stopped:
+            self.stopped = True
+            self._generation += 1
+            self._worker_running = False
+            self.work_task = None
+        super().stop()
+
+    def start(self) -> None:
+        """Resume emitting results after ``stop()``, and start the sources upstream."""
+        self.stopped = False
+        if self._jobs:
+            self.loop.add_callback(self._ensure_worker)
+        super().start()
+
+    def snapshot(self) -> dict[str, Any]:
+        """``{'pending': [inputs whose results have not been emitted]}`` in input order."""
+        return {"pending": [j.x for j in self._jobs] + [x for x, _, _ in self._backlog]}
+
+    def restore(self, state: dict[str, Any]) -> None:
+        """Call ``func`` again on the pending inputs of a snapshot (on the loop)."""
+        pending = list(state["pending"])
+
+        def resubmit() -> None:
+            for x in pending:
+                self.update(x)
+
+        self.loop.add_callback(resubmit)
