@@ -207,6 +207,7 @@ def _write_node(w: _Writer, node: Stream, invar: str, indent: int, shared: bool 
 def _write_children(w: _Writer, node: Stream, var: str, indent: int, shared: bool = False) -> None:
     children = list(node.downstreams)
     if not children:
+        w.line(indent, "pass")  # a may_skip step (or filter/flatten) may have opened a block
         return
     if indent < _MAX_NESTING and all(is_fusible(c) for c in children):
         for child in children:
