@@ -1,1 +1,26 @@
-"""Placeholder: the local sources are being written."""
+"""The local sources: importing this module registers them on ``Stream``.
+
+``from_periodic`` (:mod:`.periodic`), ``from_textfile`` and ``filenames``
+(:mod:`.files`), ``from_tcp``, ``from_http_server``, ``from_websocket``, ``from_q`` and
+``from_mqtt`` (:mod:`.network`), ``from_process`` (:mod:`.process`).
+"""
+
+from __future__ import annotations
+
+from .files import filenames, from_textfile, sink_to_file
+from .network import from_http_server, from_mqtt, from_q, from_tcp, from_websocket
+from .periodic import from_periodic
+from .process import from_process
+
+__all__ = [
+    "filenames",
+    "from_http_server",
+    "from_mqtt",
+    "from_periodic",
+    "from_process",
+    "from_q",
+    "from_tcp",
+    "from_textfile",
+    "from_websocket",
+    "sink_to_file",
+]

@@ -1,0 +1,320 @@
+"""File sources: ``from_textfile`` (tail a text file), ``filenames`` (watch a glob), and the
+``sink_to_file`` helper.
+
+File system calls (``read``, ``glob``) run in a worker thread (``asyncio.to_thread``), never
+on the event loop, so a slow disk or network share does not stall the other nodes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import codecs
+import glob
+import io
+import locale
+import os
+from typing import IO, Any
+
+from .._utils import convert_interval
+from ..core.stream import Stream
+from .periodic import STOPPED, _ManagedSource
+
+__all__ = ["filenames", "from_textfile", "sink_to_file"]
+
+#: Most bytes (or characters) read from a file in one cycle.
+_READ_SIZE = 1 << 20
+
+
+@Stream.register_api(staticmethod)
+class from_textfile(_ManagedSource):
+    r"""Emit the delimited parts of a text file as they are written.
+
+    Each part is emitted **with its delimiter** (``'line\n'``), as in Streamz; a trailing
+    part without delimiter stays buffered until the rest of it arrives. When the file has
+    nothing new, the source sleeps ``poll_interval`` (on the node's clock) and reads again,
+    so it follows a file that keeps growing.
+
+    ``f`` is a path or an open file. A path is opened (binary, decoded with the locale's
+    encoding and universal newlines, like ``open(f)``) when the source is built, so a
+    missing file fails at once with ``FileNotFoundError``; the source closes it on
+    ``stop()`` and reopens it at the same position if started again. An open file is read
+    as it is (text files emit ``str``, binary files with a ``bytes`` delimiter emit
+    ``bytes``) and is never closed by the source. ``from_end=True`` skips what the file
+    holds when the source is built.
+
+    ``snapshot()`` returns ``{'offset': ..., 'buffer': ...}``: the position after the last
+    data taken from the file (a byte offset for a path; ``f.tell()`` for an open file) and
+    the text read but not yet emitted. ``restore()`` on a fresh, stopped source resumes just
+    after the last emitted part.
+
+    Parameters
+    ----------
+    f : str or file
+        Path or open file.
+    poll_interval : float or str
+        Seconds to wait when there is no new data.
+    delimiter : str or bytes
+        Separator of the parts.
+    from_end : bool
+        Start at the end of the file.
+
+    Examples
+    --------
+    >>> import os, tempfile
+    >>> from millstream.testing import wait_for
+    >>> path = os.path.join(tempfile.mkdtemp(), 'log.txt')
+    >>> with open(path, 'w') as f:
+    ...     _ = f.write('alpha\nbeta\ngam')
+    >>> source = Stream.from_textfile(path, poll_interval=0.01)
+    >>> L = source.sink_to_list()
+    >>> source.start()
+    >>> wait_for(lambda: len(L) == 2, 5)
+    >>> with open(path, 'a') as f:
+    ...     _ = f.write('ma\n')
+    >>> wait_for(lambda: len(L) == 3, 5)
+    >>> source.stop()
+    >>> L
+    ['alpha\n', 'beta\n', 'gamma\n']
+    """
+
+    def __init__(
+        self,
+        f: str | os.PathLike[str] | IO[Any],
+        poll_interval: float | str = 0.100,
+        delimiter: str | bytes = "\n",
+        from_end: bool = False,
+        **kwargs: Any,
+    ):
+        if not delimiter:
+            raise ValueError("from_textfile: delimiter must not be empty")
+        self.poll_interval = convert_interval(poll_interval)
+        self.delimiter = delimiter
+        self.from_end = from_end
+        self._path: str | None = None
+        self._fp: Any = None
+        if isinstance(f, (str, os.PathLike)):
+            self._path = os.fspath(f)
+            if not isinstance(delimiter, str):
+                raise TypeError(
+                    f"from_textfile: a path is read as text, so delimiter must be str, "
+                    f"got {type(delimiter).__name__}"
+                )
+            self._encoding = locale.getpreferredencoding(False)
+            self._fp = open(self._path, "rb")  # noqa: SIM115  (closed by stop())
+            self._binary_user_file = False
+        else:
+            self._fp = f
+            self._encoding = ""
+            self._binary_user_file = not isinstance(f, io.TextIOBase)
+            if self._binary_user_file != isinstance(delimiter, bytes):
+                kind = "binary" if self._binary_user_file else "text"
+                raise TypeError(
+                    f"from_textfile: the file is opened in {kind} mode but the delimiter is "
+                    f"{type(delimiter).__name__}; use a "
+                    f"{'bytes' if self._binary_user_file else 'str'} delimiter"
+                )
+        self._decoder: Any = self._new_decoder()
+        self.buffer = delimiter[:0]
+        if from_end:
+            self._fp.seek(0, os.SEEK_END)
+        self._offset = self._fp.tell()
+        self._consumed = self._offset
+        super().__init__(**kwargs)
+
+    @property
+    def file(self) -> Any:
+        """The file being read (``None`` while a path-opened file is closed by ``stop()``)."""
+        return self._fp
+
+    def _new_decoder(self) -> Any:
+        if self._path is None:
+            return None
+        inner = codecs.getincrementaldecoder(self._encoding)()
+        return io.IncrementalNewlineDecoder(inner, translate=True)
+
+    def _read(self) -> Any:
+        """One read from the file (runs in a worker thread)."""
+        return self._fp.read(_READ_SIZE)
+
+    def _decode(self, data: bytes) -> str:
+        """Decode ``data`` and advance the resume offset to the bytes fully decoded."""
+        text: str = self._decoder.decode(data)
+        pending, flag = self._decoder.getstate()
+        self._offset += len(data)
+        self._consumed = self._offset - len(pending) - (flag & 1)
+        return text
+
+    async def run(self) -> None:
+        if self._fp is None or self._fp.closed:
+            if self._path is None:
+                raise ValueError(f"{self}: the file it was given is closed")
+            self._fp = await asyncio.to_thread(open, self._path, "rb")
+            self._fp.seek(self._offset)
+            self._decoder = self._new_decoder()
+        self._consumed = self._offset
+        self._set_ready()
+        try:
+            while not self.stopped:
+                data = await asyncio.to_thread(self._read)
+                if data:
+                    full = len(data) >= _READ_SIZE
+                    if self._path is not None:
+                        data = self._decode(data)
+                    else:
+                        self._offset = self._consumed = self._fp.tell()
+                    await self._emit_parts(self.buffer + data)
+                    if full and not self.stopped:
+                        continue
+                if await self._sleep(self.poll_interval) is STOPPED:
+                    break
+        finally:
+            if self._path is not None and self._fp is not None:
+                fp, self._fp = self._fp, None
+                # resume where decoding stopped: bytes held by the decoder are read again
+                self._offset = self._consumed
+                fp.close()
+
+    async def _emit_parts(self, text: Any) -> None:
+        parts = text.split(self.delimiter)
+        self._rest = parts.pop()
+        self._parts, self._next = parts, 0
+        for pending in self._emit_batch(self._iter_parts()):
+            await asyncio.gather(*pending)
+        if self._next >= len(parts):
+            self._parts, self._next = [], 0
+
+    def _iter_parts(self) -> Any:
+        # ``_next`` moves before each part goes out, so ``buffer`` is exact at every await
+        parts, delimiter = self._parts, self.delimiter
+        while self._next < len(parts) and not self.stopped:
+            part = parts[self._next]
+            self._next += 1
+            yield part + delimiter
+
+    @property
+    def buffer(self) -> Any:
+        """The text read from the file but not emitted yet."""
+        if self._next < len(self._parts):
+            return self.delimiter.join([*self._parts[self._next :], self._rest])
+        return self._rest
+
+    @buffer.setter
+    def buffer(self, value: Any) -> None:
+        self._rest, self._parts, self._next = value, [], 0
+
+    def snapshot(self) -> dict[str, Any]:
+        """The resume point: ``{'offset': position in the file, 'buffer': unemitted text}``."""
+        offset = self._offset if self._fp is None else self._consumed
+        return {"offset": offset, "buffer": self.buffer}
+
+    def restore(self, state: dict[str, Any]) -> None:
+        """Resume from a :meth:`snapshot` (call while the source is stopped)."""
+        if not self.stopped:
+            raise RuntimeError(f"{self}: restore() needs a stopped source")
+        self._offset = self._consumed = state["offset"]
+        self.buffer = state["buffer"]
+        self._decoder = self._new_decoder()
+        if self._fp is not None and not self._fp.closed:
+            self._fp.seek(self._offset)
+
+
+@Stream.register_api(staticmethod)
+class filenames(_ManagedSource):
+    """Emit the name of every new file matching a directory or glob, polling for more.
+
+    ``path`` is a directory (watched as ``path/*``) or a glob pattern. Each cycle globs
+    (in a worker thread), emits the names not seen before in sorted order, then sleeps
+    ``poll_interval``. Changes to a file already seen are not reported.
+
+    ``snapshot()`` is the sorted list of names seen; ``restore()`` makes a fresh source
+    skip them.
+
+    Parameters
+    ----------
+    path : str
+        Directory or glob.
+    poll_interval : float or str
+        Seconds between two globs.
+
+    Examples
+    --------
+    >>> import os, tempfile
+    >>> from millstream.testing import wait_for
+    >>> d = tempfile.mkdtemp()
+    >>> for name in ['b.csv', 'a.csv']:
+    ...     open(os.path.join(d, name), 'w').close()
+    >>> source = Stream.filenames(os.path.join(d, '*.csv'), poll_interval=0.01)
+    >>> L = source.map(os.path.basename).sink_to_list()
+    >>> source.start()
+    >>> wait_for(lambda: len(L) == 2, 5)
+    >>> open(os.path.join(d, 'c.csv'), 'w').close()
+    >>> wait_for(lambda: len(L) == 3, 5)
+    >>> source.stop()
+    >>> L
+    ['a.csv', 'b.csv', 'c.csv']
+    """
+
+    def __init__(
+        self, path: str | os.PathLike[str], poll_interval: float | str = 0.100, **kwargs: Any
+    ):
+        path = os.fspath(path)
+        if "*" not in path and os.path.isdir(path):
+            path = os.path.join(path, "*")
+        self.path = path
+        self.poll_interval = convert_interval(poll_interval)
+        self.seen: set[str] = set()
+        super().__init__(**kwargs)
+
+    async def run(self) -> None:
+        self._set_ready()
+        while not self.stopped:
+            found = await asyncio.to_thread(glob.glob, self.path)
+            for name in sorted(set(found) - self.seen):
+                self.seen.add(name)
+                await self._emit_and_wait(name)
+                if self.stopped:
+                    break
+            if await self._sleep(self.poll_interval) is STOPPED:
+                break
+
+    def snapshot(self) -> list[str]:
+        """The names already emitted, sorted."""
+        return sorted(self.seen)
+
+    def restore(self, state: list[str]) -> None:
+        """Skip the names in ``state`` (a :meth:`snapshot`)."""
+        self.seen = set(state)
+
+
+def sink_to_file(
+    filename: str | os.PathLike[str],
+    upstream: Stream,
+    mode: str = "w",
+    prefix: str = "",
+    suffix: str = "\n",
+    flush: bool = False,
+) -> IO[str]:
+    """Write ``prefix + x + suffix`` for each element to ``filename``; return the open file.
+
+    The returned file is a context manager: leaving the ``with`` block closes it (write
+    nothing more to the stream after that). With ``flush=True`` each element is flushed.
+
+    Examples
+    --------
+    >>> import os, tempfile
+    >>> path = os.path.join(tempfile.mkdtemp(), 'out.txt')
+    >>> source = Stream()
+    >>> with sink_to_file(path, source, prefix='> ') as f:
+    ...     source.emit('a'); source.emit('b')
+    >>> open(path).read()
+    '> a\\n> b\\n'
+    """
+    file = open(filename, mode=mode)  # noqa: SIM115  (returned to the caller)
+
+    def write(text: str) -> None:
+        file.write(prefix + text + suffix)
+        if flush:
+            file.flush()
+
+    upstream.sink(write)  # type: ignore[attr-defined]
+    return file
