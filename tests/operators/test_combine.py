@@ -307,7 +307,7 @@ def test_zip_backpressure_thread_loop():
     b = Stream(ensure_io_loop=True)
     out = zip(a, b, maxsize=1).sink_to_list()
     a.emit(1)
-    t = threading.Thread(target=a.emit, args=(2,))
+    t = threading.Thread(target=a.emit, args=(2,), daemon=True)
     t.start()
     t.join(0.1)
     assert t.is_alive()
