@@ -60,12 +60,19 @@ def create_graph(node: Any, graph: Any) -> None:
             graph.add_edge(hash(u), hash(n), **attrs)
 
 
-def readable_graph(node: Any) -> Any:
-    """A networkx graph whose node names are the labels (``-N`` suffixes for duplicates)."""
+def readable_graph(graph: Any) -> Any:
+    """A copy of a networkx ``graph`` made by :func:`create_graph`, named by labels.
+
+    Duplicate labels get ``-N`` suffixes. A stream node is accepted too (its graph is
+    built first).
+    """
     import networkx as nx
 
-    g = nx.DiGraph()
-    create_graph(node, g)
+    if hasattr(graph, "downstreams"):
+        g = nx.DiGraph()
+        create_graph(graph, g)
+    else:
+        g = graph
     mapping: dict[Any, str] = {}
     counts: dict[str, int] = {}
     for k, attrs in g.nodes(data=True):
