@@ -306,3 +306,19 @@ def test_python_dash_m_millstream() -> None:
     )
     assert proc.returncode == 2
     assert proc.stderr == "millstream wordcount: error: no such file: /no/such/file.txt\n"
+
+
+def test_ctrl_c_prints_counts_so_far(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    def lines() -> Iterator[str]:
+        yield "x y x\n"
+        yield "y x\n"
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(sys, "stdin", _Lines(lines()))
+    assert main(["wordcount", "-"]) == 130
+    out, err = capsys.readouterr()
+    assert rows(out) == [(1, "x", 3), (2, "y", 2)]
+    assert "2 lines, 5 words" in out
+    assert err == "millstream wordcount: interrupted (counts so far above)\n"
