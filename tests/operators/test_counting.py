@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import pickle
+import threading
 from collections import deque
 from collections.abc import Callable
 from typing import Any
@@ -193,6 +194,20 @@ def test_slice_step_zero_raises() -> None:
 def test_slice_non_integer_raises(bad: Any) -> None:
     with pytest.raises(TypeError, match="slice: start must be an integer or None"):
         Stream().slice(bad)
+
+
+def test_slice_passes_backpressure_on() -> None:
+    async def main() -> None:
+        source = Stream(asynchronous=True)
+        h = hold(source.slice(1))
+        await source.emit(0)
+        task = asyncio.ensure_future(source.emit(1))
+        await asyncio.sleep(0.01)
+        assert h.seen == [1] and not task.done()
+        h.futures[0].set_result(None)
+        await task
+
+    asyncio.run(main())
 
 
 def test_slice_metadata_passes_through_and_refs_are_released() -> None:
@@ -1221,6 +1236,34 @@ def test_collect_flush_without_awaitables_returns_none() -> None:
     source.emit(1)
     assert collector.flush() is None
     assert collector.flush("ignored argument") is None
+
+
+def test_collect_reentrant_element_is_kept_for_next_flush() -> None:
+    # Streamz clears the cache after emitting and loses the element: [(1,), ()]
+    source = Stream()
+    collector = source.collect()
+    out: list[Any] = []
+
+    def on_flush(t: tuple[Any, ...]) -> None:
+        out.append(t)
+        if t == (1,):
+            source.emit(2)
+
+    collector.sink(on_flush)
+    source.emit(1)
+    collector.flush()
+    collector.flush()
+    assert out == [(1,), (2,)]
+
+
+def test_collect_flush_from_other_thread_runs_on_loop() -> None:
+    source = Stream(ensure_io_loop=True)
+    collector = source.collect()
+    threads: list[Any] = []
+    collector.sink(lambda t: threads.append((t, threading.current_thread().name)))
+    source.emit(1)
+    collector.flush()
+    assert threads == [((1,), "millstream-loop")]
 
 
 def test_collect_snapshot_round_trip() -> None:

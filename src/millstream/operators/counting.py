@@ -895,13 +895,30 @@ class collect(Stream):
         """Emit everything collected as a tuple (possibly empty) and start afresh.
 
         Returns ``None``, or, when downstream gave back awaitables and an event loop
-        runs in this thread, a task finishing with them.
+        runs in this thread, a task finishing with them. Called from another thread
+        than the graph's running loop, it runs on the loop and blocks until
+        downstream is done (as ``emit`` does).
         """
+        loop = self.loop
+        if loop is not None and not in_loop_thread(loop):
+            asyncio_loop = getattr(loop, "asyncio_loop", None)
+            if asyncio_loop is not None and asyncio_loop.is_running():
+
+                async def flush_on_loop() -> None:
+                    pending = self._flush()
+                    if pending:
+                        await _gather(pending)
+
+                sync(loop, flush_on_loop)
+                return None
+        return _hand_off(self._flush())
+
+    def _flush(self) -> list[Any]:
         values = tuple(self.cache)
         held = list(self.metadata_cache)
         self.cache.clear()
         self.metadata_cache.clear()
-        return _hand_off(_emit_then_release(self, values, held or None, held or None))
+        return _emit_then_release(self, values, held or None, held or None)
 
     def snapshot(self) -> dict[str, Any]:
         """``{'cache': [values...]}``."""
