@@ -298,6 +298,8 @@ def run(args: argparse.Namespace, console: Console | None = None) -> int:
                 console.print(wc.render())
                 print("millstream wordcount: interrupted (counts so far above)", file=sys.stderr)
                 return 130
+    except BrokenPipeError:
+        raise  # our output went away: main() handles it, it is not an input error
     except FileNotFoundError:
         print(f"millstream wordcount: error: no such file: {args.path}", file=sys.stderr)
         return 2
