@@ -140,3 +140,13 @@ def test_stateless_nodes_have_no_state():
     node.restore(None)
     with pytest.raises(ValueError):
         node.restore({"x": 1})
+
+
+def test_a_repeated_connect_makes_one_edge_as_in_streamz():
+    a, b = Stream(), Stream()
+    out = b.sink_to_list()
+    a.connect(b)
+    a.connect(b)
+    a.emit(1)
+    assert out == [1]
+    assert len(a.downstreams) == 1

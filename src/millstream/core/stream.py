@@ -260,12 +260,18 @@ class Stream:
             downstream._inform_asynchronous(self.asynchronous)
         elif downstream.asynchronous:
             self._inform_asynchronous(downstream.asynchronous)
+        if any(d is downstream for d in self.downstreams):
+            return  # one edge per pair of nodes, as in Streamz (``zip(a, a)``, a repeated connect)
         self.downstreams.append(downstream)
         graph_changed()
 
     def _remove_downstream(self, downstream: Stream) -> None:
-        self.downstreams.remove(downstream)
-        graph_changed()
+        for i, d in enumerate(self.downstreams):
+            if d is downstream:
+                del self.downstreams[i]
+                graph_changed()
+                return
+        raise ValueError(f"{downstream} is not a downstream of {self}")
 
     def connect(self, downstream: Stream) -> None:
         """Add an edge from this node to ``downstream``.
