@@ -157,8 +157,9 @@ class FrequencyTable(Mapping[Any, int]):
                     d.pop(key, None)
                 else:
                     d[key] = old
+            # Publish the own dict before unlinking; ``_key``/``_old`` stay as they are so a
+            # reader on another thread that still sees the old ``_base`` reads a valid link.
             self._live = d
-            self._key = self._old = None
             self._base = None  # now standalone: the chain after it can be freed
             return d
 
