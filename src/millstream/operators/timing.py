@@ -757,6 +757,7 @@ class map_async(Stream):
         else:
             result = self.loop.asyncio_loop.create_future()
             self._backlog.append((x, metadata, result))
+            self._fill()
         self._ensure_worker()
         return result
 
@@ -821,9 +822,10 @@ class map_async(Stream):
                 else:
                     error = await _deliver(self, result, job.metadata)
                 self._in_flight -= 1
-                self._fill()
                 if error is not None and self.stop_on_exception:
-                    self.stop()
+                    self.stop()  # waiting elements stay waiting until restarted
+                    return
+                self._fill()
         finally:
             if generation == self._generation:
                 self._worker_running = False
@@ -841,9 +843,12 @@ class map_async(Stream):
     def start(self) -> None:
         """Resume emitting results after ``stop()``, and start the sources upstream."""
         self.stopped = False
-        if self._jobs:
-            self.loop.add_callback(self._ensure_worker)
+        self.loop.add_callback(self._resume)
         super().start()
+
+    def _resume(self) -> None:
+        self._fill()
+        self._ensure_worker()
 
     def snapshot(self) -> dict[str, Any]:
         """``{'pending': [inputs whose results have not been emitted]}`` in input order."""
