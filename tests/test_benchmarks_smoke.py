@@ -19,7 +19,7 @@ BENCH = Path(__file__).resolve().parent.parent / "benchmarks"
 
 
 def test_the_benchmark_reference_is_installed():
-    """The benchmarks run beside Streamz; the test extra installs it, so its absence is a failure."""
+    """The benchmarks run beside Streamz, which the test extra installs: its absence fails."""
     assert importlib.util.find_spec("streamz") is not None, "pip install -e '.[test]'"
 
 TINY = ["--size", "300", "--repeat", "1"]
