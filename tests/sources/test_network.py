@@ -416,3 +416,15 @@ def test_q_stop_ends_the_reader_thread_and_leaves_later_items():
 def test_q_bad_argument():
     with pytest.raises(TypeError, match=r"from_q: q must be a queue\.Queue"):
         Stream.from_q([1, 2])
+
+
+def test_http_head_gets_headers_only(http_source):
+    _source, L, port = http_source
+    with connect(port) as sock:
+        sock.sendall(b"HEAD /data HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        reply = b""
+        while chunk := sock.recv(1000):
+            reply += chunk
+    assert reply.startswith(b"HTTP/1.1 405 Method Not Allowed\r\n")
+    assert reply.endswith(b"\r\n\r\n")  # no body after the headers
+    assert L == []

@@ -147,3 +147,16 @@ def test_bad_arguments():
         Stream.from_periodic(42)
     with pytest.raises(ValueError, match="cannot read interval"):
         Stream.from_periodic(lambda: 1, poll_interval="often")
+
+
+def test_periodic_callback_is_deprecated_and_passes_kwargs(manual_clock):
+    from millstream.sources import PeriodicCallback
+
+    with pytest.warns(DeprecationWarning, match="use Stream.from_periodic"):
+        source = PeriodicCallback(lambda base, step: base + step, 2, base=10, step=1)
+    L = source.sink_to_list()
+    source.start()
+    wait_for(lambda: len(L) == 1, 2)
+    manual_clock.advance(2)
+    source.stop()
+    assert L == [11, 11]

@@ -9,10 +9,11 @@ from __future__ import annotations
 
 from .files import filenames, from_textfile, sink_to_file
 from .network import from_http_server, from_mqtt, from_q, from_tcp, from_websocket
-from .periodic import from_periodic
+from .periodic import PeriodicCallback, from_periodic
 from .process import from_process
 
 __all__ = [
+    "PeriodicCallback",
     "filenames",
     "from_http_server",
     "from_mqtt",

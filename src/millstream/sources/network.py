@@ -18,7 +18,6 @@ import contextlib
 import logging
 import queue
 import re
-import ssl
 from collections.abc import Awaitable
 from typing import Any
 from urllib.parse import urlsplit
@@ -69,6 +68,8 @@ def _server_options(
     ssl_options = options.pop("ssl_options", None)
     if ssl_options is not None:
         if isinstance(ssl_options, dict):
+            import ssl
+
             context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
             context.load_cert_chain(ssl_options["certfile"], ssl_options.get("keyfile"))
             ssl_options = context
@@ -374,11 +375,17 @@ class from_http_server(_ServerSource):
             writer.write(b"HTTP/1.1 100 Continue\r\n\r\n")
         body = await self._read_body(reader, headers)
         path = urlsplit(target).path
+        is_head = method == "HEAD"
         if not self._path_re.match(path):
-            await self._respond(writer, 404, "Not Found", close=not keep_alive)
+            await self._respond(writer, 404, "Not Found", close=not keep_alive, head=is_head)
         elif method != "POST":
             await self._respond(
-                writer, 405, "Method Not Allowed", close=not keep_alive, extra="Allow: POST\r\n"
+                writer,
+                405,
+                "Method Not Allowed",
+                close=not keep_alive,
+                extra="Allow: POST\r\n",
+                head=is_head,
             )
         else:
             try:
@@ -428,16 +435,24 @@ class from_http_server(_ServerSource):
 
     @staticmethod
     async def _respond(
-        writer: asyncio.StreamWriter, status: int, body: str, close: bool, extra: str = ""
+        writer: asyncio.StreamWriter,
+        status: int,
+        body: str,
+        close: bool,
+        extra: str = "",
+        head: bool = False,
     ) -> None:
+        """Write a plain-text response (headers only for a ``HEAD`` request)."""
         data = body.encode()
-        head = (
-            f"HTTP/1.1 {status} {_REASONS[status]}\r\n"
-            f"Content-Type: text/plain; charset=UTF-8\r\n"
-            f"Content-Length: {len(data)}\r\n"
-            f"{extra}{'Connection: close' + chr(13) + chr(10) if close else ''}\r\n"
-        )
-        writer.write(head.encode("latin-1") + data)
+        lines = [
+            f"HTTP/1.1 {status} {_REASONS[status]}\r\n",
+            "Content-Type: text/plain; charset=UTF-8\r\n",
+            f"Content-Length: {len(data)}\r\n",
+            extra,
+            "Connection: close\r\n" if close else "",
+            "\r\n",
+        ]
+        writer.write("".join(lines).encode("latin-1") + (b"" if head else data))
         await writer.drain()
 
 

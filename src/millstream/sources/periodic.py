@@ -18,9 +18,11 @@ to :class:`~millstream.sources.base.Source` what Streamz lacks:
 from __future__ import annotations
 
 import asyncio
+import functools
 import inspect
 import logging
 import threading
+import warnings
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -29,7 +31,7 @@ from ..core.loop import in_loop_thread
 from ..core.stream import Stream
 from .base import Source
 
-__all__ = ["from_periodic"]
+__all__ = ["PeriodicCallback", "from_periodic"]
 
 logger = logging.getLogger("millstream")
 
@@ -220,3 +222,34 @@ class from_periodic(_ManagedSource):
             await self._emit_and_wait(x)
             if await self._sleep(self._poll) is STOPPED:
                 break
+
+
+def PeriodicCallback(
+    callback: Callable[..., Any],
+    callback_time: float | str,
+    asynchronous: bool = False,
+    **kwargs: Any,
+) -> from_periodic:
+    """Deprecated: use ``Stream.from_periodic(callback, poll_interval)``.
+
+    ``callback_time`` is in seconds, as in Streamz (not milliseconds as in tornado).
+    Extra keyword arguments are passed to ``callback`` on each call (Streamz's version of
+    this recursed forever when given any).
+
+    Examples
+    --------
+    >>> import warnings
+    >>> with warnings.catch_warnings():
+    ...     warnings.simplefilter('ignore', DeprecationWarning)
+    ...     source = PeriodicCallback(lambda n: n * 2, 1.0, n=21)
+    >>> source.poll_interval, source._cb()
+    (1.0, 42)
+    """
+    warnings.warn(
+        "PeriodicCallback is deprecated: use Stream.from_periodic(callback, poll_interval)",
+        DeprecationWarning,
+        stacklevel=2,
+    )
+    if kwargs:
+        callback = functools.partial(callback, **kwargs)
+    return from_periodic(callback, callback_time, asynchronous=asynchronous)
