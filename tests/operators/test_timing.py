@@ -345,9 +345,14 @@ def test_timed_window_not_starved_by_a_busy_source() -> None:
             self.stopped = True
 
     source = busy()
-    source.timed_window(0.01).sink(windows.append)
+    w = source.timed_window(0.01)
+    out = w.sink(windows.append)
     source.start()
-    wait_for(lambda: source.stopped and emitted[0], 3)
+    try:
+        wait_for(lambda: source.stopped and emitted[0], 3)
+    finally:
+        w.stop()  # no real-clock timer left ticking for the rest of the session
+        out.destroy()
     first = next(w for w in windows if w)
     assert emitted[0] < cap
     assert first == list(range(len(first)))  # the first elements, in order

@@ -99,6 +99,15 @@ async def _deliver(node: Stream, x: Any, metadata: Metadata | None) -> BaseExcep
     return None
 
 
+def _cancel_soon(loop: asyncio.AbstractEventLoop, task: asyncio.Task[Any] | None) -> None:
+    """Cancel ``task`` from any thread (a finalizer may run in any thread)."""
+    if task is not None and not task.done() and not loop.is_closed():
+        try:
+            loop.call_soon_threadsafe(task.cancel)
+        except RuntimeError:  # the loop closed meanwhile
+            pass
+
+
 def _resolve(future: asyncio.Future[Any] | None) -> None:
     if future is not None and not future.done():
         future.set_result(None)
@@ -158,6 +167,11 @@ async def _run_windows(ref: weakref.ReferenceType[_TimedWindowBase], token: int)
     if node is None:
         return
     loop = asyncio.get_running_loop()
+    task = asyncio.current_task()
+    if node._finalizer is not None:
+        node._finalizer.detach()
+    # when the node is collected, end this task properly (not as a destroyed pending task)
+    node._finalizer = weakref.finalize(node, _cancel_soon, loop, task)
     while True:
         if node._token != token:
             return
@@ -201,6 +215,7 @@ class _TimedWindowBase(Stream):
         self._wake: asyncio.Future[Any] | None = None
         self._flushed: asyncio.Future[Any] | None = None
         self._emitting = False
+        self._finalizer: weakref.finalize[Any, Any] | None = None
         kwargs["ensure_io_loop"] = True
         super().__init__(upstream, **kwargs)
         self._clock = self.clock  # keep the clock this node was built with
