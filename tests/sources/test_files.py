@@ -1,4 +1,8 @@
-"""from_textfile, filenames and sink_to_file."""
+"""from_textfile, filenames and sink_to_file.
+
+Expected outputs where Streamz is right were checked against streamz 0.6.6:
+from_textfile parts (with delimiter, universal newlines, custom delimiter) and filenames order.
+"""
 
 from __future__ import annotations
 

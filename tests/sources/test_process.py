@@ -1,4 +1,8 @@
-"""from_process: lines as bytes, stderr, end of output, stop() kills and reaps the child."""
+"""from_process: lines as bytes, stderr, end of output, stop() kills and reaps the child.
+
+Expected outputs where Streamz is right were checked against streamz 0.6.6:
+lines as bytes with newline, with_end True/False.
+"""
 
 from __future__ import annotations
 
