@@ -1220,3 +1220,19 @@ def test_map_async_snapshot_roundtrip() -> None:
         await asyncio.gather(*emits)
 
     asyncio.run(main())
+
+
+def test_map_async_accepts_plain_functions(caplog: Any) -> None:
+    # Streamz fails (create_task on a non-coroutine); a plain result is emitted as is,
+    # and a plain exception is logged and the element dropped like an async one
+    async def main() -> list[Any]:
+        source = Stream(asynchronous=True)
+        L = source.map_async(lambda x: 10 // x).sink_to_list()
+        for x in (1, 0, 5):
+            await source.emit(x)
+        await until(lambda: len(L) >= 2)
+        return L
+
+    with caplog.at_level(logging.ERROR, logger="millstream"):
+        assert asyncio.run(main()) == [10, 2]
+    assert "ZeroDivisionError" in caplog.text
