@@ -26,8 +26,8 @@ from .operators.counting import (
     collect,
     partition,
     partition_unique,
-    sliding_window,
     slice,
+    sliding_window,
     unique,
 )
 from .operators.elementwise import filter, flatten, map, pluck, remove, starmap
@@ -41,13 +41,14 @@ from .operators.timing import (
     timed_window_unique,
 )
 from .sinks import Sink, sink, sink_to_textfile
-from .sources import Source
+from .sources import PeriodicCallback, Source, sink_to_file
 
 __version__ = "0.1.0"
 
 __all__ = [
     "ManualClock",
     "MillstreamError",
+    "PeriodicCallback",
     "RefCounter",
     "Sink",
     "Source",
@@ -73,9 +74,10 @@ __all__ = [
     "rate_limit",
     "remove",
     "sink",
+    "sink_to_file",
     "sink_to_textfile",
-    "sliding_window",
     "slice",
+    "sliding_window",
     "starmap",
     "timed_window",
     "timed_window_unique",

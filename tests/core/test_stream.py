@@ -479,3 +479,50 @@ def test_ref_not_failed_on_success():
     source.sink_to_list()
     source.emit(1, metadata=[{"ref": ref}])
     assert ref.count == 0 and not ref.failed
+
+
+def test_from_iterable_stop_takes_effect_after_the_current_element_and_resumes():
+    from millstream.testing import run_pipeline
+
+    for fused in (True, False):
+        source = Stream.from_iterable(range(10))
+        out = []
+
+        def record(x, source=source, out=out):
+            out.append(x)
+            if x == 3:
+                source.stop()
+
+        # a bare Stream is an identity node that never fuses: it forces the per-element path
+        node = source.map(lambda x: x) if fused else Stream(upstream=source)
+        node.sink(record)
+        run_pipeline(source)
+        assert out == [0, 1, 2, 3]
+        run_pipeline(source)
+        assert out == list(range(10))
+
+
+def test_source_start_while_a_stopped_run_still_waits_does_not_start_a_second_run():
+    import asyncio
+    import threading
+
+    release = threading.Event()
+
+    async def slow(x):
+        await asyncio.get_running_loop().run_in_executor(None, release.wait)
+
+    source = Stream.from_iterable(range(3))
+    out = []
+    source.sink(slow)
+    source.sink(out.append)
+    source.start()
+    from millstream.testing import wait_for
+
+    wait_for(lambda: out == [0], 5)
+    source.stop()
+    first_task = source.work_task
+    source.start()
+    release.set()
+    wait_for(lambda: source.work_task.done(), 5)
+    assert source.work_task is first_task
+    assert out == [0, 1, 2]

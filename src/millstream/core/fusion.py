@@ -59,6 +59,15 @@ class _Skip:
 SKIP: Any = _Skip()
 
 
+class _Never:
+    """An ``until`` that never stops."""
+
+    stopped = False
+
+
+_NEVER = _Never()
+
+
 class _Unset:
     __slots__ = ()
 
@@ -109,10 +118,14 @@ class CompiledGraph:
         self._batch = batch
         self._pends = pends
 
-    def batch(self, head: Stream, xs: Iterable[Any]) -> Iterable[list[Any]]:
+    def batch(self, head: Stream, xs: Iterable[Any], until: Any = None) -> Iterable[list[Any]]:
+        """Run ``xs`` through the graph; stop after the element during which ``until.stopped``
+        became true (``xs`` should then be an iterator, which keeps the rest)."""
+        if until is None:
+            until = _NEVER
         if self._pends:
-            return self._batch(head, xs)
-        self._batch(head, xs)
+            return self._batch(head, xs, until)
+        self._batch(head, xs, until)
         return ()
 
 
@@ -288,7 +301,7 @@ def compile_downstreams(head: Stream) -> CompiledGraph | None:
         add(2, line)
     add(1, "return _pend")
     # batch
-    add(0, "def batch(_head, xs):")
+    add(0, "def batch(_head, xs, _until):")
     add(1, "_pend = []")
     add(1, init)
     add(1, "x0 = _UNSET")
@@ -299,6 +312,8 @@ def compile_downstreams(head: Stream) -> CompiledGraph | None:
         add(3, "if _pend:")
         add(4, "yield _pend")
         add(4, "_pend = []")
+    add(3, "if _until.stopped:")
+    add(4, "break")
     add(1, "except BaseException as _e:")
     add(2, "_annotate(_e)")
     add(2, "raise")

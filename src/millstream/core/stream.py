@@ -382,24 +382,28 @@ class Stream:
                     result.append(r)
         return result
 
-    def _emit_batch(self, xs: Iterable[Any]) -> Iterable[list[Any]]:
+    def _emit_batch(self, xs: Iterable[Any], until: Any = None) -> Iterable[list[Any]]:
         """Push each element of ``xs`` in turn, exactly as ``_emit`` would, without metadata.
 
         Yields a list of awaitables after each element that produced some; the caller
         awaits it before resuming (the backpressure a source applies between elements).
+        If ``until`` is given, stop after the element during which ``until.stopped``
+        became true; pass an iterator as ``xs`` to keep the elements not taken.
         """
         if self._compiled_version != _graph_version[0]:
             self._compile()
         compiled = self._compiled
         if compiled is not None:
-            return compiled.batch(self, xs)
-        return self._emit_each(xs)
+            return compiled.batch(self, xs, until)
+        return self._emit_each(xs, until)
 
-    def _emit_each(self, xs: Iterable[Any]) -> Iterator[list[Any]]:
+    def _emit_each(self, xs: Iterable[Any], until: Any = None) -> Iterator[list[Any]]:
         for x in xs:
             pending = self._emit(x)
             if pending:
                 yield pending
+            if until is not None and until.stopped:
+                return
 
     def _compile(self) -> CompiledGraph | None:
         from .fusion import compile_downstreams

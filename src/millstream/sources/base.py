@@ -51,6 +51,8 @@ class Source(Stream):
             self.loop.add_callback(self._launch)
 
     def _launch(self) -> None:
+        if self.work_task is not None and not self.work_task.done():
+            return  # a run stopped while waiting on downstream is still there: it carries on
         self.work_task = asyncio.ensure_future(self._supervised_run())
 
     async def _supervised_run(self) -> None:

@@ -19,9 +19,10 @@ class from_iterable(Source):
 
     Items are taken from the iterable in chunks of ``chunk_size`` and each chunk is
     pushed through the graph item by item (through fused code where the graph allows),
-    waiting on downstream backpressure after any item that returns some. Between
-    chunks the source yields to the event loop and checks ``stop()``, so at most one
-    chunk is read ahead of a stop (every item read is processed: none is lost).
+    waiting on downstream backpressure after any item that returns some. ``stop()``
+    takes effect after the item in progress, as in Streamz; items already read from
+    the iterable but not yet emitted are kept and come first after ``start()``. The
+    source yields to the event loop between chunks.
 
     Examples
     --------
@@ -37,6 +38,7 @@ class from_iterable(Source):
     def __init__(self, iterable: Iterable[Any], chunk_size: int = 1024, **kwargs: Any):
         self._iterable = iterable
         self._iterator: Any = None
+        self._unsent: list[Any] = []
         self.chunk_size = chunk_size
         super().__init__(**kwargs)
 
@@ -45,10 +47,16 @@ class from_iterable(Source):
             self._iterator = iter(self._iterable)
         iterator = self._iterator
         while not self.stopped:
-            chunk = list(itertools.islice(iterator, self.chunk_size))
+            if self._unsent:
+                chunk, self._unsent = self._unsent, []
+            else:
+                chunk = list(itertools.islice(iterator, self.chunk_size))
             if not chunk:
                 break
-            for pending in self._emit_batch(chunk):
+            items = iter(chunk)
+            for pending in self._emit_batch(items, until=self):
                 await asyncio.gather(*pending)
+            self._unsent = list(items)
             await asyncio.sleep(0)
-        self.stopped = True
+        if not self._unsent:
+            self.stopped = True
