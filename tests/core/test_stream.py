@@ -526,3 +526,41 @@ def test_source_start_while_a_stopped_run_still_waits_does_not_start_a_second_ru
     wait_for(lambda: source.work_task.done(), 5)
     assert source.work_task is first_task
     assert out == [0, 1, 2]
+
+
+def test_an_unreferenced_branch_keeps_working_because_the_graph_owns_its_nodes():
+    import gc
+
+    source = Stream()
+    out = []
+    source.map(lambda x: x * 2).sink(out.append)  # no variable holds the map node
+    gc.collect()
+    source.emit(21)
+    assert out == [42]
+
+
+def test_a_destroyed_branch_is_detached_and_collected():
+    import gc
+    import weakref
+
+    source = Stream()
+    node = source.map(lambda x: x)
+    ref = weakref.ref(node)
+    node.destroy()
+    del node
+    gc.collect()
+    assert ref() is None
+    assert source.downstreams == []
+
+
+def test_scatter_placeholder_raises_clear_error():
+    import pytest
+
+    source = Stream()
+    assert source.gather() is source
+    with pytest.raises(ImportError, match="Dask layer"):
+        source.scatter()
+    with pytest.raises(ImportError, match="DataFrame layer"):
+        source.to_dataframe(example=None)
+    with pytest.raises(ImportError, match="Batch collection layer"):
+        source.to_batch()
