@@ -32,7 +32,7 @@ from .refs import release_refs, retain_refs
 if TYPE_CHECKING:
     from .fusion import CompiledGraph
 
-__all__ = ["Stream", "graph_changed", "run_awaitables"]
+__all__ = ["Stream", "fused_attribute", "graph_changed", "run_awaitables"]
 
 logger = logging.getLogger("millstream")
 
@@ -50,6 +50,26 @@ def graph_changed() -> None:
     collapse into one version.
     """
     _graph_version[0] = next(_version_counter)
+
+
+class fused_attribute:
+    """A node attribute that fused code copies at compile time: setting it re-fuses the graph.
+
+    >>> class node:
+    ...     func = fused_attribute()
+    >>> n = node(); n.func = abs; n.func
+    <built-in function abs>
+    """
+
+    def __set_name__(self, owner: type, name: str) -> None:
+        self._slot = "_" + name
+
+    def __get__(self, obj: Any, owner: type | None = None) -> Any:
+        return self if obj is None else getattr(obj, self._slot)
+
+    def __set__(self, obj: Any, value: Any) -> None:
+        setattr(obj, self._slot, value)
+        graph_changed()
 
 
 class _Done:

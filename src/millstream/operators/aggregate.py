@@ -8,7 +8,7 @@ from typing import Any
 
 from .._utils import annotate_error, check_callable, no_default
 from ..core.fusion import Stage
-from ..core.stream import Stream, graph_changed
+from ..core.stream import Stream, fused_attribute
 
 __all__ = ["FrequencyTable", "accumulate", "frequencies"]
 
@@ -37,6 +37,7 @@ class accumulate(Stream):
     """
 
     _graphviz_shape = "box"
+    func = fused_attribute()
 
     def __init__(
         self,
@@ -54,15 +55,6 @@ class accumulate(Stream):
         stream_name = kwargs.pop("stream_name", None)
         self.kwargs = kwargs
         Stream.__init__(self, upstream, stream_name=stream_name)
-
-    @property
-    def func(self) -> Callable[..., Any]:
-        return self._func
-
-    @func.setter
-    def func(self, value: Callable[..., Any]) -> None:
-        self._func = value
-        graph_changed()
 
     def _step(self, x: Any) -> Any:
         if self.state is no_default:

@@ -10,24 +10,23 @@ from typing import Any
 
 from .._utils import annotate_error, check_callable, short_repr
 from ..core.fusion import Stage
-from ..core.stream import Stream, graph_changed
+from ..core.stream import Stream, fused_attribute
 
 __all__ = ["filter", "flatten", "map", "pluck", "remove", "starmap"]
 
 
 class _FuncNode(Stream):
-    """A node applying a user function; changing ``func`` re-fuses the graph."""
+    """A node applying ``func(x, *args, **kwargs)``; only ``stream_name`` is kept for the node."""
 
-    _func: Callable[..., Any]
+    func = fused_attribute()
 
-    @property
-    def func(self) -> Callable[..., Any]:
-        return self._func
-
-    @func.setter
-    def func(self, value: Callable[..., Any]) -> None:
-        self._func = value
-        graph_changed()
+    def __init__(self, upstream: Stream, func: Callable[..., Any], *args: Any, **kwargs: Any):
+        check_callable(type(self).__name__, "func", func)
+        self._func = func
+        stream_name = kwargs.pop("stream_name", None)
+        self.args = args
+        self.kwargs = kwargs
+        Stream.__init__(self, upstream, stream_name=stream_name)
 
 
 @Stream.register_api()
@@ -46,14 +45,6 @@ class map(_FuncNode):
     >>> L
     [0, 10, 20]
     """
-
-    def __init__(self, upstream: Stream, func: Callable[..., Any], *args: Any, **kwargs: Any):
-        check_callable("map", "func", func)
-        self._func = func
-        stream_name = kwargs.pop("stream_name", None)
-        self.args = args
-        self.kwargs = kwargs
-        Stream.__init__(self, upstream, stream_name=stream_name)
 
     def update(self, x: Any, who: Stream | None = None, metadata: list[dict] | None = None) -> Any:
         try:
@@ -81,14 +72,6 @@ class starmap(_FuncNode):
     >>> L
     [3, 30]
     """
-
-    def __init__(self, upstream: Stream, func: Callable[..., Any], *args: Any, **kwargs: Any):
-        check_callable("starmap", "func", func)
-        self._func = func
-        stream_name = kwargs.pop("stream_name", None)
-        self.args = args
-        self.kwargs = kwargs
-        Stream.__init__(self, upstream, stream_name=stream_name)
 
     def update(self, x: Any, who: Stream | None = None, metadata: list[dict] | None = None) -> Any:
         try:
@@ -124,6 +107,8 @@ class filter(Stream):
     [0, 2, 4]
     """
 
+    predicate = fused_attribute()
+
     def __init__(
         self, upstream: Stream, predicate: Callable[..., Any] | None, *args: Any, **kwargs: Any
     ):
@@ -135,15 +120,6 @@ class filter(Stream):
         self.args = args
         self.kwargs = kwargs
         Stream.__init__(self, upstream, stream_name=stream_name)
-
-    @property
-    def predicate(self) -> Callable[..., Any]:
-        return self._predicate
-
-    @predicate.setter
-    def predicate(self, value: Callable[..., Any]) -> None:
-        self._predicate = value
-        graph_changed()
 
     def update(self, x: Any, who: Stream | None = None, metadata: list[dict] | None = None) -> Any:
         try:

@@ -15,7 +15,7 @@ from typing import IO, Any
 from .._utils import annotate_error, check_callable
 from ..core.fusion import Stage
 from ..core.refs import release_refs, retain_refs
-from ..core.stream import Stream, graph_changed
+from ..core.stream import Stream, fused_attribute
 
 __all__ = ["Sink", "_global_sinks", "sink", "sink_to_list", "sink_to_textfile"]
 
@@ -76,6 +76,8 @@ class sink(Sink):
     1!
     """
 
+    func = fused_attribute()
+
     def __init__(self, upstream: Stream, func: Callable[..., Any], *args: Any, **kwargs: Any):
         check_callable("sink", "func", func)
         self._func = func
@@ -83,15 +85,6 @@ class sink(Sink):
         self.args = args
         self.kwargs = kwargs
         super().__init__(upstream, **stream_kwargs)
-
-    @property
-    def func(self) -> Callable[..., Any]:
-        return self._func
-
-    @func.setter
-    def func(self, value: Callable[..., Any]) -> None:
-        self._func = value
-        graph_changed()
 
     def update(self, x: Any, who: Stream | None = None, metadata: list[dict] | None = None) -> Any:
         try:
