@@ -81,6 +81,27 @@ def _keep_edge(upstream: Stream, node: Stream) -> None:
         graph_changed()
 
 
+def _hold_latest(
+    node: Any, who: Stream | None, positions: list[int], x: Any, metadata: list[dict] | None
+) -> bool:
+    """Make ``x`` the latest value at each of ``positions`` (holding its refs, releasing those
+    of the value it replaces); return True once every input has produced a value."""
+    last, held = node.last, node.metadata
+    if metadata and positions:
+        retain_refs(metadata, len(positions))
+    for i in positions:
+        old = held[i]
+        last[i] = x
+        held[i] = metadata
+        if old:
+            release_refs(old)
+    missing = node.missing
+    if missing:
+        missing.discard(who)
+        return not missing
+    return True
+
+
 def _concat(metadatas: Iterable[list[dict] | None]) -> list[dict] | None:
     out = [m for md in metadatas if md for m in md]
     return out or None
@@ -454,23 +475,10 @@ class combine_latest(Stream):
         positions = self._index.get(id(who))
         if positions is None:
             raise _not_upstream(self, who)
-        last = self.last
-        held = self.metadata
-        if metadata:
-            retain_refs(metadata, len(positions))
-        for i in positions:
-            old = held[i]
-            last[i] = x
-            held[i] = metadata
-            if old:
-                release_refs(old)
-        missing = self.missing
-        if missing:
-            missing.discard(who)
-            if missing:
-                return None
+        if not _hold_latest(self, who, positions, x, metadata):
+            return None
         if id(who) in self._emit_on_ids:
-            return self._emit(tuple(last), _concat(held))
+            return self._emit(tuple(self.last), _concat(self.metadata))
         return None
 
     # -- state ---------------------------------------------------------------------------
@@ -564,22 +572,9 @@ class zip_latest(Stream):
             if metadata:
                 retain_refs(metadata)
             self.lossless_buffer.append((x, metadata))
-        else:
-            last = self.last
-            held = self.metadata
-            if metadata:
-                retain_refs(metadata, len(positions))
-            for i in positions:
-                old = held[i]
-                last[i] = x
-                held[i] = metadata
-                if old:
-                    release_refs(old)
-        missing = self.missing
-        if missing:
-            missing.discard(who)
-            if missing:
-                return None
+            positions = []
+        if not _hold_latest(self, who, positions, x, metadata):
+            return None
         return self._flush()
 
     def _flush(self) -> list[Any]:
