@@ -17,10 +17,10 @@ import pytest
 BENCH = Path(__file__).resolve().parent.parent / "benchmarks"
 
 
-
 def test_the_benchmark_reference_is_installed():
     """The benchmarks run beside Streamz, which the test extra installs: its absence fails."""
     assert importlib.util.find_spec("streamz") is not None, "pip install -e '.[test]'"
+
 
 TINY = ["--size", "300", "--repeat", "1"]
 
@@ -137,5 +137,16 @@ def test_run_all_prints_one_line_per_benchmark() -> None:
     proc = run_script("run_all.py", "--", *TINY, "--no-memory")
     assert proc.returncode == 0, proc.stderr
     lines = proc.stdout.splitlines()
-    assert [json.loads(line)["benchmark"] for line in lines] == ["map_chain", "wordcount"]
+    names = [json.loads(line)["benchmark"] for line in lines]
+    assert names == ["map_chain", "wordcount", "import_time"]
     assert all(json.loads(line)["all_checks_passed"] for line in lines)
+
+
+def test_import_time_prints_one_json_line_and_millstream_imports_no_heavy_module() -> None:
+    proc = run_script("import_time.py", "--repeat", "1")
+    assert proc.returncode == 0, proc.stderr
+    (line,) = proc.stdout.splitlines()
+    result = json.loads(line)
+    assert result["benchmark"] == "import_time"
+    assert result["millstream_heavy_modules"] == []
+    assert result["all_checks_passed"]
