@@ -158,8 +158,26 @@ class _ServerSource(_ManagedSource):
         )
 
 
+class _StreamServerSource(_ServerSource):
+    """A server on asyncio streams; subclasses set ``port``, ``_options`` and ``_handle``."""
+
+    port: int
+    _options: dict[str, Any]
+
+    async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        raise NotImplementedError
+
+    async def _listen(self) -> Any:
+        options = dict(self._options)
+        host = options.pop("host", None)
+        try:
+            return await asyncio.start_server(self._handle, host, self.port, **options)
+        except OSError as e:
+            raise self._listen_error(self.port, e) from e
+
+
 @Stream.register_api(staticmethod)
-class from_tcp(_ServerSource):
+class from_tcp(_StreamServerSource):
     r"""Listen on a TCP port and emit the ``delimiter``-terminated chunks clients send.
 
     Every connection is read concurrently; each chunk is emitted **with its delimiter**
@@ -208,14 +226,6 @@ class from_tcp(_ServerSource):
         self._max_size = int(own.get("max_buffer_size", DEFAULT_MAX_SIZE))
         super().__init__(**kwargs)
 
-    async def _listen(self) -> Any:
-        options = dict(self._options)
-        host = options.pop("host", None)
-        try:
-            return await asyncio.start_server(self._handle, host, self.port, **options)
-        except OSError as e:
-            raise self._listen_error(self.port, e) from e
-
     async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         task = self._track(writer)
         try:
@@ -259,7 +269,7 @@ class _HTTPError(Exception):
 
 
 @Stream.register_api(staticmethod)
-class from_http_server(_ServerSource):
+class from_http_server(_StreamServerSource):
     """Listen for HTTP POST requests and emit each request body (``bytes``).
 
     A small HTTP/1.1 server on asyncio streams: a ``POST`` to a path matching the regular
@@ -310,14 +320,6 @@ class from_http_server(_ServerSource):
         )
         self._max_body = int(own.get("max_body_size", own.get("max_buffer_size", DEFAULT_MAX_SIZE)))
         super().__init__(**kwargs)
-
-    async def _listen(self) -> Any:
-        options = dict(self._options)
-        host = options.pop("host", None)
-        try:
-            return await asyncio.start_server(self._handle, host, self.port, **options)
-        except OSError as e:
-            raise self._listen_error(self.port, e) from e
 
     async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         task = self._track(writer)
