@@ -102,6 +102,29 @@ def _hold_latest(
     return True
 
 
+def _latest_snapshot(node: Any) -> dict[str, Any]:
+    """The latest value per position and which inputs have arrived (values only, no refs)."""
+    return {
+        "last": list(node.last),
+        "arrived": [u not in node.missing for u in node.upstreams],
+    }
+
+
+def _restore_latest(node: Any, state: dict[str, Any]) -> None:
+    """Load a ``_latest_snapshot``: check its shape, release the refs held, set the values."""
+    last, arrived = list(state["last"]), list(state["arrived"])
+    if len(last) != len(node.upstreams) or len(arrived) != len(node.upstreams):
+        raise ValueError(
+            f"{node}: the state has {len(last)} positions but the node has "
+            f"{len(node.upstreams)} upstreams"
+        )
+    for md in node.metadata:
+        release_refs(md)
+    node.last = last
+    node.metadata = [None] * len(last)
+    node.missing = {u for u, seen in builtins.zip(node.upstreams, arrived, strict=True) if not seen}
+
+
 def _concat(metadatas: Iterable[list[dict] | None]) -> list[dict] | None:
     out = [m for md in metadatas if md for m in md]
     return out or None
@@ -484,25 +507,10 @@ class combine_latest(Stream):
     # -- state ---------------------------------------------------------------------------
     def snapshot(self) -> dict[str, Any]:
         """``{'last': [value per position], 'arrived': [bool per position]}`` (values only)."""
-        return {
-            "last": list(self.last),
-            "arrived": [u not in self.missing for u in self.upstreams],
-        }
+        return _latest_snapshot(self)
 
     def restore(self, state: dict[str, Any]) -> None:
-        last, arrived = list(state["last"]), list(state["arrived"])
-        if len(last) != len(self.upstreams) or len(arrived) != len(self.upstreams):
-            raise ValueError(
-                f"{self}: the state has {len(last)} positions but the node has "
-                f"{len(self.upstreams)} upstreams"
-            )
-        for md in self.metadata:
-            release_refs(md)
-        self.last = last
-        self.metadata = [None] * len(last)
-        self.missing = {
-            u for u, seen in builtins.zip(self.upstreams, arrived, strict=True) if not seen
-        }
+        _restore_latest(self, state)
 
 
 # -- zip_latest ------------------------------------------------------------------------------
@@ -604,29 +612,13 @@ class zip_latest(Stream):
     # -- state ---------------------------------------------------------------------------
     def snapshot(self) -> dict[str, Any]:
         """``{'buffer': [lossless values], 'last': [...], 'arrived': [...]}`` (values only)."""
-        return {
-            "buffer": [x for x, _ in self.lossless_buffer],
-            "last": list(self.last),
-            "arrived": [u not in self.missing for u in self.upstreams],
-        }
+        return {"buffer": [x for x, _ in self.lossless_buffer], **_latest_snapshot(self)}
 
     def restore(self, state: dict[str, Any]) -> None:
-        last, arrived = list(state["last"]), list(state["arrived"])
-        if len(last) != len(self.upstreams) or len(arrived) != len(self.upstreams):
-            raise ValueError(
-                f"{self}: the state has {len(last)} positions but the node has "
-                f"{len(self.upstreams)} upstreams"
-            )
+        _restore_latest(self, state)
         for _, md in self.lossless_buffer:
             release_refs(md)
-        for md in self.metadata:
-            release_refs(md)
         self.lossless_buffer = deque((x, None) for x in state["buffer"])
-        self.last = last
-        self.metadata = [None] * len(last)
-        self.missing = {
-            u for u, seen in builtins.zip(self.upstreams, arrived, strict=True) if not seen
-        }
 
 
 # -- union -----------------------------------------------------------------------------------
