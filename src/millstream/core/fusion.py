@@ -25,7 +25,10 @@ Why the result is exact, not merely equivalent:
   line of the generated code tells which node and function raised, so the error is
   annotated as the per-element node would annotate it;
 * each node's ``current_value`` is set to the last value it emitted;
-* only elements without metadata are fused (no refs to count).
+* only elements without metadata are fused (no refs to count). When every node
+  below the head is fused (``CompiledGraph.complete``), none of them can hold an
+  element past its ``update``: a source that tracks completion itself (Kafka) then
+  emits without metadata and counts the element done once its emit has finished.
 
 The batch form (``batch(head, xs)``) wraps the same body in ``for x0 in xs:`` and
 yields the awaitables gathered for an element before going on to the next one.
@@ -113,10 +116,20 @@ def is_fusible(node: Stream) -> bool:
 class CompiledGraph:
     """The fused functions for one head node's downstream graph."""
 
-    def __init__(self, one: Callable[[Any], list[Any]], batch: Callable[..., Any], pends: bool):
+    def __init__(
+        self,
+        one: Callable[[Any], list[Any]],
+        batch: Callable[..., Any],
+        pends: bool,
+        complete: bool = False,
+    ):
         self.one = one
         self._batch = batch
         self._pends = pends
+        #: True when every node below the head runs inside the fused code: no node there
+        #: can hold an element past its ``update``, so an element's refs need no counting
+        #: (it is done once ``one`` returned and its awaitables finished).
+        self.complete = complete
 
     def batch(self, head: Stream, xs: Iterable[Any], until: Any = None) -> Iterable[list[Any]]:
         """Run ``xs`` through the graph; stop after the element during which ``until.stopped``
@@ -141,6 +154,7 @@ class _Writer:
         self.tracked: list[tuple[str, str]] = []  # (node const, variable)
         self.vars: list[str] = []
         self.pends = False
+        self.complete = True
         self._names = itertools.count()
 
     def const(self, prefix: str, value: Any) -> str:
@@ -227,6 +241,7 @@ def _write_children(w: _Writer, node: Stream, var: str, indent: int, shared: boo
             _write_node(w, child, var, indent, shared)
         return
     w.pends = True
+    w.complete = False
     r = w.var()
     w.line(indent, f"{r} = {w.const('n', node)}._emit({var})")
     w.line(indent, f"if {r}:")
@@ -330,4 +345,4 @@ def compile_downstreams(head: Stream) -> CompiledGraph | None:
     exec(compile("\n".join(src), filename, "exec"), namespace)
     one, batch = namespace["one"], namespace["batch"]
     code_holder.extend([one.__code__, batch.__code__])
-    return CompiledGraph(one, batch, w.pends)
+    return CompiledGraph(one, batch, w.pends, w.complete)

@@ -425,6 +425,16 @@ class Stream:
             if until is not None and until.stopped:
                 return
 
+    def _downstream_fully_fused(self) -> bool:
+        """True if every node below this one runs in fused code, so none of them can hold
+        an element past its ``update``: once ``_emit(x)`` and the awaitables it returned
+        have finished, ``x`` is done (a source that tracks completion uses this to emit
+        without metadata, on the fast path)."""
+        compiled = self._compiled
+        if self._compiled_version != _graph_version[0]:
+            compiled = self._compile()
+        return compiled is not None and compiled.complete
+
     def _compile(self) -> CompiledGraph | None:
         from .fusion import compile_downstreams
 
@@ -503,14 +513,12 @@ class Stream:
         return self
 
     def scatter(self, **kwargs: Any) -> Stream:
-        """Move elements onto a Dask cluster (needs ``millstream[dask]``)."""
-        try:
-            from ..dask import scatter  # type: ignore[import-not-found,unused-ignore]
-        except ImportError as e:
-            raise ImportError(
-                "scatter() needs the Dask layer of millstream, which this version does not "
-                "include yet; use a local stream"
-            ) from e
+        """Move elements onto a Dask cluster as futures (see :mod:`millstream.dask`).
+
+        Needs ``pip install 'millstream[dask]'``; dask is imported on the first call.
+        """
+        from ..dask import scatter
+
         return scatter(self, **kwargs)
 
     @property

@@ -1,6 +1,6 @@
 """Sources: where elements enter a graph."""
 
-from . import local  # noqa: F401  (registers the local sources)
+from . import kafka, local  # noqa: F401  (register the sources on Stream)
 from .base import Source
 from .files import sink_to_file
 from .iterable import from_iterable
