@@ -303,6 +303,8 @@ class from_kafka(_KafkaSource):
         if not topics or not all(isinstance(t, str) and t for t in topics):
             raise ValueError(f"from_kafka: topics must be topic names, got {short_repr(topics)}")
         self.topics = topics
+        #: the (topic, partition) pairs the consumer group gives this source now
+        self.assignment: frozenset[tuple[str, int]] = frozenset()
         config = consumer_config("from_kafka", consumer_params)
         if not config.get("group.id"):
             raise ValueError(
@@ -321,16 +323,21 @@ class from_kafka(_KafkaSource):
         try:
             for topic in self.topics:
                 topic_partitions(str(self), consumer, topic, self.connect_timeout, self._servers)
-            consumer.subscribe(self.topics, on_revoke=self._on_revoke)
+            consumer.subscribe(self.topics, on_assign=self._on_assign, on_revoke=self._on_revoke)
         except BaseException:
             consumer.close()
             raise
         return consumer
 
+    def _on_assign(self, consumer: Any, partitions: list[Any]) -> None:
+        self.assignment = self.assignment | {(tp.topic, tp.partition) for tp in partitions}
+
     def _on_revoke(self, consumer: Any, partitions: list[Any]) -> None:
         """On the consumer thread, inside a poll: commit what is done of the lost partitions."""
         import confluent_kafka
 
+        lost = {(tp.topic, tp.partition) for tp in partitions}
+        self.assignment = self.assignment - lost
         offsets = []
         for tp in partitions:
             offset = self.tracker.forget((tp.topic, tp.partition))
