@@ -80,9 +80,21 @@ def broker_script(*args: str, env: Mapping[str, str] | None = None, timeout: flo
     )
 
 
-def start_broker(state_dir: Path) -> str:
-    """Start a broker with scripts/kafka-broker; it stops by itself if this process dies."""
-    result = broker_script("start", "--state-dir", str(state_dir), "--owner-pid", str(os.getpid()))
+#: Broker settings for a private broker that a test restarts: after a SIGKILL the KRaft
+#: controller refuses the broker's new registration until the old one's session expires
+#: (``broker.session.timeout.ms``, 9 s by default); 3 s makes a crash restart take ~4 s.
+FAST_RESTART = ("broker.session.timeout.ms=3000", "broker.heartbeat.interval.ms=500")
+
+
+def start_broker(state_dir: Path, overrides: tuple[str, ...] = ()) -> str:
+    """Start a broker with scripts/kafka-broker; it stops by itself if this process dies.
+
+    ``overrides`` are ``KEY=VALUE`` broker settings (kept across restarts).
+    """
+    settings = [arg for setting in overrides for arg in ("--override", setting)]
+    result = broker_script(
+        "start", "--state-dir", str(state_dir), "--owner-pid", str(os.getpid()), *settings
+    )
     if result.returncode != 0:
         raise KafkaUnavailable(
             f"scripts/kafka-broker start failed (exit {result.returncode}):\n"
@@ -91,10 +103,23 @@ def start_broker(state_dir: Path) -> str:
     return result.stdout.strip()
 
 
-def stop_broker(state_dir: Path) -> None:
-    result = broker_script("stop", "--state-dir", str(state_dir))
+def stop_broker(state_dir: Path, keep_data: bool = False, kill: bool = False) -> None:
+    """Stop the broker; with ``keep_data`` it stays resumable (``start_broker`` brings it back
+    on the same port with the same data); ``kill`` sends SIGKILL (a crash)."""
+    flags = [*(["--keep-data"] if keep_data else []), *(["--kill"] if kill else [])]
+    result = broker_script("stop", "--state-dir", str(state_dir), *flags)
     if result.returncode != 0:
         raise RuntimeError(f"scripts/kafka-broker stop failed:\n{result.stderr.strip()}")
+
+
+def restart_broker(state_dir: Path, kill: bool = False, down: float = 0.0) -> str:
+    """Stop the broker of ``state_dir`` (SIGTERM, or SIGKILL with ``kill``), keep its data,
+    wait ``down`` seconds and start it again on the same port; return its address."""
+    args = ["restart", "--state-dir", str(state_dir), "--down", str(down)]
+    result = broker_script(*args, *(["--kill"] if kill else []))
+    if result.returncode != 0:
+        raise RuntimeError(f"scripts/kafka-broker restart failed:\n{result.stderr.strip()}")
+    return result.stdout.strip()
 
 
 def unique_topic_name(prefix: str = "millstream-test") -> str:
