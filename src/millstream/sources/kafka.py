@@ -469,7 +469,12 @@ class FromKafkaBatched(_KafkaSource):
 
     # -- setup --------------------------------------------------------------------------
     def _connect(self) -> Any:
-        consumer = make_consumer("from_kafka_batched", self._config)
+        config = self._config
+        if "group.id" not in config:
+            # librdkafka's Consumer needs a group.id; without one in consumer_params this
+            # source commits nothing and never joins the group (it assigns partitions itself)
+            config = {**config, "group.id": "millstream-batch-reader"}
+        consumer = make_consumer("from_kafka_batched", config)
         try:
             self._add_partitions(consumer, first=True)
         except BaseException:
