@@ -1,4 +1,4 @@
-"""The ``millstream`` command line: ``millstream wordcount``, ``millstream --version``.
+"""The ``millstream`` command line: ``wordcount`` (of a file or a Kafka topic), ``load-kafka``.
 
 Run it as ``millstream ...`` (the installed console script) or ``python -m millstream ...``.
 """

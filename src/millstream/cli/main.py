@@ -7,7 +7,7 @@ import os
 import sys
 from collections.abc import Sequence
 
-from . import wordcount
+from . import kafka, wordcount
 
 __all__ = ["build_parser", "main"]
 
@@ -35,9 +35,10 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
     wc = commands.add_parser(
         "wordcount",
-        help="count the words of a text live, with a Streamz-style pipeline",
+        help="count the words of a text or a Kafka topic live, with a Streamz-style pipeline",
         description=(
-            "Stream a text line by line through "
+            "Stream a text line by line (or the records of a Kafka topic, with --kafka "
+            "and --topic) through "
             "source.map(normalize).map(str.split).flatten().frequencies() "
             "and show the most frequent words, with lines/s and elapsed time. "
             "On a terminal the table updates a few times per second; otherwise "
@@ -45,6 +46,18 @@ def build_parser() -> argparse.ArgumentParser:
         ),
     )
     wordcount.add_arguments(wc)
+    load = commands.add_parser(
+        "load-kafka",
+        help="write a text into a Kafka topic, one record per line",
+        description=(
+            "Write a text into a Kafka topic, one record per line (UTF-8, without the "
+            "newline), and print how many records were written; `millstream wordcount "
+            "--kafka ... --topic ...` then counts them. Exit code 1 when the broker does "
+            "not answer, the topic does not exist (without --create) or a record is not "
+            "delivered."
+        ),
+    )
+    kafka.add_load_arguments(load)
     return parser
 
 
@@ -67,6 +80,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.print_help(sys.stderr)
         return 2
     try:
+        if args.command == "load-kafka":
+            return kafka.run_load(args)
         return wordcount.run(args)
     except BrokenPipeError:
         # The reader went away (e.g. `millstream wordcount | head`): stop quietly.

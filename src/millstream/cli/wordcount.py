@@ -37,6 +37,7 @@ __all__ = [
     "build_pipeline",
     "count_words",
     "normalize_line",
+    "read_error",
     "run",
     "top_words",
 ]
@@ -67,11 +68,12 @@ def normalize_line(line: str) -> str:
     return _SEPARATORS.sub(" ", line.lower().replace("\u2019", "'"))
 
 
-def build_pipeline(normalize: bool = True) -> tuple[Stream, Stream]:
+def build_pipeline(normalize: bool = True, source: Stream | None = None) -> tuple[Stream, Stream]:
     """Build the word-count graph; return ``(source, counts)``.
 
     ``counts`` is the ``frequencies`` node: it emits the running counts (a
-    read-only mapping) after each word.
+    read-only mapping) after each word. ``source`` is the stream of lines to
+    count (a new ``Stream`` when not given).
 
     Examples
     --------
@@ -81,8 +83,10 @@ def build_pipeline(normalize: bool = True) -> tuple[Stream, Stream]:
     >>> tables[-1]
     {'the': 2, 'cat': 1, 'and': 1, 'hat': 1}
     """
-    source: Any = Stream(stream_name="lines")  # operator methods are registered at run time
-    lines = source.map(normalize_line) if normalize else source
+    if source is None:
+        source = Stream(stream_name="lines")
+    head: Any = source  # operator methods are registered at run time
+    lines = head.map(normalize_line) if normalize else head
     counts = lines.map(str.split).flatten().frequencies()
     return source, counts
 
@@ -105,6 +109,10 @@ class WordCount:
     refresh thread) while :meth:`feed` runs: it only reads the newest counts
     snapshot and a few counters.
 
+    With ``upstream`` (a stream of lines, e.g. records read from Kafka), the
+    pipeline hangs below it and counts what it emits, in whatever thread emits;
+    :meth:`feed` is then not used.
+
     Examples
     --------
     >>> wc = WordCount(top=2)
@@ -115,11 +123,21 @@ class WordCount:
     [('the', 3), ('and', 1)]
     """
 
-    def __init__(self, top: int = 10, normalize: bool = True, title: str = "") -> None:
+    def __init__(
+        self,
+        top: int = 10,
+        normalize: bool = True,
+        title: str = "",
+        upstream: Stream | None = None,
+    ) -> None:
         self.n = top
         self.title = title
         self.lines = 0
-        self.source, counts_node = build_pipeline(normalize)
+        if upstream is None:
+            self.source, counts_node = build_pipeline(normalize)
+        else:
+            head: Any = upstream
+            self.source, counts_node = build_pipeline(normalize, head.map(self._seen))
         counts: Any = counts_node
         self._latest: Mapping[str, int] = {}
         self._sink = counts.sink(self._keep)
@@ -128,6 +146,10 @@ class WordCount:
 
     def _keep(self, table: Mapping[str, int]) -> None:
         self._latest = table
+
+    def _seen(self, line: str) -> str:
+        self.lines += 1
+        return line
 
     def feed(self, lines: Iterable[str]) -> None:
         """Emit every line into the pipeline (in this thread, one line at a time)."""
@@ -228,6 +250,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
             "lowercased and punctuation becomes spaces (apostrophes inside words are kept)"
         ),
     )
+    from .kafka import add_wordcount_arguments
+
+    add_wordcount_arguments(parser)
 
 
 def _positive_int(text: str) -> int:
@@ -263,6 +288,21 @@ def _open_input(path: str | None) -> Iterator[tuple[Iterable[str], str]]:
             yield f, path
 
 
+def read_error(path: str | None, error: OSError) -> str:
+    """What went wrong opening or reading the input ``path``, in a few words.
+
+    Examples
+    --------
+    >>> read_error('a.txt', FileNotFoundError(2, 'No such file or directory'))
+    'no such file: a.txt'
+    >>> read_error('/tmp', IsADirectoryError(21, 'Is a directory'))
+    'cannot read /tmp: Is a directory'
+    """
+    if isinstance(error, FileNotFoundError):
+        return f"no such file: {path}"
+    return f"cannot read {path}: {error.strerror or error}"
+
+
 def _is_interactive(console: Console) -> bool:
     """Draw live frames only on a real terminal (never into pipes or CI logs)."""
     if not console.is_terminal or console.is_dumb_terminal:
@@ -277,6 +317,10 @@ def _is_interactive(console: Console) -> bool:
 def run(args: argparse.Namespace, console: Console | None = None) -> int:
     """Run ``millstream wordcount`` with parsed ``args``; return the exit code."""
     console = console if console is not None else Console()
+    from . import kafka
+
+    if kafka.wants_kafka(args):
+        return kafka.run_wordcount(args, console)
     try:
         with _open_input(args.path) as (lines, name):
             wc = WordCount(top=args.top, normalize=not args.raw, title=name)
@@ -300,12 +344,8 @@ def run(args: argparse.Namespace, console: Console | None = None) -> int:
                 return 130
     except BrokenPipeError:
         raise  # our output went away: main() handles it, it is not an input error
-    except FileNotFoundError:
-        print(f"millstream wordcount: error: no such file: {args.path}", file=sys.stderr)
-        return 2
     except OSError as e:
-        reason = e.strerror or str(e)
-        print(f"millstream wordcount: error: cannot read {args.path}: {reason}", file=sys.stderr)
+        print(f"millstream wordcount: error: {read_error(args.path, e)}", file=sys.stderr)
         return 2
     wc.finish()
     console.print(wc.render())
