@@ -1,0 +1,94 @@
+"""Distribution on Dask: ``scatter`` elements to a cluster, work on futures, ``gather`` back.
+
+This is the Streamz Dask layer (``streamz.dask``) on millstream's asyncio core; code written
+for Streamz runs with only the import changed::
+
+    source = Stream()
+    source.scatter().map(inc).buffer(8).gather().sink(print)
+
+Policy
+    * **Which client.** ``distributed.default_client()``, looked up for each element (the
+      most recently created client that is still open), as in Streamz. Create the client
+      before emitting; it may be created after the graph is built.
+    * **Which loop.** Nodes run on the graph's millstream loop (the background loop thread,
+      or the caller's loop for ``asynchronous=True``; a ``DaskStream`` built in a coroutine
+      while the default client is a ``Client(asynchronous=True)`` on that loop takes that
+      loop). Client coroutines run on the client's own loop, awaited across threads when it
+      is another loop (see :mod:`millstream.dask._bridge`), so no call blocks a loop.
+    * **Which nodes run on the cluster.** ``map``, ``starmap`` and ``accumulate`` submit
+      tasks and emit futures at once. ``buffer``, ``combine_latest``, ``delay``, ``latest``,
+      ``partition``, ``rate_limit``, ``sliding_window``, ``timed_window``, ``union`` and
+      ``zip`` are the local nodes applied to futures, kept ``DaskStream``-typed. Any other
+      node called on a ``DaskStream`` is the local node and receives futures (as in Streamz).
+
+Invariants
+    * ``scatter`` sends each element alone and unhashed (``client.scatter([x],
+      hash=False)``): a dict is one element, equal elements get distinct futures.
+    * ``scatter`` and ``gather`` hold the element's refs until downstream has finished with
+      it; an error releases them marked failed.
+    * A task that raised is re-raised by ``gather`` with its original type and a note naming
+      the ``gather`` node and the node and function that submitted the task.
+    * ``import millstream`` never imports dask or distributed; this package does.
+
+Example
+    >>> from distributed import Client
+    >>> from millstream import Stream
+    >>> from millstream.testing import wait_for
+    >>> client = Client(processes=False, n_workers=1, threads_per_worker=1,
+    ...                 dashboard_address='127.0.0.1:0')
+    >>> source = Stream.from_iterable(range(5))
+    >>> L = source.scatter().map(lambda x: x * x).gather().sink_to_list()
+    >>> source.start()
+    >>> wait_for(lambda: len(L) == 5, 10)
+    >>> L
+    [0, 1, 4, 9, 16]
+    >>> client.close()
+"""
+
+from __future__ import annotations
+
+try:
+    import distributed  # noqa: F401
+except ImportError as e:  # pragma: no cover - exercised in a subprocess test
+    raise ImportError(
+        "millstream's Dask layer (scatter, gather, DaskStream) needs dask and distributed: "
+        "pip install 'millstream[dask]'"
+    ) from e
+
+from .operators import (
+    accumulate,
+    buffer,
+    combine_latest,
+    delay,
+    gather,
+    latest,
+    map,
+    partition,
+    rate_limit,
+    scatter,
+    sliding_window,
+    starmap,
+    timed_window,
+    union,
+    zip,
+)
+from .stream import DaskStream
+
+__all__ = [
+    "DaskStream",
+    "accumulate",
+    "buffer",
+    "combine_latest",
+    "delay",
+    "gather",
+    "latest",
+    "map",
+    "partition",
+    "rate_limit",
+    "scatter",
+    "sliding_window",
+    "starmap",
+    "timed_window",
+    "union",
+    "zip",
+]

@@ -1,0 +1,77 @@
+"""``DaskStream``: the stream type of the Dask part of a graph, and how it picks its loop."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterable
+from typing import Any
+
+from ..core.stream import Stream
+from ._bridge import client_asyncio_loop, get_client
+
+__all__ = ["DaskStream"]
+
+
+def _streams_in(args: Iterable[Any], kwargs: dict[str, Any]) -> list[Stream]:
+    found = [a for a in args if isinstance(a, Stream)]
+    if isinstance(kwargs.get("upstream"), Stream):
+        found.append(kwargs["upstream"])
+    found.extend(u for u in kwargs.get("upstreams") or () if isinstance(u, Stream))
+    return found
+
+
+def _async_client_here() -> bool:
+    """True when the default client is asynchronous and lives on the running loop."""
+    try:
+        running = asyncio.get_running_loop()
+    except RuntimeError:
+        return False
+    try:
+        client = get_client()
+    except ValueError:
+        return False
+    return bool(client.asynchronous) and client_asyncio_loop(client) is running
+
+
+class DaskStream(Stream):
+    """A stream whose elements are Dask futures; its nodes run work on the cluster.
+
+    ``stream.scatter()`` turns a local stream into a ``DaskStream``: ``map``,
+    ``starmap`` and ``accumulate`` then submit tasks to the cluster (through
+    ``distributed.default_client()``, looked up for each element) and emit futures;
+    ``buffer``, ``zip``, ``partition``, ``sliding_window`` and the other nodes of
+    ``DaskStream`` keep their local meaning, applied to futures; ``gather()`` brings
+    the results back as local values.
+
+    A ``DaskStream`` always has an event loop: the one of its upstream if it has
+    one, otherwise the caller's loop when the default client is a
+    ``Client(asynchronous=True)`` running on it, otherwise millstream's background loop.
+
+    Examples
+    --------
+    >>> from distributed import Client
+    >>> client = Client(processes=False, n_workers=1, threads_per_worker=1,
+    ...                 dashboard_address='127.0.0.1:0')
+    >>> source = Stream()
+    >>> L = source.scatter().map(lambda x: 10 * x).buffer(4).gather().sink_to_list()
+    >>> for i in range(4):
+    ...     source.emit(i)
+    >>> from millstream.testing import wait_for
+    >>> wait_for(lambda: len(L) == 4, 10)
+    >>> L
+    [0, 10, 20, 30]
+    >>> client.close()
+    """
+
+    def __init__(self, *args: Any, **kwargs: Any):
+        if (
+            kwargs.get("loop") is None
+            and kwargs.get("asynchronous") is None
+            and not any(
+                u.loop is not None or u.asynchronous is not None for u in _streams_in(args, kwargs)
+            )
+            and _async_client_here()
+        ):
+            kwargs["asynchronous"] = True
+        kwargs["ensure_io_loop"] = True
+        super().__init__(*args, **kwargs)

@@ -1,0 +1,126 @@
+"""Errors from tasks and the refs of elements crossing the cluster."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import operator
+
+import pytest
+
+from millstream import RefCounter, Stream
+from millstream.testing import captured_logger, wait_for
+
+
+def inc(x):
+    return x + 1
+
+
+def bad(x):
+    return 1 / x
+
+
+def test_a_failing_task_raises_from_gather_with_a_note(client):
+    source = Stream()
+    L = source.scatter().map(bad).gather().sink_to_list()
+    with pytest.raises(ZeroDivisionError) as info:
+        source.emit(0)
+    note = "\n".join(info.value.__notes__)
+    assert note.startswith("millstream: <gather> received the error of Dask task 'bad-")
+    assert "submitted by <map: bad> calling function 'bad'" in note
+    assert L == []
+    source.emit(2)  # the graph keeps working
+    assert L == [0.5]
+
+
+def test_a_failing_accumulate_names_the_accumulate_node(client):
+    source = Stream()
+    L = source.scatter().accumulate(operator.truediv, start=1).gather().sink_to_list()
+    source.emit(2)
+    with pytest.raises(ZeroDivisionError) as info:
+        source.emit(0)
+    assert "submitted by <accumulate: truediv>" in info.value.__notes__[0]
+    assert L == [0.5]
+
+
+def test_a_failed_element_releases_its_ref_as_failed(client):
+    done = []
+    ref = RefCounter(cb=lambda: done.append(True))
+    source = Stream()
+    source.scatter().map(bad).gather().sink_to_list()
+    with pytest.raises(ZeroDivisionError):
+        source.emit(0, metadata=[{"ref": ref}])
+    assert ref.count == 0 and done == [True]
+    assert ref.failed and isinstance(ref.errors[0], ZeroDivisionError)
+
+
+def test_a_failure_behind_a_buffer_is_logged_and_the_ref_failed(client):
+    ref = RefCounter()
+    source = Stream()
+    L = source.scatter().map(bad).buffer(2).gather().sink_to_list()
+    with captured_logger("millstream", level=logging.ERROR) as log:
+        source.emit(0, metadata=[{"ref": ref}])
+        source.emit(1)
+        wait_for(lambda: L == [1.0], 10)
+    assert ref.count == 0 and ref.failed
+    assert "ZeroDivisionError" in log.getvalue()
+
+
+def test_a_scatter_failure_names_the_scatter_node(client):
+    class Unpicklable:
+        def __reduce__(self):
+            raise TypeError("cannot pickle this")
+
+    ref = RefCounter()
+    source = Stream()
+    source.scatter().gather().sink_to_list()
+    with pytest.raises(Exception) as info:  # distributed may wrap the pickling error
+        source.emit(Unpicklable(), metadata=[{"ref": ref}])
+    notes = getattr(info.value, "__notes__", [])
+    assert any(n.startswith("millstream: <scatter> failed") for n in notes)
+    assert ref.count == 0 and ref.failed
+
+
+def test_refs_are_held_until_gathers_downstream_has_finished(client):
+    counts = []
+    done = []
+    ref = RefCounter(cb=lambda: done.append(True))
+
+    async def slow_sink(x):
+        counts.append(ref.count)
+        await asyncio.sleep(0.02)
+        counts.append(ref.count)
+
+    source = Stream()
+    source.scatter().map(inc).gather().sink(slow_sink)
+    source.emit(1, metadata=[{"ref": ref}])
+    # scatter and gather (and the sink while it runs) hold the element
+    assert len(counts) == 2 and min(counts) >= 2
+    assert ref.count == 0 and done == [True] and not ref.failed
+
+
+def test_refs_through_a_buffer_are_released_after_the_sink(client):
+    refs = [RefCounter() for _ in range(4)]
+    seen = []
+
+    def sink(x):
+        seen.append((x, refs[x - 1].count))
+
+    source = Stream()
+    source.scatter().map(inc).buffer(8).gather().sink(sink)
+    for i, ref in enumerate(refs):
+        source.emit(i, metadata=[{"ref": ref}])
+    wait_for(lambda: len(seen) == 4 and all(r.count == 0 for r in refs), 10)
+    assert [x for x, _ in seen] == [1, 2, 3, 4]
+    assert all(count >= 2 for _, count in seen)  # buffer + gather still hold it in the sink
+    assert not any(r.failed for r in refs)
+
+
+def test_metadata_reaches_gathers_downstream(client):
+    from millstream.testing import metadata
+
+    ref = RefCounter()
+    source = Stream()
+    seen = metadata(source.scatter().map(inc).gather()).sink_to_list()
+    source.emit(1, metadata=[{"ref": ref, "offset": 7}])
+    assert seen == [[{"ref": ref, "offset": 7}]]
