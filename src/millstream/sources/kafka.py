@@ -245,7 +245,11 @@ def _locate(error: BaseException, rng: OffsetRange, values: list[Any] | None) ->
         return None
     offsets = getattr(values, "offsets", None)
     for i, v in enumerate(values):
-        if v is culprit:
+        if isinstance(v, dict):  # keys=True: the record's value
+            v = v.get("value")
+        # bytes.decode() puts a copy of the bytes in the error: compare by value (the
+        # first equal record is the first to fail when the batch is decoded in order)
+        if v is culprit or (isinstance(v, bytes) and isinstance(culprit, bytes) and v == culprit):
             return offsets[i] if offsets is not None else None
     return None
 
