@@ -553,7 +553,7 @@ def test_a_destroyed_branch_is_detached_and_collected():
     assert source.downstreams == []
 
 
-def test_scatter_placeholder_raises_clear_error():
+def test_dataframe_and_batch_placeholders_raise_clear_errors():
     import pytest
 
     source = Stream()
