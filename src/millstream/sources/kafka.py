@@ -192,9 +192,10 @@ class _KafkaSource(_ManagedSource):
         try:
             await thread.call(consumer.commit, offsets=tps, asynchronous=False)
         except confluent_kafka.KafkaException as e:
-            # a rebalance took the partition away, or the broker is restarting: the
-            # records will be read again (at least once), so say so and go on
-            logger.warning("%s: commit of %s failed: %s", self, offsets, e)
+            # a rebalance took the partition away (then it is forgotten), or the broker
+            # did not answer in time: the offsets are offered again at the next commit
+            logger.warning("%s: commit of %s failed (retried later): %s", self, offsets, e)
+            self.tracker.retry_commits(offsets)
             return
         self.committed.update(offsets)
 

@@ -141,6 +141,23 @@ class OffsetTracker:
                     out[tp] = part.committed = part.next_commit
         return out
 
+    def retry_commits(self, offsets: dict[TopicPartition, int]) -> None:
+        """Give back offsets from :meth:`take_commits` whose commit failed: the next
+        :meth:`take_commits` offers them again (or a later offset of the partition).
+
+        >>> tracker = OffsetTracker()
+        >>> tracker.finish(tracker.begin('t', 0, 0, 4))
+        >>> offsets = tracker.take_commits()
+        >>> tracker.retry_commits(offsets)
+        >>> tracker.take_commits()
+        {('t', 0): 5}
+        """
+        with self._lock:
+            for tp, offset in offsets.items():
+                part = self._partitions.get(tp)
+                if part is not None and part.committed == offset:
+                    part.committed = None
+
     def committable(self, tp: TopicPartition) -> int | None:
         """The offset after the completed prefix of ``tp`` (None if nothing completed)."""
         with self._lock:
