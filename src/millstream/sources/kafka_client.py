@@ -81,7 +81,12 @@ def topic_partitions(
         ) from e
     info = metadata.topics.get(topic)
     if info is None or info.error is not None:
-        known = sorted(t for t in metadata.topics if not t.startswith("__"))
+        # the answer above names only the missing topic: ask for all of them for the hint
+        try:
+            listed = consumer.list_topics(timeout=timeout).topics
+        except confluent_kafka.KafkaException:
+            listed = {}
+        known = sorted(t for t, i in listed.items() if i.error is None and not t.startswith("__"))
         reason = info.error.str() if info is not None and info.error is not None else "not listed"
         raise UnknownTopicError(
             f"{node}: Kafka topic {topic!r} does not exist at {servers!r} ({reason}); "
