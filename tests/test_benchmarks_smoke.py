@@ -133,13 +133,28 @@ def test_wordcount_scales_streamz_input() -> None:
     assert "memory_emit_vs_streamz" not in result["targets"]
 
 
+LOCAL = ["map_chain", "wordcount", "import_time"]  # the Kafka ones: tests/kafka/
+
+
 def test_run_all_prints_one_line_per_benchmark() -> None:
-    proc = run_script("run_all.py", "--", *TINY, "--no-memory")
+    proc = run_script("run_all.py", "--only", *LOCAL, "--", *TINY, "--no-memory")
     assert proc.returncode == 0, proc.stderr
     lines = proc.stdout.splitlines()
     names = [json.loads(line)["benchmark"] for line in lines]
-    assert names == ["map_chain", "wordcount", "import_time"]
+    assert names == LOCAL
     assert all(json.loads(line)["all_checks_passed"] for line in lines)
+
+
+def test_kafka_produce_is_run_by_run_all_and_documents_its_options() -> None:
+    """Its smoke run needs a broker: tests/kafka/test_to_kafka.py; here, no broker."""
+    spec = importlib.util.spec_from_file_location("run_all", BENCH / "run_all.py")
+    assert spec is not None and spec.loader is not None
+    run_all = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(run_all)
+    assert "kafka_produce" in run_all.BENCHMARKS
+    proc = run_script("kafka_produce.py", "--help")
+    assert proc.returncode == 0, proc.stderr
+    assert "--bootstrap" in proc.stdout and "--size" in proc.stdout
 
 
 def test_import_time_prints_one_json_line_and_millstream_imports_no_heavy_module() -> None:
