@@ -15,6 +15,7 @@ restarted.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import threading
 import time
@@ -191,10 +192,6 @@ def decode_line(b):
     return b.decode()
 
 
-def decode_batch(batch):
-    return [b.decode() for b in batch]
-
-
 @pytest.mark.parametrize("fused", [True, False], ids=["fused", "with-refs"])
 def test_undecodable_record_stops_from_kafka_at_its_offset(kafka_bootstrap, kafka_admin, fused):
     topic = _poisoned_topic(kafka_bootstrap, kafka_admin)
@@ -207,6 +204,7 @@ def test_undecodable_record_stops_from_kafka_at_its_offset(kafka_bootstrap, kafk
     else:  # a buffer holds elements: the source counts refs
 
         async def store(x):
+            await asyncio.sleep(0.005)  # the buffer still holds records when 5 fails
             received.append(x)
 
         decoded.buffer(4).sink(store)
@@ -246,12 +244,19 @@ def test_undecodable_record_stops_from_kafka_batched_at_its_batch(
     )
     source = stream.upstream
     received = []
+    tried = []
+
+    def decode_batch(batch):
+        tried.append(list(batch))
+        return [b.decode() for b in batch]
+
     decoded = stream.map(decode_batch)
     if fused:
         decoded.sink(received.extend)
     else:
 
         async def store(x):
+            await asyncio.sleep(0.005)  # the buffer still holds batches when BAD fails
             received.extend(x)
 
         decoded.buffer(4).sink(store)
@@ -262,9 +267,11 @@ def test_undecodable_record_stops_from_kafka_batched_at_its_batch(
     assert isinstance(error, UnicodeDecodeError), repr(error)
     _check_notes(error, topic, "decode_batch")
     assert not any(r.startswith("p1-6") for r in received)
+    # committed: up to the start of the failed batch, exactly (what came before finished)
+    failed_batch = next(batch for batch in tried if BAD in batch)
+    batch_start = 5 - failed_batch.index(BAD)
     committed = _committed(kafka_bootstrap, group, topic, 2)
-    assert committed[1] is None or committed[1] <= 5, committed
-    bad_batch_start = committed[1] or 0
+    assert committed[1] == (batch_start or None), (committed, failed_batch)
 
     again = Stream.from_kafka_batched(
         topic, _params(kafka_bootstrap, group), poll_interval=0.05, max_batch_size=3
@@ -277,7 +284,7 @@ def test_undecodable_record_stops_from_kafka_batched_at_its_batch(
     finally:
         _stop(again.upstream)
     first_p1 = next(batch for batch in seen if BAD in batch or batch[0].startswith(b"p1-"))
-    assert first_p1[0] == f"p1-{bad_batch_start}".encode() or first_p1[0] == BAD
+    assert first_p1[0] == ([b"p1-%d" % i for i in range(5)] + [BAD])[batch_start]
 
 
 # -- a failure in an asynchronous branch ----------------------------------------------------
@@ -312,7 +319,6 @@ def test_failure_after_a_buffer_blocks_commits_past_it(kafka_bootstrap, kafka_to
 
 def test_failing_async_sink_blocks_commits_past_it(kafka_bootstrap, kafka_topic):
     """A sink whose coroutine raises after a delay, beside a branch that succeeds."""
-    import asyncio
 
     topic = kafka_topic(partitions=1)
     _produce(kafka_bootstrap, topic, [(0, f"{i}".encode()) for i in range(20)])
@@ -471,7 +477,6 @@ def test_from_kafka_batched_survives_a_broker_restart(own_broker, kill):
 def test_records_finishing_while_the_broker_is_down_are_committed_once_it_is_back(own_broker):
     """The commit of records that finish while the broker is down waits for it (librdkafka
     retries a synchronous commit until the coordinator answers), and the source goes on."""
-    import asyncio
 
     state_dir, bootstrap = own_broker
     admin = AdminClient({"bootstrap.servers": bootstrap})
@@ -534,7 +539,6 @@ class _FailingCommits:
 def test_a_failed_commit_is_made_again_later(kafka_bootstrap, kafka_topic):
     """A commit that raises is logged and skipped; its offsets must be committed by a later
     commit (at the latest on stop), even when no new record comes."""
-    import asyncio
 
     topic = kafka_topic(partitions=1)
     _produce(kafka_bootstrap, topic, [(0, b"%d" % i) for i in range(10)])

@@ -145,10 +145,9 @@ class _KafkaSource(_ManagedSource):
 
     async def _drain(self) -> None:
         tracker = self.tracker
-        await self._wait_until(
-            lambda: not tracker.in_flight or tracker.failure is not None,
-            time.monotonic() + self.drain_timeout,
-        )
+        # also after a failure: the records before it that are still in the graph (in a
+        # buffer...) finish, so the last commit reaches the failed record itself
+        await self._wait_until(lambda: not tracker.in_flight, time.monotonic() + self.drain_timeout)
         if tracker.in_flight and tracker.failure is None:
             logger.warning(
                 "%s: %d record(s) or batch(es) still in flight after %g s; their offsets "
