@@ -287,6 +287,29 @@ def test_undecodable_record_stops_from_kafka_batched_at_its_batch(
     assert first_p1[0] == ([b"p1-%d" % i for i in range(5)] + [BAD])[batch_start]
 
 
+@pytest.mark.parametrize("keys", [False, True], ids=["values", "keys"])
+def test_undecodable_record_after_a_buffer_is_named_exactly(kafka_bootstrap, kafka_admin, keys):
+    """The decode step runs after a buffer, in the background: the error still names the
+    exact offset of the record, not only its batch."""
+    topic = _poisoned_topic(kafka_bootstrap, kafka_admin)
+    group = f"faults-{uuid.uuid4().hex[:10]}"
+    stream = Stream.from_kafka_batched(
+        topic, _params(kafka_bootstrap, group), poll_interval=0.05, max_batch_size=3, keys=keys
+    )
+    source = stream.upstream
+
+    def decode_batch(batch):
+        return [(r["value"] if keys else r).decode() for r in batch]
+
+    stream.buffer(4).map(decode_batch).sink(lambda x: None)
+    source.start()
+    _wait_stopped(source)
+
+    error = source.error
+    assert isinstance(error, UnicodeDecodeError), repr(error)
+    _check_notes(error, topic, "decode_batch")
+
+
 # -- a failure in an asynchronous branch ----------------------------------------------------
 
 

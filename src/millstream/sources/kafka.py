@@ -220,7 +220,14 @@ class _KafkaSource(_ManagedSource):
             tracker.finish(rng)
             return
         ref = RefCounter(initial=1)
-        ref.cb = lambda: tracker.finish(rng, ref.errors[0] if ref.errors else None)
+
+        def finished() -> None:  # in whichever thread let go last
+            error = ref.errors[0] if ref.errors else None
+            if error is not None and values is not None:  # name the record in the batch
+                _add_position_note(error, rng, _locate(error, rng, values))
+            tracker.finish(rng, error)
+
+        ref.cb = finished
         metadata = [
             {"ref": ref, "topic": rng.topic, "partition": rng.partition, "offset": rng.last}
         ]
