@@ -340,6 +340,39 @@ def test_failure_after_a_buffer_blocks_commits_past_it(kafka_bootstrap, kafka_to
     assert _committed(kafka_bootstrap, group, topic, 1) == {0: 17}
 
 
+def test_failure_after_a_buffer_blocks_batched_commits_past_it(kafka_bootstrap, kafka_topic):
+    """The same for from_kafka_batched: the commit stops at the start of the failed batch."""
+    topic = kafka_topic(partitions=1)
+    _produce(kafka_bootstrap, topic, [(0, f"{i}".encode()) for i in range(40)])
+    group = f"faults-{uuid.uuid4().hex[:10]}"
+    stream = Stream.from_kafka_batched(
+        topic, _params(kafka_bootstrap, group), poll_interval=0.05, max_batch_size=5
+    )
+    source = stream.upstream
+    fast = []
+    stream.sink(fast.append)
+    tried = []
+
+    def check(batch):
+        tried.append(list(batch))
+        if b"17" in batch:
+            raise ValueError("record 17 is bad")
+        return batch
+
+    stream.buffer(50).map(check).sink(lambda batch: None)
+    source.start()
+    _wait_stopped(source)
+
+    assert isinstance(source.error, ValueError), repr(source.error)
+    failed = next(batch for batch in tried if b"17" in batch)
+    first, last = int(failed[0]), int(failed[-1])
+    where = f"offset {first}" if first == last else f"offsets {first}..{last}"
+    assert f"kafka: while processing topic {topic!r} partition 0 {where}" in (
+        source.error.__notes__
+    )
+    assert _committed(kafka_bootstrap, group, topic, 1) == {0: first or None}
+
+
 def test_failing_async_sink_blocks_commits_past_it(kafka_bootstrap, kafka_topic):
     """A sink whose coroutine raises after a delay, beside a branch that succeeds."""
 
