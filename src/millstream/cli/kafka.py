@@ -448,7 +448,7 @@ class _Loader:
             return 1
         if created:
             print(f"created Kafka topic {args.topic!r} with {partitions} partition(s)")
-        written = self._produce(lines)
+        written = self._produce(lines, partitions)
         if self.failed or self.delivered != written:
             lost = written - self.delivered
             reason = self.first_failure.str() if self.first_failure is not None else "timed out"
@@ -513,8 +513,9 @@ class _Loader:
             if self.first_failure is None:
                 self.first_failure = error
 
-    def _produce(self, lines: Iterable[str]) -> int:
-        """Produce one record per line (without its newline); return how many were produced."""
+    def _produce(self, lines: Iterable[str], partitions: int) -> int:
+        """Produce one record per line (without its newline), line ``i`` into partition
+        ``i % partitions``; return how many were produced."""
         from confluent_kafka import Producer
 
         delivery_timeout = max(MIN_DELIVERY_TIMEOUT, self.timeout)
@@ -535,7 +536,9 @@ class _Loader:
             value = (line[:-1] if line.endswith("\n") else line).encode("utf-8")
             while True:
                 try:
-                    producer.produce(topic, value, on_delivery=on_delivery)
+                    producer.produce(
+                        topic, value, partition=written % partitions, on_delivery=on_delivery
+                    )
                     break
                 except BufferError:  # the local queue is full: let deliveries drain it
                     producer.poll(0.05)

@@ -51,7 +51,8 @@ def build_parser() -> argparse.ArgumentParser:
         help="write a text into a Kafka topic, one record per line",
         description=(
             "Write a text into a Kafka topic, one record per line (UTF-8, without the "
-            "newline), and print how many records were written; `millstream wordcount "
+            "newline; the lines go to the partitions in turn), and print how many records "
+            "were written; `millstream wordcount "
             "--kafka ... --topic ...` then counts them. Exit code 1 when the broker does "
             "not answer, the topic does not exist (without --create) or a record is not "
             "delivered."
