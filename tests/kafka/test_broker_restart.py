@@ -16,6 +16,7 @@ from confluent_kafka import Consumer, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient
 
 from ._helpers import (
+    BROKER_SCRIPT,
     FAST_RESTART,
     broker_script,
     create_topic,
@@ -205,3 +206,19 @@ def test_usage_names_restart():
     assert "start | stop | status | restart" in result.stdout
     assert "--keep-data" in result.stdout and "--kill" in result.stdout
     assert os.path.basename(result.args[1]) == "kafka-broker"
+
+
+def test_cluster_id_never_starts_with_a_dash():
+    """kafka.tools.StorageTool reads ``--cluster-id -abc…`` as an option and fails; a
+    URL-safe base64 id starts with "-" once in 64 (a start failed that way)."""
+    import importlib.util
+    from importlib.machinery import SourceFileLoader
+
+    loader = SourceFileLoader("kafka_broker_script", str(BROKER_SCRIPT))
+    spec = importlib.util.spec_from_loader(loader.name, loader)
+    script = importlib.util.module_from_spec(spec)
+    loader.exec_module(script)
+    ids = [script.cluster_id() for _ in range(5000)]
+    assert not [i for i in ids if i.startswith("-")]
+    assert {len(i) for i in ids} == {22}
+    assert len(set(ids)) == 5000
