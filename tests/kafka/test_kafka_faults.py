@@ -167,9 +167,9 @@ def test_unreachable_broker_raises_within_the_connect_timeout(unused_port, kind)
 BAD = b"\xff\xfe"
 
 
-def _poisoned_topic(bootstrap, admin):
+def _poisoned_topic(bootstrap, kafka_topic):
     """Two partitions: 0 holds 8 good lines, 1 holds 5 good, BAD at offset 5, 4 good."""
-    topic = create_topic(admin, unique_topic_name("poison"), partitions=2)
+    topic = kafka_topic(partitions=2)
     records = [(0, f"p0-{i}".encode()) for i in range(8)]
     records += [(1, f"p1-{i}".encode()) for i in range(5)]
     records += [(1, BAD)]
@@ -193,8 +193,8 @@ def decode_line(b):
 
 
 @pytest.mark.parametrize("fused", [True, False], ids=["fused", "with-refs"])
-def test_undecodable_record_stops_from_kafka_at_its_offset(kafka_bootstrap, kafka_admin, fused):
-    topic = _poisoned_topic(kafka_bootstrap, kafka_admin)
+def test_undecodable_record_stops_from_kafka_at_its_offset(kafka_bootstrap, kafka_topic, fused):
+    topic = _poisoned_topic(kafka_bootstrap, kafka_topic)
     group = f"faults-{uuid.uuid4().hex[:10]}"
     source = Stream.from_kafka(topic, _params(kafka_bootstrap, group), poll_interval=0.05)
     received = []
@@ -235,9 +235,9 @@ def test_undecodable_record_stops_from_kafka_at_its_offset(kafka_bootstrap, kafk
 
 @pytest.mark.parametrize("fused", [True, False], ids=["fused", "with-refs"])
 def test_undecodable_record_stops_from_kafka_batched_at_its_batch(
-    kafka_bootstrap, kafka_admin, fused
+    kafka_bootstrap, kafka_topic, fused
 ):
-    topic = _poisoned_topic(kafka_bootstrap, kafka_admin)
+    topic = _poisoned_topic(kafka_bootstrap, kafka_topic)
     group = f"faults-{uuid.uuid4().hex[:10]}"
     stream = Stream.from_kafka_batched(
         topic, _params(kafka_bootstrap, group), poll_interval=0.05, max_batch_size=3
@@ -288,10 +288,10 @@ def test_undecodable_record_stops_from_kafka_batched_at_its_batch(
 
 
 @pytest.mark.parametrize("keys", [False, True], ids=["values", "keys"])
-def test_undecodable_record_after_a_buffer_is_named_exactly(kafka_bootstrap, kafka_admin, keys):
+def test_undecodable_record_after_a_buffer_is_named_exactly(kafka_bootstrap, kafka_topic, keys):
     """The decode step runs after a buffer, in the background: the error still names the
     exact offset of the record, not only its batch."""
-    topic = _poisoned_topic(kafka_bootstrap, kafka_admin)
+    topic = _poisoned_topic(kafka_bootstrap, kafka_topic)
     group = f"faults-{uuid.uuid4().hex[:10]}"
     stream = Stream.from_kafka_batched(
         topic, _params(kafka_bootstrap, group), poll_interval=0.05, max_batch_size=3, keys=keys
