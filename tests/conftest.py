@@ -2,8 +2,21 @@
 
 from __future__ import annotations
 
-import pytest
+import logging
+import os
 
+import pytest
+from confluent_kafka.admin import AdminClient
+
+from kafka._helpers import (  # tests/kafka: the broker script, unique topics
+    KafkaUnavailable,
+    create_topic,
+    delete_topics,
+    resolve_bootstrap,
+    start_broker,
+    stop_broker,
+    unique_topic_name,
+)
 from millstream.core.clock import ManualClock, use_clock
 
 
@@ -13,3 +26,57 @@ def manual_clock():
     clock = ManualClock()
     with use_clock(clock):
         yield clock
+
+
+# -- a real Kafka broker: $MILLSTREAM_KAFKA_BOOTSTRAP, or one started for the session ------
+# Without $MILLSTREAM_KAFKA_BOOTSTRAP the session starts a single-node broker on a free
+# loopback port through scripts/kafka-broker (Java 17; the jars are fetched with Maven the
+# first time) and stops it at the end. When no broker can be had the tests FAIL with the
+# reason: they never skip.
+
+
+@pytest.fixture(scope="session")
+def kafka_bootstrap(tmp_path_factory):
+    """``host:port`` of the session's Kafka broker."""
+    state_dir = tmp_path_factory.mktemp("kafka-broker")
+    try:
+        bootstrap, started = resolve_bootstrap(os.environ, lambda: start_broker(state_dir))
+    except KafkaUnavailable as error:
+        pytest.fail(f"no Kafka broker for the tests: {error}", pytrace=False)
+    try:
+        yield bootstrap
+    finally:
+        if started:
+            stop_broker(state_dir)
+
+
+@pytest.fixture(scope="session")
+def kafka_admin(kafka_bootstrap):
+    """An AdminClient connected to the session's broker."""
+    return AdminClient(
+        {"bootstrap.servers": kafka_bootstrap, "logger": logging.getLogger("millstream.kafka")}
+    )
+
+
+@pytest.fixture
+def kafka_topic(kafka_admin):
+    """``kafka_topic(partitions=1) -> name``: a fresh topic, deleted after the test."""
+    created: list[str] = []
+
+    def make(partitions: int = 1) -> str:
+        name = create_topic(kafka_admin, unique_topic_name(), partitions)
+        created.append(name)
+        return name
+
+    yield make
+    delete_topics(kafka_admin, created)
+
+
+@pytest.fixture
+def unused_port():
+    """A loopback port that nothing listens on."""
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]

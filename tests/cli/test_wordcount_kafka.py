@@ -3,8 +3,6 @@
 Counts are checked against an independent ``collections.Counter`` over the loaded text.
 """
 
-# ruff: noqa: F811  (the broker fixtures are imported, then named as test parameters)
-
 from __future__ import annotations
 
 import io
@@ -22,9 +20,7 @@ import pytest
 from confluent_kafka import Consumer, TopicPartition
 from rich.console import Console
 
-# the broker fixtures of tests/kafka (tests/ is on sys.path: tests/conftest.py is rootless)
 from kafka._helpers import delete_topics, unique_topic_name
-from kafka.conftest import kafka_admin, kafka_bootstrap, kafka_topic, unused_port  # noqa: F401
 from millstream.cli import kafka as cli_kafka
 from millstream.cli import main
 from millstream.cli.main import build_parser

@@ -5,8 +5,6 @@ session's Kafka broker and a fresh topic loaded with a known text; its last line
 is checked against an independent ``collections.Counter`` over that text.
 """
 
-# ruff: noqa: F811  (the broker fixtures are imported, then named as test parameters)
-
 from __future__ import annotations
 
 import json
@@ -18,8 +16,6 @@ from pathlib import Path
 
 import pytest
 
-# the broker fixtures of tests/kafka (tests/ is on sys.path: tests/conftest.py is rootless)
-from kafka.conftest import kafka_admin, kafka_bootstrap, kafka_topic  # noqa: F401
 from millstream.cli import main
 
 ROOT = Path(__file__).resolve().parents[2]
