@@ -18,7 +18,7 @@ import sys
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-BENCHMARKS = ["map_chain", "wordcount", "import_time", "kafka_produce"]
+BENCHMARKS = ["map_chain", "wordcount", "import_time", "kafka_produce", "kafka_wordcount"]
 
 
 def run_one(name: str, extra: list[str]) -> tuple[str | None, str]:

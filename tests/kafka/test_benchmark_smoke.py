@@ -1,0 +1,75 @@
+"""Smoke test of benchmarks/kafka_wordcount.py, run by run_all.py against the session's broker.
+
+No timing is asserted (the figures mean nothing at this size): the script must print one
+JSON line of the documented shape whose counts all equal the Counter's and whose
+bounded-memory pass kept the source's in-flight batches under the cap.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+BENCH = Path(__file__).resolve().parents[2] / "benchmarks"
+
+
+def test_kafka_wordcount_prints_one_valid_json_line(kafka_bootstrap):
+    proc = subprocess.run(
+        [
+            sys.executable,
+            str(BENCH / "run_all.py"),
+            "--only",
+            "kafka_wordcount",
+            "--",
+            "--bootstrap",
+            kafka_bootstrap,
+            "--size",
+            "400",
+            "--streamz-size",
+            "200",
+            "--streamz-words-size",
+            "100",
+            "--memory-size",
+            "300",
+            "--slow-sink",
+            "0.001",
+            "--repeat",
+            "1",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stderr
+    (line,) = proc.stdout.splitlines()
+    result = json.loads(line)
+    assert result["benchmark"] == "kafka_wordcount"
+    assert result["size"] == 400
+    assert (result["streamz_size"], result["streamz_words_size"]) == (200, 100)
+    assert result["streamz_time_scaled"] is True
+    names = {"raw", "millstream_batch", "streamz_batch", "millstream_per_word", "streamz_per_word"}
+    assert set(result["times_s"]) == names
+    assert all(t > 0 for t in result["times_s"].values())
+    scaled = result["times_scaled_to_size_s"]
+    assert abs(scaled["streamz_batch"] - 2 * result["times_s"]["streamz_batch"]) < 1e-3
+    assert set(result["targets"]) == {
+        "millstream_vs_raw",
+        "millstream_vs_streamz",
+        "memory_in_flight_capped",
+        "memory_bounded",
+    }
+    for t in result["targets"].values():
+        assert set(t) == {"what", "value", "target", "pass"}
+    assert result["all_targets_passed"] == all(t["pass"] for t in result["targets"].values())
+    # every reader's last counts equal the Counter over the lines it read
+    assert len(result["checks"]) == 8
+    assert all(result["checks"].values()), result["checks"]
+    assert result["all_checks_passed"] is True
+    memory = result["memory"]
+    assert set(memory) >= {"capped", "uncapped", "raw_floor", "topic_value_bytes"}
+    assert memory["capped"]["max_in_flight_seen"] >= 1
+    assert memory["capped"]["samples"] > 0
+    assert result["machine"]["streamz"] == "0.6.6"
