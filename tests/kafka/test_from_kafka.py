@@ -279,3 +279,20 @@ async def test_works_on_the_callers_event_loop(kafka_bootstrap, kafka_topic):
     await source.work_task
     assert values(4) == L
     assert source.committed == {(topic, 0): 4}
+
+
+def test_a_start_error_is_raised_not_also_logged(unused_port):
+    import logging
+
+    from millstream.exceptions import KafkaConnectError
+    from millstream.testing import captured_logger
+
+    source = Stream.from_kafka(
+        "t", {"bootstrap.servers": f"127.0.0.1:{unused_port}", "group.id": "g"}, connect_timeout=0.5
+    )
+    with captured_logger("millstream", logging.ERROR) as log:
+        with pytest.raises(KafkaConnectError, match=f"127.0.0.1:{unused_port}"):
+            source.start()
+        time.sleep(0.1)
+    assert log.getvalue() == ""
+    assert source.stopped and isinstance(source.error, KafkaConnectError)

@@ -8,7 +8,7 @@ import pytest
 from confluent_kafka.admin import NewPartitions
 
 from millstream import Stream
-from millstream.sources.kafka import FromKafkaBatched
+from millstream.sources.kafka_batched import FromKafkaBatched
 from millstream.testing import wait_for
 
 from ._produce import committed, params, produce

@@ -25,6 +25,7 @@ import contextlib
 import logging
 import sys
 import time
+import traceback
 from collections.abc import Iterable, Iterator
 from typing import Any
 
@@ -340,6 +341,11 @@ class _KafkaWordCount:
             top=args.top, normalize=not args.raw, title=f"Kafka topic {args.topic}", upstream=lines
         )
 
+    def _show_traceback(self, error: BaseException) -> None:
+        """With ``--verbose``, the whole traceback before the one-line message."""
+        if self.args.verbose:
+            traceback.print_exception(type(error), error, error.__traceback__, file=sys.stderr)
+
     def run(self) -> int:
         args, source = self.args, self.source
         try:
@@ -350,10 +356,12 @@ class _KafkaWordCount:
                     ends = _ends_to_read(
                         args.kafka, args.topic, self.group, list(source.partitions), self.timeout
                     )
-            except KafkaConnectError:
+            except KafkaConnectError as e:
+                self._show_traceback(e)
                 _error("wordcount", _no_broker(args.kafka, self.timeout))
                 return 1
-            except UnknownTopicError:
+            except UnknownTopicError as e:
+                self._show_traceback(e)
                 _error("wordcount", _no_topic(args.topic, args.kafka))
                 return 1
             except ValueError as e:  # librdkafka rejected a setting (e.g. a malformed address)

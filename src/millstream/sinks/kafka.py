@@ -36,6 +36,7 @@ from ..core.loop import in_loop_thread, sync
 from ..core.refs import release_refs, retain_refs
 from ..core.stream import Stream
 from ..exceptions import MillstreamError
+from ..sources.kafka_client import librdkafka_log
 
 __all__ = ["POLL_INTERVAL", "KafkaDeliveryError", "to_kafka"]
 
@@ -174,7 +175,7 @@ class to_kafka(Stream):
                 f"{label}: producer_config sets 'delivery.report.only.error', but to_kafka needs "
                 "the report of every message (to emit it and release its refs): remove it"
             )
-        config.setdefault("logger", logger)
+        config.setdefault("logger", librdkafka_log)
         self.topic = topic
         self._label = label
         self._config = config

@@ -1,6 +1,6 @@
 """Sources: where elements enter a graph."""
 
-from . import kafka, local  # noqa: F401  (register the sources on Stream)
+from . import kafka, kafka_batched, local  # noqa: F401  (register the sources on Stream)
 from .base import Source
 from .files import sink_to_file
 from .iterable import from_iterable

@@ -31,6 +31,9 @@ class Source(Stream):
     """
 
     _graphviz_shape = "doubleoctagon"
+    #: True while a caller (a blocking ``start()``) waits to receive an error of ``run``
+    #: itself: that error is raised there, not also logged
+    _error_has_caller = False
 
     def __init__(self, start: bool = False, **kwargs: Any):
         self.stopped = True
@@ -63,7 +66,8 @@ class Source(Stream):
         except Exception as e:
             self.error = e
             self.stopped = True
-            logger.error("source %s stopped by an error", self, exc_info=e)
+            if not self._error_has_caller:
+                logger.error("source %s stopped by an error", self, exc_info=e)
 
     def stop(self) -> None:
         """Ask the source to stop after the element in progress."""

@@ -26,6 +26,55 @@ __all__ = [
 
 logger = logging.getLogger("millstream.kafka")
 
+
+class LibrdkafkaLog:
+    """Where librdkafka's own log lines go: the ``millstream.kafka`` logger, with lost
+    connections (``FAIL``, which librdkafka logs as errors and retries by itself) logged as
+    warnings, and a line repeating within ``interval`` seconds logged once, with a count.
+
+    confluent-kafka calls ``log(level, fmt, facility, client, text)`` from its poll calls.
+
+    >>> import logging
+    >>> records = []
+    >>> handler = logging.Handler(); handler.emit = records.append
+    >>> target = logging.getLogger('librdkafka-doctest'); target.addHandler(handler)
+    >>> log = LibrdkafkaLog(target, interval=60)
+    >>> for _ in range(3):
+    ...     log.log(logging.ERROR, '%s [%s] %s', 'FAIL', 'rdkafka#consumer-1',
+    ...             'Connect to 127.0.0.1:9 failed: Connection refused (after 0ms)')
+    >>> [(r.levelname, r.getMessage()[:9]) for r in records]
+    [('WARNING', 'FAIL [rdk')]
+    """
+
+    def __init__(self, target: logging.Logger, interval: float = 10.0):
+        self.target = target
+        self.interval = interval
+        self._last: dict[tuple[Any, ...], list[float]] = {}
+        self._lock = threading.Lock()
+
+    def log(self, level: int, msg: str, *args: Any, **kwargs: Any) -> None:
+        import re
+        import time
+
+        facility = args[0] if args else ""
+        if facility == "FAIL" and level > logging.WARNING:
+            level = logging.WARNING
+        key = (level, msg, *(re.sub(r"\d+", "#", str(a)) for a in args))
+        now = time.monotonic()
+        with self._lock:
+            seen = self._last.get(key)
+            if seen is not None and now - seen[0] < self.interval:
+                seen[1] += 1
+                return
+            repeats = int(seen[1]) if seen is not None else 0
+            self._last[key] = [now, 0]
+        if repeats:
+            msg = f"{msg} (and {repeats} more like it)"
+        self.target.log(level, msg, *args, **kwargs)
+
+
+librdkafka_log = LibrdkafkaLog(logger)
+
 T = TypeVar("T")
 
 #: librdkafka's sentinel offsets
@@ -49,7 +98,7 @@ def consumer_config(node: str, consumer_params: Mapping[str, Any], **overrides: 
             f"got {short_repr(consumer_params)}"
         )
     config.update(overrides)
-    config.setdefault("logger", logger)
+    config.setdefault("logger", librdkafka_log)
     return config
 
 
@@ -192,8 +241,10 @@ def get_message_batch(
     if consumer is None:
         config = dict(kafka_params)
         config.update({"enable.auto.commit": False, "enable.partition.eof": True})
+        # a reused consumer otherwise waits librdkafka's default 500 ms on each new range
+        config.setdefault("fetch.wait.max.ms", 10)
         config.setdefault("group.id", "millstream-batch-reader")
-        config.setdefault("logger", logger)
+        config.setdefault("logger", librdkafka_log)
         consumer = confluent_kafka.Consumer(config)
     out: list[Any] = []
     deadline = None if timeout is None else time.monotonic() + timeout

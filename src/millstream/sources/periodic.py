@@ -82,10 +82,13 @@ class _ManagedSource(Source):
         if not self.stopped:
             return
         self.ready.clear()
+        waits = self._wait_ready_on_start and self._can_block()
+        self._error_has_caller = waits
         super().start()
-        if not self._wait_ready_on_start or not self._can_block():
+        if not waits:
             return
         if not self.ready.wait(self._start_timeout):
+            self._error_has_caller = False
             logger.warning("%s is not ready after %s s; still trying", self, self._start_timeout)
             return
         if self.error is not None:
@@ -129,6 +132,7 @@ class _ManagedSource(Source):
             waiting.cancel()
 
     def _set_ready(self) -> None:
+        self._error_has_caller = False  # from now on errors have no caller: they are logged
         self.ready.set()
 
     async def _supervised_run(self) -> None:

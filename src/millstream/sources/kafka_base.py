@@ -1,0 +1,261 @@
+"""What both Kafka sources share: the consumer thread, offset tracking, ordered commits of
+the completed prefix, bounded in-flight records, and drain/commit/close on stop.
+
+An offset is committed only once every record before it in its partition has been fully
+processed by every branch of the graph (see :mod:`.kafka_offsets`). Every blocking
+librdkafka call runs on a thread of the source, never on the event loop; the number of
+records (or batches) in the graph at once is capped, so a slow pipeline slows the reading
+down instead of filling memory; ``stop()`` drains what is in flight, commits and closes
+the consumer.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from .._utils import check_positive_int, convert_interval
+from ..core.refs import RefCounter
+from .kafka_client import ConsumerThread
+from .kafka_offsets import OffsetRange, OffsetTracker
+from .periodic import _ManagedSource
+
+__all__ = ["KafkaSource"]
+
+logger = logging.getLogger("millstream.kafka")
+
+
+def _add_position_note(error: BaseException, rng: OffsetRange, exact: int | None = None) -> None:
+    if exact is not None:
+        where = f"offset {exact}"
+    elif rng.first == rng.last:
+        where = f"offset {rng.first}"
+    else:
+        where = f"offsets {rng.first}..{rng.last}"
+    note = f"kafka: while processing topic {rng.topic!r} partition {rng.partition} {where}"
+    notes = getattr(error, "__notes__", None) or []
+    if any(n.startswith("kafka: while processing") for n in notes):
+        return
+    if hasattr(error, "add_note"):
+        error.add_note(note)
+    else:  # Python 3.10
+        try:
+            error.__notes__ = [*notes, note]  # type: ignore[attr-defined]
+        except Exception:
+            pass
+
+
+class KafkaSource(_ManagedSource):
+    """Consumer thread, offset tracking, ordered commits, bounded in-flight, drain on stop."""
+
+    _wait_ready_on_start = True
+    _start_timeout = 30.0
+    _stop_timeout = 30.0
+    #: seconds ``stop()`` waits for in-flight records to finish before the last commit
+    drain_timeout = 10.0
+
+    def __init__(
+        self,
+        consumer_params: Mapping[str, Any],
+        poll_interval: float | str,
+        max_in_flight: int,
+        connect_timeout: float,
+        commits_enabled: bool,
+        **kwargs: Any,
+    ):
+        name = type(self).__name__
+        self.consumer_params = consumer_params
+        self.poll_interval = convert_interval(poll_interval)
+        check_positive_int(name, "max_in_flight", max_in_flight)
+        self.max_in_flight = max_in_flight
+        self.connect_timeout = float(connect_timeout)
+        #: offsets of records handed to the graph and not yet committed
+        self.tracker = OffsetTracker()
+        #: the offsets this source committed last, per (topic, partition)
+        self.committed: dict[tuple[str, int], int] = {}
+        #: records without a value (tombstones) left out of a values-only stream
+        self.tombstones = 0
+        self.consumer: Any = None
+        self._thread: ConsumerThread | None = None
+        self._commits_enabled = commits_enabled
+        self._servers = str(
+            consumer_params.get("bootstrap.servers") or consumer_params.get("metadata.broker.list")
+        )
+        super().__init__(**kwargs)
+
+    # -- the run ------------------------------------------------------------------------
+    async def run(self) -> None:
+        self.tracker = OffsetTracker()
+        thread = self._thread = ConsumerThread(type(self).__name__)
+        try:
+            self.consumer = await thread.call(self._connect)
+            self._set_ready()
+            while not self.stopped:
+                self._raise_if_failed()
+                await self._wait_for_room()
+                if self.stopped:
+                    break
+                await self._cycle(thread)
+                await self._commit(thread)
+        finally:
+            try:
+                await self._drain()
+                if self.consumer is not None:
+                    await self._commit(thread, final=True)
+            finally:
+                consumer, self.consumer = self.consumer, None
+                if consumer is not None:
+                    await thread.call(consumer.close)
+                self._thread = None
+                thread.shutdown()
+        self._raise_if_failed()
+
+    def _connect(self) -> Any:
+        raise NotImplementedError
+
+    async def _cycle(self, thread: ConsumerThread) -> None:
+        raise NotImplementedError
+
+    def _raise_if_failed(self) -> None:
+        failure = self.tracker.failure
+        if failure is not None:
+            rng, error = failure
+            _add_position_note(error, rng)
+            raise error
+
+    async def _wait_for_room(self) -> None:
+        tracker = self.tracker
+        await self._wait_until(
+            lambda: tracker.in_flight < self.max_in_flight or tracker.failure is not None
+        )
+
+    async def _drain(self) -> None:
+        tracker = self.tracker
+        # also after a failure: the records before it that are still in the graph (in a
+        # buffer...) finish, so the last commit reaches the failed record itself
+        await self._wait_until(lambda: not tracker.in_flight, time.monotonic() + self.drain_timeout)
+        if tracker.in_flight and tracker.failure is None:
+            logger.warning(
+                "%s: %d record(s) or batch(es) still in flight after %g s; their offsets "
+                "are not committed (they will be read again)",
+                self,
+                tracker.in_flight,
+                self.drain_timeout,
+            )
+
+    async def _wait_until(self, condition: Any, deadline: float | None = None) -> None:
+        """Wait until ``condition()`` holds (re-checked each time a range finishes, in any
+        thread) or ``deadline`` (``time.monotonic()``) passes."""
+        if condition():
+            return
+        event = asyncio.Event()
+        asyncio_loop = asyncio.get_running_loop()
+        self.tracker.on_finish = lambda: asyncio_loop.call_soon_threadsafe(event.set)
+        try:
+            while not condition():
+                wait = 1.0 if deadline is None else min(1.0, deadline - time.monotonic())
+                if wait <= 0:
+                    return
+                try:
+                    await asyncio.wait_for(event.wait(), wait)
+                except asyncio.TimeoutError:
+                    pass
+                event.clear()
+        finally:
+            self.tracker.on_finish = None
+
+    async def _commit(self, thread: ConsumerThread, final: bool = False) -> None:
+        if not self._commits_enabled:
+            return
+        offsets = self.tracker.take_commits()
+        if not offsets:
+            return
+        import confluent_kafka
+
+        tps = [confluent_kafka.TopicPartition(t, p, o) for (t, p), o in offsets.items()]
+        consumer = self.consumer
+        try:
+            await thread.call(consumer.commit, offsets=tps, asynchronous=False)
+        except confluent_kafka.KafkaException as e:
+            # a rebalance took the partition away (then it is forgotten), or the broker
+            # did not answer in time: the offsets are offered again at the next commit
+            logger.warning("%s: commit of %s failed (retried later): %s", self, offsets, e)
+            self.tracker.retry_commits(offsets)
+            return
+        self.committed.update(offsets)
+
+    # -- handing records to the graph ---------------------------------------------------
+    def _needs_refs(self) -> bool:
+        """False when nothing below can hold an element past its update (all fused)."""
+        return not self._downstream_fully_fused()
+
+    async def _emit_tracked(
+        self,
+        x: Any,
+        rng: OffsetRange,
+        needs_refs: bool,
+        values: list[Any] | None = None,
+        offsets: Callable[[], list[int]] | None = None,
+    ) -> None:
+        """Emit ``x`` for the records of ``rng``; finish ``rng`` once every holder let go.
+
+        ``values`` and their ``offsets`` (a batch) let an error name the exact record."""
+        tracker = self.tracker
+        if not needs_refs:
+            try:
+                pending = self._emit(x)
+                if pending:
+                    await asyncio.gather(*pending)
+            except Exception as e:
+                tracker.finish(rng, e)
+                _add_position_note(e, rng, _locate(e, values, offsets))
+                raise
+            tracker.finish(rng)
+            return
+        ref = RefCounter(initial=1)
+
+        def finished() -> None:  # in whichever thread let go last
+            error = ref.errors[0] if ref.errors else None
+            if error is not None and values is not None:  # name the record in the batch
+                _add_position_note(error, rng, _locate(error, values, offsets))
+            tracker.finish(rng, error)
+
+        ref.cb = finished
+        metadata = [
+            {"ref": ref, "topic": rng.topic, "partition": rng.partition, "offset": rng.last}
+        ]
+        try:
+            pending = self._emit(x, metadata=metadata)
+            if pending:
+                await asyncio.gather(*pending)
+        except Exception as e:
+            ref.fail(e)
+            ref.release()
+            _add_position_note(e, rng, _locate(e, values, offsets))
+            raise
+        ref.release()
+
+
+def _locate(
+    error: BaseException,
+    values: list[Any] | None,
+    offsets_of: Callable[[], list[int]] | None,
+) -> int | None:
+    """The offset of the record a decode error names (its ``object``), if it is in ``values``."""
+    if values is None or offsets_of is None:
+        return None
+    culprit = getattr(error, "object", None)
+    if culprit is None:
+        return None
+    offsets = offsets_of()
+    for i, v in enumerate(values):
+        if isinstance(v, dict):  # keys=True: the record's value
+            v = v.get("value")
+        # bytes.decode() puts a copy of the bytes in the error: compare by value (the
+        # first equal record is the first to fail when the batch is decoded in order)
+        if v is culprit or (isinstance(v, bytes) and isinstance(culprit, bytes) and v == culprit):
+            return offsets[i]
+    return None
