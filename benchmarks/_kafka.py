@@ -120,12 +120,18 @@ def create_topic(bootstrap: str, name: str, partitions: int = 1, timeout: float 
 
 
 def delete_topics(bootstrap: str, names: list[str], timeout: float = 30.0) -> None:
-    """Delete ``names`` (best effort: a topic already gone is fine)."""
+    """Delete ``names``; a topic already gone is fine, any other failure raises."""
     if not names:
         return
-    for future in _admin(bootstrap).delete_topics(names, operation_timeout=timeout).values():
-        with contextlib.suppress(Exception):
+    from confluent_kafka import KafkaError, KafkaException
+
+    admin = _admin(bootstrap)  # kept alive until the answers came (destroying it aborts them)
+    for future in admin.delete_topics(names, operation_timeout=timeout).values():
+        try:
             future.result(timeout=timeout)
+        except KafkaException as error:
+            if error.args[0].code() != KafkaError.UNKNOWN_TOPIC_OR_PART:
+                raise
 
 
 def load_topic(
