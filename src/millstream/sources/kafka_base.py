@@ -14,7 +14,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from .._utils import check_positive_int, convert_interval
@@ -198,7 +198,7 @@ class KafkaSource(_ManagedSource):
         rng: OffsetRange,
         needs_refs: bool,
         values: list[Any] | None = None,
-        offsets: Callable[[], list[int]] | None = None,
+        offsets: Sequence[int] | None = None,
     ) -> None:
         """Emit ``x`` for the records of ``rng``; finish ``rng`` once every holder let go.
 
@@ -218,6 +218,7 @@ class KafkaSource(_ManagedSource):
         ref = RefCounter(initial=1)
 
         def finished() -> None:  # in whichever thread let go last
+            ref.cb = None  # no cycle ref -> finished -> ref: a held batch is freed at once
             error = ref.errors[0] if ref.errors else None
             if error is not None and values is not None:  # name the record in the batch
                 _add_position_note(error, rng, _locate(error, values, offsets))
@@ -242,15 +243,14 @@ class KafkaSource(_ManagedSource):
 def _locate(
     error: BaseException,
     values: list[Any] | None,
-    offsets_of: Callable[[], list[int]] | None,
+    offsets: Sequence[int] | None,
 ) -> int | None:
     """The offset of the record a decode error names (its ``object``), if it is in ``values``."""
-    if values is None or offsets_of is None:
+    if values is None or offsets is None:
         return None
     culprit = getattr(error, "object", None)
     if culprit is None:
         return None
-    offsets = offsets_of()
     for i, v in enumerate(values):
         if isinstance(v, dict):  # keys=True: the record's value
             v = v.get("value")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from .._utils import check_positive_int, short_repr
@@ -27,15 +27,6 @@ from .kafka_client import (
 __all__ = ["FromKafkaBatched", "from_kafka_batched", "get_message_batch"]
 
 logger = logging.getLogger("millstream.kafka")
-
-
-def _offsets_of(chunk: list[Any], keys: bool) -> Callable[[], list[int]]:
-    """The offsets of a batch's records, worked out only when an error needs them."""
-
-    def offsets() -> list[int]:
-        return [m.offset() for m in chunk if keys or m.value() is not None]
-
-    return offsets
 
 
 class _FetchedRange(tuple):
@@ -206,18 +197,22 @@ class FromKafkaBatched(KafkaSource):
         needs_refs = self._needs_refs_batched()
         begin = self.tracker.begin
         topic = self.topic
-        for partition, records, chunk, first, last in batches:
+        for partition, records, offsets, first, last in batches:
+            if self.tracker.in_flight >= self.max_in_flight:
+                await self._wait_for_room()  # a read can give more batches than there was room for
             rng = begin(topic, partition, first, last)
             x = _FetchedRange((self.kafka_params, topic, partition, self.keys, first, last))
             x.records = records
-            await self._emit_tracked(x, rng, needs_refs, records, _offsets_of(chunk, self.keys))
+            await self._emit_tracked(x, rng, needs_refs, records, offsets)
             if self.stopped:
                 break
 
-    def _fetch(self, n: int) -> list[tuple[int, list[Any], list[Any], int, int]]:
+    def _fetch(self, n: int) -> list[tuple[int, list[Any], Sequence[int], int, int]]:
         """On the consumer thread: consume up to ``n`` records, cut into per-partition batches.
 
-        Each batch: (partition, records, the messages, first offset, last offset)."""
+        Each batch: (partition, records, the offset of each record, first offset, last offset).
+        The messages themselves are not kept (a batch held by a buffer holds only its values).
+        """
         messages = self.consumer.consume(n, self.poll_interval)
         by_partition: dict[int, list[Any]] = {}
         name = str(self)
@@ -230,10 +225,11 @@ class FromKafkaBatched(KafkaSource):
             part.append(msg)
         size = self.max_batch_size
         keys = self.keys
-        out = []
+        out: list[tuple[int, list[Any], Sequence[int], int, int]] = []
         for partition, msgs in by_partition.items():
             for start in range(0, len(msgs), size):
                 chunk = msgs[start : start + size] if len(msgs) > size else msgs
+                records: list[Any]
                 if keys:
                     records = [message_record(m) for m in chunk]
                 else:
@@ -243,7 +239,12 @@ class FromKafkaBatched(KafkaSource):
                         self.tombstones += len(records) - len(kept)
                         records = kept
                 first, last = chunk[0].offset(), chunk[-1].offset()
-                out.append((partition, records, chunk, first, last))
+                offsets: Sequence[int]
+                if last - first + 1 == len(records):
+                    offsets = range(first, last + 1)
+                else:  # gaps (compaction, transaction markers) or tombstones left out
+                    offsets = [m.offset() for m in chunk if keys or m.value() is not None]
+                out.append((partition, records, offsets, first, last))
                 self.positions[partition] = last + 1
         return out
 

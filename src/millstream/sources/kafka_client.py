@@ -99,6 +99,9 @@ def consumer_config(node: str, consumer_params: Mapping[str, Any], **overrides: 
         )
     config.update(overrides)
     config.setdefault("logger", librdkafka_log)
+    # librdkafka pauses a partition's fetching for 1 s whenever its prefetch queue is full;
+    # the sources keep their own bound (max_in_flight), so resume after 10 ms instead
+    config.setdefault("fetch.queue.backoff.ms", 10)
     return config
 
 
