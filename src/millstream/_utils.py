@@ -9,6 +9,7 @@ import re
 from typing import Any
 
 __all__ = [
+    "add_note",
     "annotate_error",
     "check_callable",
     "check_positive_int",
@@ -159,6 +160,31 @@ def short_repr(x: Any, limit: int = 120) -> str:
     return text
 
 
+def add_note(error: BaseException, note: str, unless: str | None = None) -> None:
+    """Attach ``note`` to ``error`` (shown in its traceback; ``error.__notes__``).
+
+    With ``unless``, nothing is added if a note starting with it is there already (so the
+    innermost place that knows most names the error, once).
+
+    >>> e = ValueError('bad')
+    >>> add_note(e, 'millstream: first', unless='millstream:')
+    >>> add_note(e, 'millstream: second', unless='millstream:')
+    >>> e.__notes__
+    ['millstream: first']
+    """
+    notes = getattr(error, "__notes__", None) or []
+    if unless is not None and any(n.startswith(unless) for n in notes):
+        return
+    add = getattr(error, "add_note", None)
+    if add is not None:
+        add(note)
+    else:  # Python 3.10
+        try:
+            error.__notes__ = [*notes, note]  # type: ignore[attr-defined]
+        except Exception:
+            pass
+
+
 def annotate_error(
     error: BaseException, node: Any, func: Any, x: Any, what: str = "element"
 ) -> None:
@@ -168,21 +194,11 @@ def annotate_error(
     the note appears in the traceback (and in ``error.__notes__``). Only the innermost
     node annotates an error.
     """
-    notes = getattr(error, "__notes__", None)
-    if notes and any(n.startswith("millstream:") for n in notes):
-        return
     calling = f" calling {func_repr(func)}" if func is not None else ""
     note = (
         f"millstream: {node} failed{calling} on {what} of type {type(x).__name__}: {short_repr(x)}"
     )
-    add_note = getattr(error, "add_note", None)
-    if add_note is not None:
-        add_note(note)
-    else:  # Python 3.10
-        try:
-            error.__notes__ = [*(notes or []), note]  # type: ignore[attr-defined]
-        except Exception:
-            pass
+    add_note(error, note, unless="millstream:")
 
 
 def check_callable(node_name: str, name: str, func: Any) -> None:

@@ -27,7 +27,7 @@ import weakref
 from collections.abc import Awaitable, Callable, Coroutine
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from .._utils import annotate_error, func_repr
+from .._utils import add_note, annotate_error, func_repr
 
 if TYPE_CHECKING:
     from distributed import Client
@@ -93,20 +93,6 @@ def record_origin(future: Any, node: Any, func: Any) -> None:
         pass
 
 
-def _add_note(error: BaseException, note: str) -> None:
-    notes = getattr(error, "__notes__", None)
-    if notes and any(n.startswith("millstream:") for n in notes):
-        return
-    add_note = getattr(error, "add_note", None)
-    if add_note is not None:
-        add_note(note)
-    else:  # Python 3.10
-        try:
-            error.__notes__ = [*(notes or []), note]  # type: ignore[attr-defined]
-        except Exception:
-            pass
-
-
 def annotate_task_error(error: BaseException, node: Any, x: Any) -> None:
     """Attach a note to an error raised while ``node`` gathered ``x``.
 
@@ -128,8 +114,9 @@ def annotate_task_error(error: BaseException, node: Any, x: Any) -> None:
         annotate_error(error, node, None, x)
         return
     source, func = origin
-    _add_note(
+    add_note(
         error,
         f"millstream: {node} received the error of Dask task {failed.key!r} "  # type: ignore[union-attr]
         f"submitted by {source} calling {func_repr(func)}",
+        unless="millstream:",
     )

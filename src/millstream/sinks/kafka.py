@@ -31,7 +31,7 @@ import logging
 from collections.abc import Mapping
 from typing import Any
 
-from .._utils import annotate_error, short_repr
+from .._utils import add_note, annotate_error, short_repr
 from ..core.loop import in_loop_thread, sync
 from ..core.refs import release_refs, retain_refs
 from ..core.stream import Stream
@@ -50,17 +50,6 @@ _RETRY_INTERVAL = 0.001
 _POLL_EVERY = 16
 
 _SERVER_KEYS = ("bootstrap.servers", "metadata.broker.list", "test.mock.num.brokers")
-
-
-def _add_note(error: BaseException, note: str) -> None:
-    add_note = getattr(error, "add_note", None)
-    if add_note is not None:
-        add_note(note)
-    else:  # Python 3.10
-        try:
-            error.__notes__ = [*getattr(error, "__notes__", []), note]  # type: ignore[attr-defined]
-        except Exception:
-            pass
 
 
 def _truthy(value: Any) -> bool:
@@ -500,17 +489,17 @@ class to_kafka(Stream):
             topic=self.topic,
             value=value,
         )
-        _add_note(error, f"millstream: {self._label}: delivery failed (reported by librdkafka)")
+        add_note(error, f"millstream: {self._label}: delivery failed (reported by librdkafka)")
         return error
 
     def _raise_errors(self, where: str) -> None:
         errors, self._errors = self._errors, []
         first = errors[0]
-        _add_note(first, f"millstream: {self._label} raised this {where}")
+        add_note(first, f"millstream: {self._label} raised this {where}")
         if len(errors) > 1:
             shown = "; ".join(str(e) for e in errors[1:4])
             more = " ..." if len(errors) > 4 else ""
-            _add_note(first, f"and {len(errors) - 1} more error(s) since: {shown}{more}")
+            add_note(first, f"and {len(errors) - 1} more error(s) since: {shown}{more}")
         raise first
 
     # -- flush and close ------------------------------------------------------------------

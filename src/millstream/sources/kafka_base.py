@@ -17,7 +17,7 @@ import time
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from .._utils import check_positive_int, convert_interval
+from .._utils import add_note, check_positive_int, convert_interval
 from ..core.refs import RefCounter
 from .kafka_client import ConsumerThread
 from .kafka_offsets import OffsetRange, OffsetTracker
@@ -36,16 +36,7 @@ def _add_position_note(error: BaseException, rng: OffsetRange, exact: int | None
     else:
         where = f"offsets {rng.first}..{rng.last}"
     note = f"kafka: while processing topic {rng.topic!r} partition {rng.partition} {where}"
-    notes = getattr(error, "__notes__", None) or []
-    if any(n.startswith("kafka: while processing") for n in notes):
-        return
-    if hasattr(error, "add_note"):
-        error.add_note(note)
-    else:  # Python 3.10
-        try:
-            error.__notes__ = [*notes, note]  # type: ignore[attr-defined]
-        except Exception:
-            pass
+    add_note(error, note, unless="kafka: while processing")
 
 
 class KafkaSource(_ManagedSource):

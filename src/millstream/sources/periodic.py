@@ -26,7 +26,7 @@ import warnings
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from .._utils import check_callable, convert_interval, func_repr
+from .._utils import add_note, check_callable, convert_interval, func_repr
 from ..core.loop import in_loop_thread
 from ..core.stream import Stream
 from .base import Source
@@ -37,21 +37,6 @@ logger = logging.getLogger("millstream")
 
 #: Returned by :meth:`_ManagedSource._interruptible` when ``stop()`` cut the wait short.
 STOPPED: Any = type("_Stopped", (), {"__repr__": lambda self: "STOPPED"})()
-
-
-def _add_note(error: BaseException, note: str) -> None:
-    """Attach ``note`` to ``error`` (shown in its traceback), once."""
-    notes = getattr(error, "__notes__", None) or []
-    if any(n.startswith("millstream:") for n in notes):
-        return
-    add_note = getattr(error, "add_note", None)
-    if add_note is not None:
-        add_note(note)
-    else:  # Python 3.10
-        try:
-            error.__notes__ = [*notes, note]  # type: ignore[attr-defined]
-        except Exception:
-            pass
 
 
 class _ManagedSource(Source):
@@ -221,7 +206,11 @@ class from_periodic(_ManagedSource):
                 if inspect.isawaitable(x):
                     x = await x
             except Exception as e:
-                _add_note(e, f"millstream: {self} failed calling {func_repr(self._cb)}")
+                add_note(
+                    e,
+                    f"millstream: {self} failed calling {func_repr(self._cb)}",
+                    unless="millstream:",
+                )
                 raise
             await self._emit_and_wait(x)
             if await self._sleep(self._poll) is STOPPED:
