@@ -72,6 +72,8 @@ class KafkaSource(_ManagedSource):
         self.consumer: Any = None
         self._thread: ConsumerThread | None = None
         self._commits_enabled = commits_enabled
+        self._commit_failures = 0
+        self._commit_warned = float("-inf")
         self._servers = str(
             consumer_params.get("bootstrap.servers") or consumer_params.get("metadata.broker.list")
         )
@@ -173,9 +175,20 @@ class KafkaSource(_ManagedSource):
         except confluent_kafka.KafkaException as e:
             # a rebalance took the partition away (then it is forgotten), or the broker
             # did not answer in time: the offsets are offered again at the next commit
-            logger.warning("%s: commit of %s failed (retried later): %s", self, offsets, e)
+            self._commit_failures += 1
+            now = time.monotonic()
+            if final or now - self._commit_warned >= 10.0:  # not once per poll
+                self._commit_warned = now
+                logger.warning(
+                    "%s: commit of %s failed (%d time(s) so far; retried later): %s",
+                    self,
+                    offsets,
+                    self._commit_failures,
+                    e,
+                )
             self.tracker.retry_commits(offsets)
             return
+        self._commit_failures = 0
         self.committed.update(offsets)
 
     # -- handing records to the graph ---------------------------------------------------
