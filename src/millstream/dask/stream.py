@@ -75,3 +75,11 @@ class DaskStream(Stream):
             kwargs["asynchronous"] = True
         kwargs["ensure_io_loop"] = True
         super().__init__(*args, **kwargs)
+        self._may_batch = self._emits_batches()
+
+    _may_batch = False
+    """Whether this node may emit ``Batch`` units (decides how stateful nodes below it run)."""
+
+    def _emits_batches(self) -> bool:
+        """By default a node emits what it receives: batches if an upstream may emit them."""
+        return any(getattr(u, "_may_batch", False) for u in self.upstreams)

@@ -1,0 +1,347 @@
+"""How Dask nodes wait for tasks without blocking, keep arrival order, and hold refs.
+
+Three building blocks, shared by the nodes of :mod:`millstream.dask.operators`:
+
+``_InOrder``
+    A backlog of elements handled one at a time, in arrival order, by a task on the
+    graph's loop. An element goes there when it cannot be handled at once (its task has
+    not finished, or a ``Batch`` must first be split); the node holds its refs until it
+    has been handled and downstream has finished with it. Beyond ``_BACKLOG`` waiting
+    elements ``update`` returns an awaitable (backpressure).
+
+``_OnWorkers``
+    A node whose state lives on the cluster as a future. Each unit (element future or
+    ``Batch``) becomes one step task that takes the previous state and returns the next,
+    so the state never travels to the client and the dependency chain orders the steps.
+    A step is submitted only once its input has finished: an input whose task failed is
+    passed downstream as it is (``gather`` raises its error) and the state chain goes on
+    from the last good state, as the local node never sees an element whose upstream
+    raised. Nodes that hold elements (``partition``, ``zip``…) tell the client, after
+    each step whose elements carry refs, which units they still hold; the refs are
+    released once a unit has left the node and downstream is done with the step's output.
+
+``_Exploding``
+    A client-side node that needs single elements (``rate_limit``, ``latest``,
+    ``sink``…): a ``Batch`` is split into element futures (its length, a small result,
+    comes to the client; the elements do not) and they go through the core node in order.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections import deque
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from .._utils import annotate_error, short_repr
+from ..core.refs import release_refs, retain_refs
+from ._bridge import get_client, on_client_loop
+from ._tasks import Batch, length, nth
+from .stream import DaskStream
+
+__all__ = ["await_result", "fetch", "futures_in", "is_ready", "parts", "wait_ready"]
+
+logger = logging.getLogger("millstream")
+
+Metadata = list[dict[str, Any]]
+
+_BACKLOG = 16
+"""Elements a node lets wait before ``update`` applies backpressure."""
+
+
+def parts(x: Any) -> tuple[str, Any, str | None]:
+    """``(kind, value, source)`` of a unit: ``'many'`` for a ``Batch``, else ``'one'``."""
+    if type(x) is Batch:
+        return "many", x.future, x.source
+    return "one", x, None
+
+
+def futures_in(x: Any) -> list[Any]:
+    """The Dask futures an element depends on."""
+    from distributed import Future, futures_of
+
+    if type(x) is Batch:
+        return [x.future]
+    if isinstance(x, Future):
+        return [x]
+    if isinstance(x, (list, tuple, dict, set)):
+        return list(futures_of(x))
+    return []
+
+
+def is_ready(x: Any) -> bool:
+    """True if every future in ``x`` has finished successfully (local values are ready)."""
+    return all(f.status == "finished" for f in futures_in(x))
+
+
+def _set_done(waiter: asyncio.Future[None]) -> None:
+    if not waiter.done():
+        waiter.set_result(None)
+
+
+async def wait_ready(x: Any) -> bool:
+    """Wait until every future in ``x`` is done; True if all of them succeeded.
+
+    Uses ``Future.add_done_callback`` (no data moves): the callback thread hands the
+    news to the running loop.
+    """
+    futures = futures_in(x)
+    pending = [f for f in futures if f.status == "pending"]
+    if pending:
+        loop = asyncio.get_running_loop()
+        waiters = []
+        for f in pending:
+            waiter: asyncio.Future[None] = loop.create_future()
+
+            def done(_: Any, waiter: asyncio.Future[None] = waiter) -> None:
+                try:
+                    loop.call_soon_threadsafe(_set_done, waiter)
+                except RuntimeError:  # the loop closed meanwhile
+                    pass
+
+            f.add_done_callback(done)
+            waiters.append(waiter)
+        await asyncio.gather(*waiters)
+    return all(f.status == "finished" for f in futures)
+
+
+async def fetch(future: Any) -> Any:
+    """The value of a (small) future, fetched without blocking a loop."""
+    client = get_client()
+    return await on_client_loop(client, lambda: client.gather(future, asynchronous=True))
+
+
+async def _await_all(awaitables: list[Any]) -> None:
+    if len(awaitables) == 1:
+        await awaitables[0]
+    else:
+        await asyncio.gather(*awaitables)
+
+
+async def await_result(result: Any) -> None:
+    """Wait for what an ``update`` returned (a list of awaitables, an awaitable, or None)."""
+    if result is None:
+        return
+    if type(result) is list:
+        if result:
+            await _await_all(result)
+        return
+    await result
+
+
+def _resolve(future: asyncio.Future[Any] | None) -> None:
+    if future is not None and not future.done():
+        future.set_result(None)
+
+
+Job = tuple[Callable[..., Awaitable[None]], tuple[Any, ...], Metadata | None, Any]
+
+
+class _InOrder(DaskStream):
+    """Elements that must wait are handled one at a time, in arrival order."""
+
+    _jobs: deque[Job] | None = None
+    _job_rooms: deque[asyncio.Future[None]] | None = None
+    _jobs_running = False
+
+    def _waiting(self) -> bool:
+        return bool(self._jobs)
+
+    def _enqueue(
+        self,
+        handler: Callable[..., Awaitable[None]],
+        args: tuple[Any, ...],
+        metadata: Metadata | None,
+        done: asyncio.Future[None] | None = None,
+    ) -> Any:
+        if self._jobs is None:
+            self._jobs = deque()
+            self._job_rooms = deque()
+        retain_refs(metadata)
+        self._jobs.append((handler, args, metadata, done))
+        if not self._jobs_running:
+            self._jobs_running = True
+            self.loop.add_callback(self._run_backlog)
+        if len(self._jobs) > _BACKLOG:
+            room: asyncio.Future[None] = self.loop.asyncio_loop.create_future()
+            assert self._job_rooms is not None
+            self._job_rooms.append(room)
+            return room
+        return None
+
+    async def _run_backlog(self) -> None:
+        backlog, rooms = self._jobs, self._job_rooms
+        assert backlog is not None and rooms is not None
+        try:
+            while backlog:
+                handler, args, metadata, done = backlog[0]
+                try:
+                    await handler(*args)
+                except Exception as e:
+                    logger.error(
+                        "%s: failed on %s; element dropped",
+                        self,
+                        short_repr(args[0] if args else None),
+                        exc_info=e,
+                    )
+                    release_refs(metadata, error=e)
+                else:
+                    release_refs(metadata)
+                finally:
+                    backlog.popleft()
+                    _resolve(done)
+                    while rooms and len(backlog) <= _BACKLOG:
+                        _resolve(rooms.popleft())
+        finally:
+            self._jobs_running = False
+
+
+class _OnWorkers(_InOrder):
+    """A node whose state is a future on the cluster, advanced by one task per unit."""
+
+    _on_workers = False
+    _holds_elements = False
+    _wstate: Any = None
+    _held_units: dict[int, Metadata]
+    _unit_count = 0
+    _reports: asyncio.Future[None] | None = None
+
+    # -- to be provided by the node ------------------------------------------------------
+    def _initial_state(self) -> Any:
+        raise NotImplementedError
+
+    def _prepare(self, x: Any) -> Any:
+        """Work submitted as soon as ``x`` arrives (frequencies: the unit's partial count)."""
+        return x
+
+    def _position(self, who: Any) -> int:
+        return 0
+
+    def _submit(
+        self, client: Any, state: Any, x: Any, position: int, tag: int | None, track: bool
+    ) -> tuple[Any, Any, Any]:
+        """Submit one step; return ``(new state, unit to emit or None, report or None)``."""
+        raise NotImplementedError
+
+    # -- the steps ---------------------------------------------------------------------------
+    @property
+    def cluster_state(self) -> Any:
+        """The node's state: a future on the cluster once an element has been processed."""
+        return self._wstate
+
+    def _worker_update(self, x: Any, who: Any, metadata: Metadata | None) -> Any:
+        pre = self._prepare(x)
+        position = self._position(who)
+        if not self._waiting() and is_ready(pre):
+            return self._run_step(pre, position, metadata, True)
+        return self._enqueue(self._worker_job, (pre, position, metadata), metadata)
+
+    async def _worker_job(self, pre: Any, position: int, metadata: Metadata | None) -> None:
+        ok = await wait_ready(pre)
+        pending = self._run_step(pre, position, metadata, ok)
+        if pending:
+            await _await_all(pending)
+
+    def _run_step(self, x: Any, position: int, metadata: Metadata | None, ok: bool) -> list[Any]:
+        if not ok:
+            return self._emit(x, metadata)  # its task failed: gather raises the error
+        if self._wstate is None:
+            self._wstate = self._initial_state()
+        if not hasattr(self, "_held_units"):
+            self._held_units = {}
+        track = self._holds_elements and (bool(metadata) or bool(self._held_units))
+        tag: int | None = None
+        if track:
+            self._unit_count += 1
+            if metadata:
+                tag = self._unit_count
+                retain_refs(metadata)
+                self._held_units[tag] = metadata
+        try:
+            client = get_client()
+            self._wstate, out, report = self._submit(client, self._wstate, x, position, tag, track)
+        except Exception as e:
+            if tag is not None:
+                release_refs(self._held_units.pop(tag), error=e)
+            annotate_error(e, self, None, x)
+            raise
+        pending = self._emit(out, metadata) if out is not None else []
+        if report is not None:
+            pending = self._after_report(report, self._unit_count, pending)
+        return pending
+
+    def _after_report(self, report: Any, upto: int, pending: list[Any]) -> list[Any]:
+        loop = asyncio.get_running_loop()
+        done = loop.create_task(_await_all(pending)) if pending else None
+        self._reports = loop.create_task(self._apply_report(self._reports, report, upto, done))
+        return [done] if done is not None else []
+
+    async def _apply_report(
+        self,
+        previous: asyncio.Future[None] | None,
+        report: Any,
+        upto: int,
+        done: asyncio.Future[None] | None,
+    ) -> None:
+        """Release the refs of the units the step's report no longer lists as held."""
+        error: BaseException | None = None
+        held: list[int] = []
+        try:
+            held = await fetch(report) or []
+        except Exception as e:
+            error = e
+        for waiting in (done, previous):
+            if waiting is not None:
+                await asyncio.wait({waiting})
+        keep = set(held)
+        for unit in [u for u in self._held_units if u <= upto and u not in keep]:
+            release_refs(self._held_units.pop(unit), error=error)
+
+    def _fetch_state(self) -> Any:
+        """The state as a local value (blocking: call it outside the event loops)."""
+        from distributed import Future
+
+        state = self._wstate
+        if state is None:
+            return self._initial_state()
+        if isinstance(state, Future):
+            state = state.result()
+        return state
+
+    def _discard_held(self) -> None:
+        error = RuntimeError(f"{self}: element discarded by restore()")
+        for metadata in getattr(self, "_held_units", {}).values():
+            release_refs(metadata, error=error)
+        self._held_units = {}
+
+
+class _Exploding(_InOrder):
+    """A client-side node fed single elements: batches are split into element futures."""
+
+    _always_queue = False
+
+    def _core_update(self, x: Any, who: Any, metadata: Metadata | None) -> Any:
+        raise NotImplementedError
+
+    def _explode_update(self, x: Any, who: Any, metadata: Metadata | None) -> Any:
+        if type(x) is not Batch and not self._always_queue and not self._waiting():
+            return self._core_update(x, who, metadata)
+        return self._enqueue(self._explode_job, (x, who, metadata), metadata)
+
+    async def _explode_job(self, x: Any, who: Any, metadata: Metadata | None) -> None:
+        for element in await self._elements(x):
+            await await_result(self._core_update(element, who, metadata))
+
+    def _positions(self, n: int) -> range:
+        """Which elements of a batch of ``n`` the node needs (``latest``: the last one)."""
+        return range(n)
+
+    async def _elements(self, x: Any) -> list[Any]:
+        if type(x) is not Batch:
+            return [x]
+        if not await wait_ready(x):
+            return [x.future]  # failed: the future carries the error on
+        client = get_client()
+        n = await fetch(client.submit(length, x.future, x.source, pure=False))
+        return [client.submit(nth, x.future, x.source, i, pure=False) for i in self._positions(n)]
