@@ -18,7 +18,16 @@ import sys
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-BENCHMARKS = ["map_chain", "wordcount", "import_time", "kafka_produce", "kafka_wordcount"]
+BENCHMARKS = [
+    "map_chain",
+    "wordcount",
+    "import_time",
+    "kafka_produce",
+    "kafka_wordcount",
+    "dask_wordcount",
+    "dask_scaling",
+    "dask_kafka",
+]
 
 
 def run_one(name: str, extra: list[str]) -> tuple[str | None, str]:
