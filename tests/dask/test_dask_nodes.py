@@ -58,12 +58,15 @@ def test_dask_nodes_keep_the_chain_dask_typed(client, name, args):
     assert getattr(DaskStream, name) is not getattr(Stream, name)
 
 
-def test_other_nodes_on_a_dask_stream_are_local_nodes_over_futures(client):
-    # as in streamz 0.6.6: DaskStream.filter is the core filter, which receives futures
+def test_other_nodes_on_a_dask_stream_are_dask_nodes(client):
+    # streamz 0.6.6: DaskStream.filter is the core filter, which receives futures; here every
+    # node of a DaskStream is a Dask node (tests/dask/test_every_node.py covers them all)
     source = Stream()
-    seen = source.scatter().filter(lambda f: isinstance(f, Future)).sink_to_list()
+    node = source.scatter().filter(lambda x: x > 0)
+    L = node.gather().sink_to_list()
     source.emit(1)
-    assert len(seen) == 1 and not isinstance(source.scatter().filter(None), DaskStream)
+    source.emit(0)
+    assert isinstance(node, DaskStream) and L == [1]
 
 
 def test_scatter_map_gather_in_order(client):

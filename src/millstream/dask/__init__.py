@@ -15,19 +15,36 @@ Policy
       while the default client is a ``Client(asynchronous=True)`` on that loop takes that
       loop). Client coroutines run on the client's own loop, awaited across threads when it
       is another loop (see :mod:`millstream.dask._bridge`), so no call blocks a loop.
-    * **Which nodes run on the cluster.** ``map``, ``starmap`` and ``accumulate`` submit
-      tasks and emit futures at once. ``buffer``, ``combine_latest``, ``delay``, ``latest``,
-      ``partition``, ``rate_limit``, ``sliding_window``, ``timed_window``, ``union`` and
-      ``zip`` are the local nodes applied to futures, kept ``DaskStream``-typed. Any other
-      node called on a ``DaskStream`` is the local node and receives futures (as in Streamz).
+    * **What flows.** A ``DaskStream`` carries element futures (one element each: what
+      ``scatter``, ``map``, ``starmap`` and ``accumulate`` emit, as in Streamz) and
+      :class:`Batch` units (a future whose value is a list of elements: what ``flatten``
+      and ``filter`` emit). Per-element nodes run one task per batch; ``gather`` emits a
+      batch's elements one by one.
+    * **Every node works on it.** ``map``, ``starmap``, ``filter``, ``remove``, ``pluck``,
+      ``flatten`` and ``map_async`` run on the workers. Stateful nodes keep their state on
+      the cluster as a future (``accumulate`` on batches, ``frequencies``, ``unique``,
+      ``partition``, ``sliding_window``, ``zip``…): one step task per unit, chained, so the
+      state never comes to the client. ``frequencies`` counts each unit where it is and
+      merges the partial counts into the running table. On a stream of element futures
+      ``partition``, ``sliding_window``, ``zip``, ``combine_latest``… keep Streamz's
+      tuples of futures. Time nodes (``buffer``, ``delay``, ``timed_window``,
+      ``rate_limit``, ``latest``…) run on the client over futures; ``sink`` receives
+      futures; ``sink_to_textfile`` and ``to_kafka`` write gathered values. See
+      :mod:`millstream.dask.operators` for each node.
 
 Invariants
     * ``scatter`` sends each element alone and unhashed (``client.scatter([x],
       hash=False)``): a dict is one element, equal elements get distinct futures.
     * ``scatter`` and ``gather`` hold the element's refs until downstream has finished with
-      it; an error releases them marked failed.
+      it; an error releases them marked failed. A node that keeps elements on the cluster
+      (``partition``, ``zip``…) holds their refs until they have left it; a ``sink`` of
+      futures holds them until the task has finished.
+    * A stateful node's step is submitted once its input has finished: a unit whose task
+      failed is passed on (``gather`` raises its error) and the state goes on from the last
+      good one.
     * A task that raised is re-raised by ``gather`` with its original type and a note naming
-      the ``gather`` node and the node and function that submitted the task.
+      the ``gather`` node and the node and function that submitted the task; a task over a
+      batch names the node, the function and the failing element (its position in the batch).
     * ``import millstream`` never imports dask or distributed; this package does.
 
 Example

@@ -36,12 +36,13 @@ def _async_client_here() -> bool:
 class DaskStream(Stream):
     """A stream whose elements are Dask futures; its nodes run work on the cluster.
 
-    ``stream.scatter()`` turns a local stream into a ``DaskStream``: ``map``,
-    ``starmap`` and ``accumulate`` then submit tasks to the cluster (through
-    ``distributed.default_client()``, looked up for each element) and emit futures;
-    ``buffer``, ``zip``, ``partition``, ``sliding_window`` and the other nodes of
-    ``DaskStream`` keep their local meaning, applied to futures; ``gather()`` brings
-    the results back as local values.
+    ``stream.scatter()`` turns a local stream into a ``DaskStream``: every node called on
+    it is a Dask node (through ``distributed.default_client()``, looked up for each
+    element). ``map``, ``filter``, ``flatten``… run as tasks; ``frequencies``,
+    ``unique``, ``partition``… keep their state on the cluster; ``buffer``,
+    ``timed_window``, ``delay``… run on the client over futures; ``gather()`` brings the
+    results back as local values. Elements are futures of one element or
+    :class:`~millstream.dask.Batch` units of several (after ``flatten`` or ``filter``).
 
     A ``DaskStream`` always has an event loop: the one of its upstream if it has
     one, otherwise the caller's loop when the default client is a
