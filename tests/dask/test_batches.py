@@ -379,3 +379,18 @@ def test_collect_on_the_workers_flushed_by_another_stream(client):
     trigger.emit("again")
     wait_for(lambda: len(L) == 2, 10)
     assert L == [(1, 2, 3), ()]
+
+
+# -- order ------------------------------------------------------------------------------------
+def sleepy(x):
+    time.sleep(0.05 * (5 - x))
+    return x
+
+
+@pytest.mark.asyncio
+async def test_gather_emits_in_arrival_order_when_elements_overlap(client):
+    source = Stream(asynchronous=True)
+    L = source.scatter().map(sleepy).gather().sink_to_list()
+    # five emits in flight at once: the first task is the slowest
+    await asyncio.gather(*(source.emit(i) for i in range(5)))
+    assert L == [0, 1, 2, 3, 4]
