@@ -19,6 +19,7 @@ from typing import Any
 
 __all__ = [
     "cluster",
+    "dask_machine",
     "futures_held",
     "load_avg",
     "run_emitting",
@@ -53,6 +54,32 @@ def cluster(n_workers: int) -> Iterator[Any]:
 def load_avg() -> list[float]:
     """``os.getloadavg()`` (1, 5 and 15 minutes), rounded: how busy the machine was."""
     return [round(v, 2) for v in os.getloadavg()]
+
+
+def dask_machine(load_before: list[float]) -> dict[str, Any]:
+    """``_common.machine()`` plus the load averages before and now, dask's version and the
+    commit measured (``git describe --always --dirty``: the working tree may hold changes)."""
+    import subprocess
+
+    import distributed
+    from _common import machine
+
+    info = machine()
+    info["dask_distributed"] = distributed.__version__
+    info["load_avg_before"] = load_before
+    info["load_avg_after"] = load_avg()
+    try:
+        info["git"] = subprocess.run(
+            ["git", "describe", "--always", "--dirty"],
+            cwd=os.path.dirname(os.path.abspath(__file__)),
+            capture_output=True,
+            text=True,
+            timeout=10,
+            check=False,
+        ).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        info["git"] = "unknown"
+    return info
 
 
 def futures_held(client: Any, baseline: int = 0, timeout: float = 2.0) -> int:

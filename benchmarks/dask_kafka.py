@@ -35,12 +35,14 @@ JSON line.
 from __future__ import annotations
 
 import collections
+import gc
 import threading
 import time
 from collections.abc import Callable
 from typing import Any
 
-from _common import base_parser, emit_json, machine, target
+from _common import base_parser, emit_json, target
+from _dask import cluster, dask_machine, load_avg
 
 Counts = collections.Counter[str]
 PARTITIONS = 4
@@ -150,9 +152,6 @@ def main(argv: list[str] | None = None) -> None:
 
 
 def measure(args: Any, bootstrap: str, topics: list[str]) -> None:
-    import gc
-
-    from _dask import cluster, load_avg
     from _kafka import create_topic, load_topic, unique_name
     from kafka_wordcount import count_all, make_lines
 
@@ -194,7 +193,6 @@ def measure(args: Any, bootstrap: str, topics: list[str]) -> None:
                 checks[key] = checks.get(key, True) and dict(total) == dict(expected[size])
                 del total
         workers = len(client.scheduler_info()["workers"])
-    load_after = load_avg()
 
     best = {name: min(ts) for name, ts in times.items()}
     ratios = {
@@ -208,9 +206,7 @@ def measure(args: Any, bootstrap: str, topics: list[str]) -> None:
             "single_process_time (dask=False) / dask_time (dask=True, 2 workers)",
         )
     }
-    info = machine()
-    info["load_avg_before"] = load_before
-    info["load_avg_after"] = load_after
+    info = dask_machine(load_before)
     emit_json(
         {
             "benchmark": "dask_kafka",

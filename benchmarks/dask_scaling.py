@@ -26,12 +26,14 @@ Prints one JSON line. ``python benchmarks/dask_scaling.py --help`` for the optio
 
 from __future__ import annotations
 
+import gc
 import threading
 import time
 from collections.abc import Callable
 from typing import Any
 
-from _common import base_parser, emit_json, machine, target
+from _common import base_parser, emit_json, target
+from _dask import cluster, dask_machine, load_avg, run_emitting
 
 #: the generator: x -> (A * x + C) mod 2**31
 A = 1103515245
@@ -65,7 +67,6 @@ def burn_closed_form(i: int, iterations: int) -> int:
 
 def run_pipeline(n: int, iterations: int) -> tuple[float, list[tuple[int, int]]]:
     """millstream: scatter -> map(burn) -> buffer(8) -> gather -> collect, emit per element."""
-    from _dask import run_emitting
 
     import millstream
     import millstream.dask
@@ -118,10 +119,6 @@ def local_seconds(iterations: int, repeat: int = 5) -> float:
 
 
 def main(argv: list[str] | None = None) -> None:
-    import gc
-
-    from _dask import cluster, load_avg
-
     parser = base_parser(__doc__.split("\n\n")[0], 250)
     parser.add_argument(
         "--work-iterations",
@@ -162,7 +159,6 @@ def main(argv: list[str] | None = None) -> None:
                 checks[key] = checks.get(key, True) and out == expected[:n]
                 key = f"{name}_cluster_had_{workers}_workers"
                 checks[key] = len(client.scheduler_info()["workers"]) == workers
-    load_after = load_avg()
 
     best = {name: min(ts) for name, ts in times.items()}
     ratios = {
@@ -181,9 +177,7 @@ def main(argv: list[str] | None = None) -> None:
             "millstream time on 1 worker / on 2 workers",
         )
     }
-    info = machine()
-    info["load_avg_before"] = load_before
-    info["load_avg_after"] = load_after
+    info = dask_machine(load_before)
     emit_json(
         {
             "benchmark": "dask_scaling",

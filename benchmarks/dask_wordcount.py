@@ -32,12 +32,14 @@ Prints one JSON line. ``python benchmarks/dask_wordcount.py --help`` for the opt
 from __future__ import annotations
 
 import collections
+import gc
 import threading
 import time
 from collections.abc import Callable
 from typing import Any
 
-from _common import base_parser, emit_json, machine, target
+from _common import base_parser, emit_json, target
+from _dask import cluster, dask_machine, futures_held, load_avg, run_emitting
 
 Counts = collections.Counter[str]
 IN_FLIGHT = 8
@@ -75,7 +77,6 @@ def expected_counts(batches: list[list[str]]) -> Counts:
 
 def run_pipeline(lib: Any, batches: list[list[str]]) -> tuple[float, Counts]:
     """``lib.Stream()`` -> scatter -> map(count_words) -> buffer(8) -> gather -> merge."""
-    from _dask import run_emitting
 
     total: Counts = collections.Counter()
     n = len(batches)
@@ -137,11 +138,8 @@ def run_raw_all_at_once(client: Any, batches: list[list[str]]) -> tuple[float, C
 
 
 def main(argv: list[str] | None = None) -> None:
-    import gc
-
     import streamz
     import streamz.dask  # registers Streamz's scatter
-    from _dask import cluster, futures_held, load_avg
 
     import millstream
     import millstream.dask
@@ -195,7 +193,6 @@ def main(argv: list[str] | None = None) -> None:
                 del total
                 held[name] = max(held[name], futures_held(client, baseline, 0.5))
         workers = len(client.scheduler_info()["workers"])
-    load_after = load_avg()
 
     best = {name: min(ts) for name, ts in times.items()}
     ratios = {
@@ -215,9 +212,7 @@ def main(argv: list[str] | None = None) -> None:
             "raw_time (scatter+submit, 8 in flight) / millstream_time",
         ),
     }
-    info = machine()
-    info["load_avg_before"] = load_before
-    info["load_avg_after"] = load_after
+    info = dask_machine(load_before)
     emit_json(
         {
             "benchmark": "dask_wordcount",
