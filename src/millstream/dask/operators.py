@@ -320,9 +320,32 @@ class gather(Stream):
 
 # -- stateless tasks ---------------------------------------------------------------------------
 class _TaskNode(DaskStream):
-    """A node submitting one task per unit and emitting its result at once."""
+    """A node submitting one task per unit and emitting its result at once.
+
+    Subclasses implement :meth:`_submit`; errors raised while submitting are annotated
+    with the node and :meth:`_user_func`, and the task's origin is recorded for
+    ``gather``'s notes.
+    """
 
     _label: str | None = None
+
+    def _user_func(self) -> Any:
+        """The user's function named in errors (None for nodes without one)."""
+        return getattr(self, "func", None)
+
+    def _submit(self, client: Any, x: Any) -> tuple[Any, Any]:
+        """Submit the task(s) for unit ``x``: (what to emit, the future to record or None)."""
+        raise NotImplementedError
+
+    def update(self, x: Any, who: Stream | None = None, metadata: Metadata | None = None) -> Any:
+        try:
+            out, future = self._submit(get_client(), x)
+        except Exception as e:
+            annotate_error(e, self, self._user_func(), x)
+            raise
+        if future is not None:
+            record_origin(future, self, self._user_func())
+        return self._emit(out, metadata=metadata)
 
     @property
     def label(self) -> str:
@@ -367,28 +390,21 @@ class map(_TaskNode):
         self._options, self._func_kwargs = _split_submit_options(kwargs)
         super().__init__(upstream, **stream_kwargs)
 
-    def update(self, x: Any, who: Stream | None = None, metadata: Metadata | None = None) -> Any:
-        try:
-            client = get_client()
-            if type(x) is Batch:
-                future = client.submit(
-                    map_items,
-                    self.func,
-                    x.future,
-                    x.source,
-                    self.args,
-                    self._func_kwargs,
-                    self.label,
-                    **self._options,
-                )
-                out: Any = Batch(future)
-            else:
-                out = future = client.submit(self.func, x, *self.args, **self.kwargs)
-        except Exception as e:
-            annotate_error(e, self, self.func, x)
-            raise
-        record_origin(future, self, self.func)
-        return self._emit(out, metadata=metadata)
+    def _submit(self, client: Any, x: Any) -> tuple[Any, Any]:
+        if type(x) is Batch:
+            future = client.submit(
+                map_items,
+                self.func,
+                x.future,
+                x.source,
+                self.args,
+                self._func_kwargs,
+                self.label,
+                **self._options,
+            )
+            return Batch(future), future
+        future = client.submit(self.func, x, *self.args, **self.kwargs)
+        return future, future
 
 
 @DaskStream.register_api()
@@ -420,30 +436,24 @@ class starmap(_TaskNode):
         self.kwargs = kwargs
         super().__init__(upstream, **stream_kwargs)
 
-    def update(self, x: Any, who: Stream | None = None, metadata: Metadata | None = None) -> Any:
-        try:
-            client = get_client()
-            if type(x) is Batch:
-                future = client.submit(
-                    starmap_items,
-                    self.func,
-                    x.future,
-                    x.source,
-                    self.args,
-                    self.kwargs,
-                    self.label,
-                    pure=False,
-                )
-                out: Any = Batch(future)
-            elif self.args:
-                out = future = client.submit(_star_apply, self.func, x, self.args, self.kwargs)
-            else:
-                out = future = client.submit(_apply, self.func, x, self.kwargs)
-        except Exception as e:
-            annotate_error(e, self, self.func, x)
-            raise
-        record_origin(future, self, self.func)
-        return self._emit(out, metadata=metadata)
+    def _submit(self, client: Any, x: Any) -> tuple[Any, Any]:
+        if type(x) is Batch:
+            future = client.submit(
+                starmap_items,
+                self.func,
+                x.future,
+                x.source,
+                self.args,
+                self.kwargs,
+                self.label,
+                pure=False,
+            )
+            return Batch(future), future
+        if self.args:
+            future = client.submit(_star_apply, self.func, x, self.args, self.kwargs)
+        else:
+            future = client.submit(_apply, self.func, x, self.kwargs)
+        return future, future
 
 
 @DaskStream.register_api()
@@ -485,26 +495,24 @@ class filter(_TaskNode):
     def _emits_batches(self) -> bool:
         return True
 
-    def update(self, x: Any, who: Stream | None = None, metadata: Metadata | None = None) -> Any:
+    def _user_func(self) -> Any:
+        return self.predicate
+
+    def _submit(self, client: Any, x: Any) -> tuple[Any, Any]:
         kind, value, source = parts(x)
-        try:
-            future = get_client().submit(
-                filter_items,
-                self.predicate,
-                kind,
-                value,
-                source,
-                self.args,
-                self.kwargs,
-                self._negate,
-                self.label,
-                pure=False,
-            )
-        except Exception as e:
-            annotate_error(e, self, self.predicate, x)
-            raise
-        record_origin(future, self, self.predicate)
-        return self._emit(Batch(future), metadata=metadata)
+        future = client.submit(
+            filter_items,
+            self.predicate,
+            kind,
+            value,
+            source,
+            self.args,
+            self.kwargs,
+            self._negate,
+            self.label,
+            pure=False,
+        )
+        return Batch(future), future
 
 
 @DaskStream.register_api()
@@ -553,22 +561,16 @@ class flatten(_TaskNode):
     def _emits_batches(self) -> bool:
         return True
 
-    def update(self, x: Any, who: Stream | None = None, metadata: Metadata | None = None) -> Any:
+    def _submit(self, client: Any, x: Any) -> tuple[Any, Any]:
         from distributed import Future
 
         if isinstance(x, Future):
-            return self._emit(Batch(x, self.label), metadata=metadata)
-        try:
-            client = get_client()
-            if type(x) is Batch:
-                future = client.submit(flatten_items, x.future, x.source, self.label, pure=False)
-            else:  # a local value (maybe holding futures): its items, as a list on the cluster
-                future = client.submit(items_of, x, self.label, pure=False)
-        except Exception as e:
-            annotate_error(e, self, None, x)
-            raise
-        record_origin(future, self, None)
-        return self._emit(Batch(future), metadata=metadata)
+            return Batch(x, self.label), None  # its value is the list: no task needed
+        if type(x) is Batch:
+            future = client.submit(flatten_items, x.future, x.source, self.label, pure=False)
+        else:  # a local value (maybe holding futures): its items, as a list on the cluster
+            future = client.submit(items_of, x, self.label, pure=False)
+        return Batch(future), future
 
 
 @DaskStream.register_api()
@@ -593,21 +595,14 @@ class pluck(_TaskNode):
         self._picker = _elementwise._Pick(pick)
         super().__init__(upstream, **kwargs)
 
-    def update(self, x: Any, who: Stream | None = None, metadata: Metadata | None = None) -> Any:
-        try:
-            client = get_client()
-            if type(x) is Batch:
-                future = client.submit(
-                    pluck_items, self._picker, x.future, x.source, self.label, pure=False
-                )
-                out: Any = Batch(future)
-            else:
-                out = future = client.submit(pluck_one, self._picker, x, self.label, pure=False)
-        except Exception as e:
-            annotate_error(e, self, None, x)
-            raise
-        record_origin(future, self, None)
-        return self._emit(out, metadata=metadata)
+    def _submit(self, client: Any, x: Any) -> tuple[Any, Any]:
+        if type(x) is Batch:
+            future = client.submit(
+                pluck_items, self._picker, x.future, x.source, self.label, pure=False
+            )
+            return Batch(future), future
+        future = client.submit(pluck_one, self._picker, x, self.label, pure=False)
+        return future, future
 
 
 @DaskStream.register_api()
@@ -656,31 +651,24 @@ class map_async(_TaskNode):
         self.kwargs = kwargs
         super().__init__(upstream, stream_name=stream_name)
 
-    def update(self, x: Any, who: Stream | None = None, metadata: Metadata | None = None) -> Any:
-        try:
-            client = get_client()
-            if type(x) is Batch:
-                future = client.submit(
-                    map_async_items,
-                    self.func,
-                    x.future,
-                    x.source,
-                    self.args,
-                    self.kwargs,
-                    self.parallelism,
-                    self.label,
-                    pure=False,
-                )
-                out: Any = Batch(future)
-            else:
-                out = future = client.submit(
-                    map_async_one, self.func, x, self.args, self.kwargs, self.label, pure=False
-                )
-        except Exception as e:
-            annotate_error(e, self, self.func, x)
-            raise
-        record_origin(future, self, self.func)
-        return self._emit(out, metadata=metadata)
+    def _submit(self, client: Any, x: Any) -> tuple[Any, Any]:
+        if type(x) is Batch:
+            future = client.submit(
+                map_async_items,
+                self.func,
+                x.future,
+                x.source,
+                self.args,
+                self.kwargs,
+                self.parallelism,
+                self.label,
+                pure=False,
+            )
+            return Batch(future), future
+        future = client.submit(
+            map_async_one, self.func, x, self.args, self.kwargs, self.label, pure=False
+        )
+        return future, future
 
 
 # -- stateful nodes: state on the workers -------------------------------------------------------
