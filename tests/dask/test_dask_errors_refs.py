@@ -66,14 +66,16 @@ def test_a_failure_behind_a_buffer_is_logged_and_the_ref_failed(client):
     assert "ZeroDivisionError" in log.getvalue()
 
 
-def test_a_scatter_failure_names_the_scatter_node(client):
+@pytest.mark.parametrize("fused", [False, True], ids=["scatter-alone", "scatter-then-map"])
+def test_a_scatter_failure_names_the_scatter_node(client, fused):
     class Unpicklable:
         def __reduce__(self):
             raise TypeError("cannot pickle this")
 
     ref = RefCounter()
     source = Stream()
-    source.scatter().gather().sink_to_list()
+    node = source.scatter()
+    (node.map(str) if fused else node).gather().sink_to_list()
     with pytest.raises(Exception) as info:  # distributed may wrap the pickling error
         source.emit(Unpicklable(), metadata=[{"ref": ref}])
     notes = getattr(info.value, "__notes__", [])

@@ -4,11 +4,9 @@ a bare worker (no nanny, so it stays dead) that the test kills.
 
 Tasks that were running on the dead worker, or whose results were only there, are run
 again elsewhere by the scheduler. Data stored with ``client.scatter`` cannot be made
-again: its key is forgotten and every task needing it is cancelled. An element put on the
-cluster with :func:`millstream.dask.recovery.submit_element` is a task, which the
-scheduler runs again, so a stream whose ``scatter`` uses it loses nothing. The stream
-tests need ``scatter`` to store elements that way: until it does they are expected
-failures (``pytest.xfail`` after a check of the scheduler's task, before any kill).
+again: its key is forgotten and every task needing it is cancelled. ``scatter`` puts each
+element on the cluster as a task that loads it (:mod:`millstream.dask.recovery`), which
+the scheduler runs again, so a stream loses nothing.
 """
 
 from __future__ import annotations
@@ -64,23 +62,21 @@ def victim(cluster, client):
     cluster.workers.pop(name)
 
 
-def _require_a_recoverable_scatter(client):
-    """``pytest.xfail`` unless ``scatter`` emits futures the scheduler can compute again."""
+def test_scatter_emits_futures_the_scheduler_can_compute_again(client):
+    """Alone and fused into the next ``map``, scatter's futures are tasks, not stored data."""
     source = Stream()
-    futures = source.scatter().sink_to_list()
+    alone = source.scatter().sink_to_list()
+    fused = source.scatter().map(inc).sink_to_list()
     source.emit(0)
-    wait(futures, timeout=20)  # the scheduler has the task (a submit may still be on its way)
-    key = futures[0].key
+    wait(alone + fused, timeout=20)  # the scheduler has the tasks
+    keys = [alone[0].key, fused[0].key]
+    assert keys[0].startswith("int-") and keys[1].startswith("inc-")
 
-    def has_run_spec(dask_scheduler):
-        return dask_scheduler.tasks[key].run_spec is not None
+    def run_specs(dask_scheduler):
+        return [dask_scheduler.tasks[k].run_spec is not None for k in keys]
 
-    if not client.run_on_scheduler(has_run_spec):
-        pytest.xfail(
-            "scatter stores elements with client.scatter, which a dead worker loses for "
-            "good (FutureCancelledError); it must store them with "
-            "millstream.dask.recovery.scatter_element (or submit_element)"
-        )
+    assert client.run_on_scheduler(run_specs) == [True, True]
+    assert client.gather(alone + fused) == [0, 1]
 
 
 def test_data_stored_with_client_scatter_dies_with_its_worker(cluster, client, victim):
@@ -140,8 +136,35 @@ def test_an_element_a_worker_cannot_load_is_an_error_not_a_dead_worker(cluster, 
     assert client.submit(inc, 1).result(timeout=20) == 2
 
 
+def test_a_stream_element_a_worker_cannot_load_is_raised_by_gather(cluster, client):
+    """Through scatter alone and scatter fused into map: an error, no worker harmed."""
+    workers = cluster.worker_addresses(client)
+    source = Stream()
+    node = source.scatter()
+    node.gather().sink_to_list()
+    mapped = node.map(str).gather().sink_to_list()
+    source.emit(1)
+    assert mapped == ["1"]
+    for fused in (False, True):
+        source = Stream()
+        node = source.scatter()
+        (node.map(str) if fused else node).gather().sink_to_list()
+        with pytest.raises(RuntimeError, match="cannot be loaded on a worker") as info:
+            source.emit(_Fragile())
+        notes = "\n".join(info.value.__notes__)
+        if fused:  # the first note made, on the worker, is the one kept
+            assert notes == (
+                "millstream: the element sent by <scatter> could not be loaded on the worker"
+            )
+        else:
+            prefix = "millstream: <gather> received the error of Dask task '_Fragile-"
+            assert notes.startswith(prefix)
+            assert notes.endswith("submitted by <scatter>")
+    assert cluster.worker_addresses(client) == workers
+    assert client.submit(inc, 1).result(timeout=20) == 2
+
+
 def test_a_stream_loses_nothing_when_a_worker_is_killed_mid_stream(cluster, client, victim):
-    _require_a_recoverable_scatter(client)
     source = Stream()
     L = source.scatter().map(slow_times_ten).buffer(8).gather().sink_to_list()
     for i in range(200):
@@ -158,7 +181,6 @@ def test_a_stream_loses_nothing_when_a_worker_is_killed_mid_stream(cluster, clie
 def test_a_kafka_read_on_workers_loses_nothing_when_a_worker_is_killed(
     cluster, client, victim, kafka_bootstrap, kafka_topic
 ):
-    _require_a_recoverable_scatter(client)
     topic = kafka_topic(2)
     values = [b"v%d" % i for i in range(400)]
     produce(kafka_bootstrap, topic, values, partition=lambda i: i % 2)

@@ -114,9 +114,10 @@ def annotate_task_error(error: BaseException, node: Any, x: Any) -> None:
         annotate_error(error, node, None, x)
         return
     source, func = origin
+    calling = f" calling {func_repr(func)}" if func is not None else ""
     add_note(
         error,
         f"millstream: {node} received the error of Dask task {failed.key!r} "  # type: ignore[union-attr]
-        f"submitted by {source} calling {func_repr(func)}",
+        f"submitted by {source}{calling}",
         unless="millstream:",
     )

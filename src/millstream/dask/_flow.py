@@ -6,8 +6,10 @@ Three building blocks, shared by the nodes of :mod:`millstream.dask.operators`:
     A backlog of elements handled one at a time, in arrival order, by a task on the
     graph's loop. An element goes there when it cannot be handled at once (its task has
     not finished, or a ``Batch`` must first be split); the node holds its refs until it
-    has been handled and downstream has finished with it. Beyond ``_BACKLOG`` waiting
-    elements ``update`` returns an awaitable (backpressure).
+    has been handled and downstream has finished with it. ``update`` then returns an
+    awaitable that finishes when the element has been handled, with its error if it
+    failed, as a local node that waits does: the caller of ``emit`` gets the error, and
+    a ``buffer`` upstream lets elements wait side by side.
 
 ``_OnWorkers``
     A node whose state lives on the cluster as a future. Each unit (element future or
@@ -29,12 +31,11 @@ Three building blocks, shared by the nodes of :mod:`millstream.dask.operators`:
 from __future__ import annotations
 
 import asyncio
-import logging
 from collections import deque
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from .._utils import annotate_error, short_repr
+from .._utils import annotate_error
 from ..core.refs import release_refs, retain_refs
 from ._bridge import get_client, on_client_loop
 from ._tasks import Batch, length, nth
@@ -42,12 +43,8 @@ from .stream import DaskStream
 
 __all__ = ["await_result", "fetch", "futures_in", "is_ready", "parts", "wait_ready"]
 
-logger = logging.getLogger("millstream")
 
 Metadata = list[dict[str, Any]]
-
-_BACKLOG = 16
-"""Elements a node lets wait before ``update`` applies backpressure."""
 
 
 def parts(x: Any) -> tuple[str, Any, str | None]:
@@ -130,19 +127,22 @@ async def await_result(result: Any) -> None:
     await result
 
 
-def _resolve(future: asyncio.Future[Any] | None) -> None:
-    if future is not None and not future.done():
-        future.set_result(None)
-
-
 Job = tuple[Callable[..., Awaitable[None]], tuple[Any, ...], Metadata | None, Any]
+
+
+def _settle(done: asyncio.Future[None] | None, error: BaseException | None) -> None:
+    if done is None or done.done():
+        return
+    if error is None:
+        done.set_result(None)
+    else:
+        done.set_exception(error)
 
 
 class _InOrder(DaskStream):
     """Elements that must wait are handled one at a time, in arrival order."""
 
     _jobs: deque[Job] | None = None
-    _job_rooms: deque[asyncio.Future[None]] | None = None
     _jobs_running = False
 
     def _waiting(self) -> bool:
@@ -154,45 +154,37 @@ class _InOrder(DaskStream):
         args: tuple[Any, ...],
         metadata: Metadata | None,
         done: asyncio.Future[None] | None = None,
-    ) -> Any:
+    ) -> asyncio.Future[None]:
+        """Queue ``handler(*args)``; return a future settled once it has run (its error
+        set on the future; the element's refs are released as failed)."""
         if self._jobs is None:
             self._jobs = deque()
-            self._job_rooms = deque()
+        if done is None:
+            done = self.loop.asyncio_loop.create_future()
         retain_refs(metadata)
         self._jobs.append((handler, args, metadata, done))
         if not self._jobs_running:
             self._jobs_running = True
             self.loop.add_callback(self._run_backlog)
-        if len(self._jobs) > _BACKLOG:
-            room: asyncio.Future[None] = self.loop.asyncio_loop.create_future()
-            assert self._job_rooms is not None
-            self._job_rooms.append(room)
-            return room
-        return None
+        return done
 
     async def _run_backlog(self) -> None:
-        backlog, rooms = self._jobs, self._job_rooms
-        assert backlog is not None and rooms is not None
+        backlog = self._jobs
+        assert backlog is not None
         try:
             while backlog:
                 handler, args, metadata, done = backlog[0]
+                error: BaseException | None = None
                 try:
                     await handler(*args)
                 except Exception as e:
-                    logger.error(
-                        "%s: failed on %s; element dropped",
-                        self,
-                        short_repr(args[0] if args else None),
-                        exc_info=e,
-                    )
+                    error = e
                     release_refs(metadata, error=e)
                 else:
                     release_refs(metadata)
                 finally:
                     backlog.popleft()
-                    _resolve(done)
-                    while rooms and len(backlog) <= _BACKLOG:
-                        _resolve(rooms.popleft())
+                    _settle(done, error)
         finally:
             self._jobs_running = False
 

@@ -30,12 +30,13 @@ from collections import OrderedDict
 from collections.abc import Callable
 from typing import Any
 
-from .._utils import annotate_error, identity, no_default, short_repr
+from .._utils import add_note, annotate_error, identity, no_default, short_repr
 from ..core.stream import Stream
 
 __all__ = [
     "Batch",
     "NodeSpec",
+    "apply_loaded",
     "concat_units",
     "count_partial",
     "filter_items",
@@ -46,6 +47,7 @@ __all__ = [
     "key_of",
     "keys_of_items",
     "length",
+    "load",
     "map_async_items",
     "map_async_one",
     "map_items",
@@ -55,6 +57,7 @@ __all__ = [
     "pluck_items",
     "pluck_one",
     "run_node",
+    "star_apply_loaded",
     "starmap_items",
     "state_of",
     "unique_window",
@@ -128,6 +131,36 @@ def concat_units(kinds: list[str], values: list[Any], sources: list[str | None])
         else:
             out.extend(items_of(value, source))
     return out
+
+
+# -- elements sent by scatter, loaded by the task that uses them ----------------------------
+def load(payload: bytes, scatter_label: str) -> Any:
+    """The element ``scatter`` serialized (:func:`~millstream.dask.recovery.element_payload`)."""
+    from distributed.protocol import deserialize_bytes
+
+    try:
+        return deserialize_bytes(payload)
+    except Exception as e:
+        add_note(
+            e,
+            f"millstream: the element sent by {scatter_label} could not be loaded on the worker",
+            unless="millstream:",
+        )
+        raise
+
+
+def apply_loaded(
+    func: Callable[..., Any], payload: bytes, scatter_label: str, args: tuple, kwargs: dict
+) -> Any:
+    """``func(x, *args, **kwargs)`` for the element ``x`` in ``payload`` (scatter + map)."""
+    return func(load(payload, scatter_label), *args, **kwargs)
+
+
+def star_apply_loaded(
+    func: Callable[..., Any], payload: bytes, scatter_label: str, args: tuple, kwargs: dict
+) -> Any:
+    """``func(*x, *args, **kwargs)`` for the element ``x`` in ``payload`` (scatter + starmap)."""
+    return func(*load(payload, scatter_label), *args, **kwargs)
 
 
 # -- stateless nodes over a batch -----------------------------------------------------------

@@ -56,6 +56,7 @@ from ._tasks import (
     Batch,
     NodeSpec,
     accumulate_start,
+    apply_loaded,
     concat_units,
     count_partial,
     filter_items,
@@ -75,11 +76,13 @@ from ._tasks import (
     pluck_items,
     pluck_one,
     run_node,
+    star_apply_loaded,
     starmap_items,
     state_of,
     unique_window,
     untag,
 )
+from .recovery import element_payload, submit_payload
 from .stream import DaskStream
 
 __all__ = [
@@ -164,6 +167,16 @@ def _apply(func: Callable[..., Any], x: Any, kwargs: dict) -> Any:
     return func(*x, **kwargs)
 
 
+def _task_key(func: Any, options: dict[str, Any], *inputs: Any) -> str:
+    """``'<func name>-<id>'``, as ``client.submit(func, ...)`` names a task (the dashboard
+    groups tasks by that prefix): a token of the inputs if ``pure=True``, else unique."""
+    from dask.base import tokenize
+    from dask.utils import funcname
+
+    token = tokenize(func, *inputs) if options.get("pure") else uuid.uuid4().hex
+    return f"{funcname(func)}-{token}"
+
+
 def _may_batch(*streams: Any) -> bool:
     return any(getattr(s, "_may_batch", False) for s in streams)
 
@@ -189,12 +202,14 @@ async def _wait_for(previous: asyncio.Future[Any] | None) -> None:
 class scatter(DaskStream):
     """Send each element to the Dask cluster and emit its future.
 
-    Each element is scattered on its own (``client.scatter([x], hash=False)``): a dict
-    stays one element, and equal values get distinct futures. ``update`` returns an
-    awaitable that completes once the element is on the cluster and downstream has
-    finished with its future; the element's refs are held until then (released as
-    failed if scattering or downstream raised). Futures are emitted in arrival order
-    even when elements arrive faster than they are scattered. Also reachable as
+    Each element is serialized on its own (dask's serializers, the whole element as one
+    message: a dict stays one element, and equal values get distinct futures) and put
+    on the cluster as a task that loads it, so the scheduler can run it again if the
+    worker holding it dies: a worker lost mid-stream loses no element. When this node's
+    only downstream is a Dask ``map`` or ``starmap``, the element travels inside that
+    node's task instead (one task per element, not two; the futures emitted are
+    ``map``'s). Futures are emitted at once, in arrival order; an element that cannot
+    be serialized raises here, with a note naming this node. Also reachable as
     ``Stream.scatter()``.
 
     Examples
@@ -206,40 +221,35 @@ class scatter(DaskStream):
     >>> futures = source.scatter().sink_to_list()
     >>> L = source.scatter().gather().sink_to_list()
     >>> source.emit({'a': 1})
-    >>> type(futures[0]).__name__, L
-    ('Future', [{'a': 1}])
+    >>> type(futures[0]).__name__, futures[0].result(), L
+    ('Future', {'a': 1}, [{'a': 1}])
     >>> client.close()
     """
 
-    _last: asyncio.Future[Any] | None = None
+    _label: str | None = None
 
     def update(self, x: Any, who: Stream | None = None, metadata: Metadata | None = None) -> Any:
-        retain_refs(metadata)
-        task = start_task(self._scatter(x, metadata, self._last))
-        if isinstance(task, asyncio.Future):
-            self._last = task
-        return task
-
-    async def _scatter(
-        self, x: Any, metadata: Metadata | None, previous: asyncio.Future[Any] | None
-    ) -> None:
         try:
-            try:
-                client = get_client()
-                futures = await on_client_loop(
-                    client, lambda: client.scatter([x], asynchronous=True, hash=False)
-                )
-            except Exception as e:
-                annotate_error(e, self, None, x)
-                raise
-            await _wait_for(previous)
-            pending = self._emit(futures[0], metadata=metadata)
-            if pending:
-                await _await_all(pending)
-        except BaseException as e:
-            release_refs(metadata, error=e)
+            client = get_client()
+            payload = element_payload(x)
+        except Exception as e:
+            annotate_error(e, self, None, x)
             raise
-        release_refs(metadata)
+        downstreams = self.downstreams
+        if len(downstreams) == 1:
+            for target in downstreams:
+                if type(target) is map or type(target) is starmap:
+                    return target._take_payload(client, payload, self.label, x, metadata)
+        future = submit_payload(client, payload, type(x).__name__)
+        record_origin(future, self, None)
+        return self._emit(future, metadata=metadata)
+
+    @property
+    def label(self) -> str:
+        """How notes on errors name this node."""
+        if self._label is None:
+            self._label = str(self)
+        return self._label
 
 
 @DaskStream.register_api()
@@ -347,6 +357,22 @@ class _TaskNode(DaskStream):
             record_origin(future, self, self._user_func())
         return self._emit(out, metadata=metadata)
 
+    def _submit_loaded(self, client: Any, payload: bytes, scatter_label: str) -> Any:
+        """Submit the task for an element ``scatter`` serialized into ``payload``."""
+        raise NotImplementedError
+
+    def _take_payload(
+        self, client: Any, payload: bytes, scatter_label: str, x: Any, metadata: Metadata | None
+    ) -> Any:
+        """``update`` for an element that ``scatter`` hands over serialized (fused)."""
+        try:
+            future = self._submit_loaded(client, payload, scatter_label)
+        except Exception as e:
+            annotate_error(e, self, self._user_func(), x)
+            raise
+        record_origin(future, self, self._user_func())
+        return self._emit(future, metadata=metadata)
+
     @property
     def label(self) -> str:
         """How notes on errors raised in this node's tasks name it."""
@@ -406,6 +432,19 @@ class map(_TaskNode):
         future = client.submit(self.func, x, *self.args, **self.kwargs)
         return future, future
 
+    def _submit_loaded(self, client: Any, payload: bytes, scatter_label: str) -> Any:
+        options = dict(self._options)
+        options["key"] = _task_key(self.func, options, payload, self.args, self._func_kwargs)
+        return client.submit(
+            apply_loaded,
+            self.func,
+            payload,
+            scatter_label,
+            self.args,
+            self._func_kwargs,
+            **options,
+        )
+
 
 @DaskStream.register_api()
 class starmap(_TaskNode):
@@ -454,6 +493,12 @@ class starmap(_TaskNode):
         else:
             future = client.submit(_apply, self.func, x, self.kwargs)
         return future, future
+
+    def _submit_loaded(self, client: Any, payload: bytes, scatter_label: str) -> Any:
+        key = _task_key(self.func, {}, payload, self.args, self.kwargs)
+        return client.submit(
+            star_apply_loaded, self.func, payload, scatter_label, self.args, self.kwargs, key=key
+        )
 
 
 @DaskStream.register_api()

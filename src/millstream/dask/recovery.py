@@ -39,7 +39,38 @@ from ._bridge import on_client_loop
 if TYPE_CHECKING:
     from distributed import Client, Future
 
-__all__ = ["scatter_element", "submit_element"]
+__all__ = ["element_payload", "scatter_element", "submit_element", "submit_payload"]
+
+
+def element_payload(x: Any) -> bytes:
+    """``x`` serialized with dask's serializers, as :func:`submit_element` sends it.
+
+    A ``TypeError`` (or the serializer's own error) if ``x`` cannot be serialized.
+
+    >>> from distributed.protocol import deserialize_bytes
+    >>> deserialize_bytes(element_payload([1, 'a']))
+    [1, 'a']
+    """
+    from distributed.protocol import serialize_bytes
+
+    # on_error="raise": not an error message for the worker to load as the element
+    return serialize_bytes(x, on_error="raise")
+
+
+def submit_payload(client: Client, payload: bytes, name: str, **submit_kwargs: Any) -> Future:
+    """Put an element serialized by :func:`element_payload` on the cluster as a task.
+
+    The key is ``'<name>-<uuid>'`` (``name``: the element's type name). Returns at once.
+    """
+    from distributed.protocol import deserialize_bytes
+
+    return client.submit(
+        deserialize_bytes,
+        payload,
+        key=f"{name}-{uuid.uuid4().hex}",
+        pure=False,
+        **submit_kwargs,
+    )
 
 
 def submit_element(client: Client, x: Any, **submit_kwargs: Any) -> Future:
@@ -61,16 +92,7 @@ def submit_element(client: Client, x: Any, **submit_kwargs: Any) -> Future:
     (True, {'a': 1})
     >>> client.close()
     """
-    from distributed.protocol import deserialize_bytes, serialize_bytes
-
-    key = f"{type(x).__name__}-{uuid.uuid4().hex}"
-    return client.submit(
-        deserialize_bytes,
-        serialize_bytes(x, on_error="raise"),  # not an error message for the worker to load
-        key=key,
-        pure=False,
-        **submit_kwargs,
-    )
+    return submit_payload(client, element_payload(x), type(x).__name__, **submit_kwargs)
 
 
 async def scatter_element(client: Client, x: Any, **submit_kwargs: Any) -> Future:
