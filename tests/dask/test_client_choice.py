@@ -145,3 +145,46 @@ async def test_an_asynchronous_graph_goes_back_to_the_older_client_when_the_newe
     await source.emit(1)  # the graph stays on this loop; the synchronous client serves it
     assert [x for x, _ in L] == [0, 1]
     assert _clusters(client, process_cluster, L) == ["cli", "local"]
+
+
+def _count_scheduler_gathers(dask_scheduler):
+    """Wrap the scheduler's ``gather`` handler (looked up per message) with a counter."""
+    original = dask_scheduler.handlers["gather"]
+    if getattr(original, "calls", None) is None:
+
+        async def counting(*args, **kwargs):
+            counting.calls += 1
+            return await original(*args, **kwargs)
+
+        counting.calls = 0
+        counting.original = original
+        dask_scheduler.handlers["gather"] = counting
+    return 0
+
+
+def _scheduler_gathers(dask_scheduler, restore=False):
+    handler = dask_scheduler.handlers["gather"]
+    calls = handler.calls
+    if restore:
+        dask_scheduler.handlers["gather"] = handler.original
+    return calls
+
+
+def test_results_come_from_the_workers_unless_the_client_says_otherwise(client):
+    """``gather`` fetches directly on this machine's cluster; ``direct_to_workers=False``
+    (a client that cannot reach the workers) routes results through the scheduler."""
+    from millstream.dask._bridge import gathers_directly
+
+    assert client.scheduler.address.startswith("tcp://127.0.0.1:") and gathers_directly(client)
+    client.run_on_scheduler(_count_scheduler_gathers)
+    try:
+        source = Stream()
+        L = source.scatter().map(inc).gather().sink_to_list()
+        source.emit(1)
+        assert L == [2] and client.run_on_scheduler(_scheduler_gathers) == 0
+        with Client(client.scheduler.address, direct_to_workers=False) as through_scheduler:
+            assert not gathers_directly(through_scheduler)
+            source.emit(2)
+            assert L == [2, 3] and client.run_on_scheduler(_scheduler_gathers) == 1
+    finally:
+        client.run_on_scheduler(_scheduler_gathers, restore=True)

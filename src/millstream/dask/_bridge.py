@@ -35,6 +35,8 @@ if TYPE_CHECKING:
 __all__ = [
     "annotate_task_error",
     "client_asyncio_loop",
+    "gather_result",
+    "gathers_directly",
     "get_client",
     "on_client_loop",
     "record_origin",
@@ -52,6 +54,30 @@ def get_client() -> Client:
     from distributed import default_client
 
     return default_client()
+
+
+_LOOPBACK = ("inproc://", "tcp://127.", "tcp://localhost:", "tcp://[::1]", "tls://127.")
+
+
+def gathers_directly(client: Client) -> bool:
+    """Whether results are fetched from the workers directly rather than through the scheduler.
+
+    The client's ``direct_to_workers`` when it was set (``Client(direct_to_workers=...)``);
+    otherwise True when the scheduler listens on this machine's loopback (a
+    ``LocalCluster``, or ``dask scheduler`` + workers on this machine), whose workers the
+    client can reach. Fetching directly saves the scheduler a hop and the CPU it costs.
+    """
+    direct = getattr(client, "direct_to_workers", None)
+    if direct is not None:
+        return bool(direct)
+    address = getattr(getattr(client, "scheduler", None), "address", None) or ""
+    return address.startswith(_LOOPBACK)
+
+
+async def gather_result(client: Client, x: Any) -> Any:
+    """``client.gather(x)``, awaited from the running loop (see :func:`gathers_directly`)."""
+    direct = gathers_directly(client)
+    return await on_client_loop(client, lambda: client.gather(x, asynchronous=True, direct=direct))
 
 
 def client_asyncio_loop(client: Client) -> asyncio.AbstractEventLoop:

@@ -37,7 +37,7 @@ from typing import Any
 
 from .._utils import annotate_error
 from ..core.refs import release_refs, retain_refs
-from ._bridge import get_client, on_client_loop
+from ._bridge import gather_result, get_client
 from ._tasks import Batch, length, nth
 from .stream import DaskStream
 
@@ -105,8 +105,7 @@ async def wait_ready(x: Any) -> bool:
 
 async def fetch(future: Any) -> Any:
     """The value of a (small) future, fetched without blocking a loop."""
-    client = get_client()
-    return await on_client_loop(client, lambda: client.gather(future, asynchronous=True))
+    return await gather_result(get_client(), future)
 
 
 async def _await_all(awaitables: list[Any]) -> None:

@@ -46,8 +46,8 @@ from ..operators import timing as _timing
 from ..sinks import core as _sinks
 from ._bridge import (
     annotate_task_error,
+    gather_result,
     get_client,
-    on_client_loop,
     record_origin,
     start_task,
 )
@@ -261,6 +261,8 @@ class gather(Stream):
     tuples of ``zip`` or ``partition``) come back as collections of values; local values
     pass through unchanged. Results are fetched as they come but emitted in arrival
     order; put a ``buffer(n)`` before ``gather`` to keep ``n`` tasks running at once.
+    Results come straight from the workers when the scheduler is on this machine or
+    the client says so (``Client(direct_to_workers=True)``), else through the scheduler.
 
     The element's refs are held until its value has been emitted and downstream has
     finished. If the task failed, its exception is raised here, with a note naming
@@ -301,9 +303,7 @@ class gather(Stream):
             target = x.future if batch else x
             try:
                 client = get_client()
-                value = await on_client_loop(
-                    client, lambda: client.gather(target, asynchronous=True)
-                )
+                value = await gather_result(client, target)
                 if batch:
                     value = items_of(value, x.source)
             except Exception as e:

@@ -34,7 +34,7 @@ import contextlib
 import uuid
 from typing import TYPE_CHECKING, Any
 
-from ._bridge import on_client_loop
+from ._bridge import gather_result
 
 if TYPE_CHECKING:
     from distributed import Client, Future
@@ -129,5 +129,5 @@ async def scatter_element(client: Client, x: Any, **submit_kwargs: Any) -> Futur
     await done
     if future.status != "finished":
         # raises the task's error (or FutureCancelledError) with its traceback
-        await on_client_loop(client, lambda: client.gather(future, asynchronous=True))
+        await gather_result(client, future)
     return future
