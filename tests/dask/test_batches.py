@@ -396,3 +396,17 @@ async def test_gather_emits_in_arrival_order_when_elements_overlap(client):
     # five emits in flight at once: the first task is the slowest
     await asyncio.gather(*(source.emit(i) for i in range(5)))
     assert L == [0, 1, 2, 3, 4]
+
+
+def test_behind_a_buffer_gather_fetches_ahead_and_keeps_arrival_order(client):
+    """Tasks finishing in reverse order: results are fetched as they finish (up to the
+    buffer's size at once) and emitted in arrival order."""
+    source = Stream()
+    gathered = source.scatter().map(sleepy).buffer(5).gather()
+    L = gathered.sink_to_list()
+    for i in range(5):
+        source.emit(i)  # the buffer takes each at once: emit does not wait for results
+    # the buffer hands them all over to gather (without fetching ahead it holds one)
+    wait_for(lambda: len(gathered._ahead or ()) >= 4, 10)
+    wait_for(lambda: len(L) == 5, 20)
+    assert L == [0, 1, 2, 3, 4]

@@ -30,12 +30,15 @@ Where each node runs
 from __future__ import annotations
 
 import asyncio
+import functools
+import logging
 import operator
 import uuid
+from collections import deque
 from collections.abc import Callable
 from typing import Any
 
-from .._utils import annotate_error, check_callable, identity, no_default
+from .._utils import annotate_error, check_callable, identity, no_default, short_repr
 from ..core.refs import release_refs, retain_refs
 from ..core.stream import Stream
 from ..operators import aggregate as _aggregate
@@ -117,6 +120,8 @@ __all__ = [
 ]
 
 Metadata = list[dict[str, Any]]
+
+logger = logging.getLogger("millstream")
 
 _STREAM_KWARGS = ("stream_name", "loop", "asynchronous", "ensure_io_loop", "clock")
 
@@ -260,7 +265,8 @@ class gather(Stream):
     element by element, each with the batch's metadata. Collections of futures (the
     tuples of ``zip`` or ``partition``) come back as collections of values; local values
     pass through unchanged. Results are fetched as they come but emitted in arrival
-    order; put a ``buffer(n)`` before ``gather`` to keep ``n`` tasks running at once.
+    order; put a ``buffer(n)`` before ``gather`` to keep ``n`` tasks running at once
+    (behind a buffer, up to ``n`` results are fetched at once, still emitted in order).
     Results come straight from the workers when the scheduler is on this machine or
     the client says so (``Client(direct_to_workers=True)``), else through the scheduler.
 
@@ -288,12 +294,35 @@ class gather(Stream):
         kwargs["ensure_io_loop"] = True
         super().__init__(upstream, **kwargs)
 
+    _ahead: deque[asyncio.Future[Any]] | None = None
+
     def update(self, x: Any, who: Stream | None = None, metadata: Metadata | None = None) -> Any:
         retain_refs(metadata)
         task = start_task(self._gather(x, metadata, self._last))
-        if isinstance(task, asyncio.Future):
-            self._last = task
+        if not isinstance(task, asyncio.Future):
+            return task
+        self._last = task
+        if isinstance(who, _timing.buffer):
+            return self._run_ahead(task, x, who.n)
         return task
+
+    def _run_ahead(self, task: asyncio.Future[Any], x: Any, n: int) -> Any:
+        """Behind a ``buffer(n)``: let up to ``n`` results be fetched at once.
+
+        The buffer has already decoupled its upstream (errors behind it are logged, not
+        raised), so the buffer is told the element is done while fewer than ``n`` are
+        being fetched; beyond that it waits for the oldest. Emission stays in order.
+        """
+        ahead = self._ahead
+        if ahead is None:
+            ahead = self._ahead = deque()
+        task.add_done_callback(functools.partial(_log_dropped, self, x))
+        ahead.append(task)
+        while ahead and ahead[0].done():
+            ahead.popleft()
+        if len(ahead) < n:
+            return None
+        return _wait_for(ahead[0])
 
     async def _gather(
         self, x: Any, metadata: Metadata | None, previous: asyncio.Future[Any] | None
@@ -326,6 +355,15 @@ class gather(Stream):
             release_refs(metadata, error=e)
             raise
         release_refs(metadata)
+
+
+def _log_dropped(node: Stream, x: Any, task: asyncio.Future[Any]) -> None:
+    """Log the error of a result fetched ahead, which nobody awaits (as ``buffer`` would)."""
+    if task.cancelled() or task.exception() is None:
+        return
+    logger.error(
+        "%s: failed on %s; element dropped", node, short_repr(x), exc_info=task.exception()
+    )
 
 
 # -- stateless tasks ---------------------------------------------------------------------------
