@@ -165,6 +165,35 @@ def test_tombstones_are_counted_not_emitted_and_committed_past(kafka_bootstrap, 
     assert committed(kafka_bootstrap, config["group.id"], topic, 1) == {0: 5}
 
 
+def test_keys_emits_whole_records_with_timestamps_tombstones_included(kafka_bootstrap, kafka_topic):
+    topic = kafka_topic(2)
+    before = time.time()
+    produce(
+        kafka_bootstrap,
+        topic,
+        [b"a", None, b"b"],
+        partition=lambda i: i % 2,
+        keys=[b"k0", b"k1", None],
+    )
+    config = params(kafka_bootstrap)
+    source = Stream.from_kafka(topic, config, poll_interval=0.05, keys=True)
+    L = source.sink_to_list()
+    source.start()
+    try:
+        wait_for(lambda: len(L) == 3, 15)
+    finally:
+        source.stop()
+    records = sorted(L, key=lambda r: (r["partition"], r["offset"]))
+    assert [(r["key"], r["value"], r["topic"], r["partition"], r["offset"]) for r in records] == [
+        (b"k0", b"a", topic, 0, 0),
+        (None, b"b", topic, 0, 1),
+        (b"k1", None, topic, 1, 0),
+    ]
+    assert all(before - 5 <= r["timestamp"] / 1000 <= time.time() + 5 for r in records)
+    assert source.tombstones == 0
+    assert committed(kafka_bootstrap, config["group.id"], topic, 2) == {0: 2, 1: 1}
+
+
 def test_in_flight_records_are_bounded(kafka_bootstrap, kafka_topic):
     topic = kafka_topic(1)
     produce(kafka_bootstrap, topic, values(10), partition=0)

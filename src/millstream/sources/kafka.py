@@ -13,6 +13,7 @@ from .kafka_client import (
     ConsumerThread,
     consumer_config,
     make_consumer,
+    message_record,
     raise_for_error,
     topic_partitions,
 )
@@ -34,7 +35,8 @@ class from_kafka(KafkaSource):
     commits itself after each poll, on ``stop()``, and never past a record whose
     processing raised: that error stops the source, and a restarted pipeline reads the
     record again. Records without a value (tombstones) are counted in ``tombstones``
-    and not emitted. ``consumer_params`` is not modified.
+    and not emitted (with ``keys=True`` they are emitted as records). ``consumer_params``
+    is not modified.
 
     Parameters
     ----------
@@ -47,6 +49,11 @@ class from_kafka(KafkaSource):
         The most records in the graph at once (held by buffers, async sinks…).
     connect_timeout : float
         Seconds ``start()`` waits for the broker before raising ``KafkaConnectError``.
+    keys : bool
+        Emit each record as a dict with ``key``, ``value``, ``topic``, ``partition``,
+        ``offset`` and ``timestamp`` (milliseconds since the epoch, None if the record has
+        none), tombstones included, as ``from_kafka_batched(keys=True)`` does (not in
+        Streamz's ``from_kafka``). ``with_timestamps('kafka')`` reads these records.
 
     Examples
     --------
@@ -67,8 +74,10 @@ class from_kafka(KafkaSource):
         poll_interval: float | str = 0.1,
         max_in_flight: int = 10000,
         connect_timeout: float = 10.0,
+        keys: bool = False,
         **kwargs: Any,
     ):
+        self.keys = bool(keys)
         if isinstance(topics, str):
             topics = [topics]
         topics = list(topics)
@@ -128,11 +137,14 @@ class from_kafka(KafkaSource):
         needs_refs = self._needs_refs()
         name = str(self)
         begin = self.tracker.begin
+        keys = self.keys
         for msg in messages:
             if msg.error() is not None and raise_for_error(name, msg):
                 continue
             value = msg.value()
-            if value is None:
+            if keys:
+                value = message_record(msg)
+            elif value is None:
                 self.tombstones += 1
                 continue
             offset = msg.offset()
