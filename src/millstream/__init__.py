@@ -13,6 +13,7 @@ from __future__ import annotations
 from . import operators as _operators  # noqa: F401  (registers the nodes on Stream)
 from . import sinks as _sinks  # noqa: F401
 from . import sources as _sources  # noqa: F401
+from . import time as _time  # noqa: F401  (registers with_timestamps, window)
 from ._utils import identity, no_default
 from .core.clock import ManualClock, SystemClock
 from .core.graph import create_graph, visualize
