@@ -735,3 +735,58 @@ def test_millstream_exports_and_registration():
         "watermark_sources",
         "with_timestamps",
     }
+
+
+# -- more: an oracle, asynchronous graphs, garbage ---------------------------------------------
+def test_tracker_matches_a_brute_force_oracle():
+    import random
+
+    rng = random.Random(5)
+    for _ in range(200):
+        bound = rng.choice([0, 1, 2.5])
+        t = WatermarkTracker(max_out_of_orderness=bound)
+        maxima: dict[Any, float] = {}
+        oracle = NO_WATERMARK
+        for _ in range(rng.randrange(1, 30)):
+            ts, p = float(rng.randrange(100)), rng.randrange(4)
+            t.observe(ts, p)
+            maxima[p] = max(maxima.get(p, -math.inf), ts)
+            oracle = max(oracle, min(maxima.values()) - bound)
+            if rng.random() < 0.5:  # reading it or not changes nothing
+                assert t.watermark == oracle
+        assert t.watermark == oracle
+
+
+def test_idle_timer_in_an_asynchronous_graph():
+    async def main():
+        clock = ManualClock()
+        source = Stream(asynchronous=True)
+        events = source.with_timestamps(
+            lambda e: e[0], idle_timeout=2, partition=lambda e: e[1], clock=clock
+        )
+        assert events.loop.asyncio_loop is asyncio.get_running_loop()
+        seen = []
+        events.add_watermark_listener(lambda: seen.append((clock.now(), events.watermark)))
+        await source.emit((4, "slow"))
+        await source.emit((9, "fast"))
+        await clock.advance_async(1)
+        await source.emit((11, "fast"))
+        await clock.advance_async(1)  # 'slow' idle at t=2
+        return seen
+
+    assert asyncio.run(main()) == [(0.0, 4.0), (2.0, 11.0)]
+
+
+def test_a_node_with_an_idle_timer_can_be_collected(manual_clock):
+    import gc
+    import weakref
+
+    source = Stream()
+    events = source.with_timestamps(lambda t: t, idle_timeout=100)
+    source.emit(1)
+    assert manual_clock.pending == 1
+    ref = weakref.ref(events)
+    del source, events
+    gc.collect()
+    assert ref() is None
+    manual_clock.advance(100)  # the timer finds nothing and ends

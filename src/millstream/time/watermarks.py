@@ -165,6 +165,7 @@ class WatermarkTracker:
         self.clock: Clock = clock if clock is not None else get_default_clock()
         self._max: dict[Hashable, float] = {}
         self._last_seen: dict[Hashable, float] = {}
+        self._low: float | None = None  # min of _max without idle timeout; None: recompute
         self._floor = NO_WATERMARK
         self._ended = False
         if partitions is not None:
@@ -180,7 +181,9 @@ class WatermarkTracker:
         if not maxima:
             return NO_WATERMARK
         if now is None:  # no idle timeout: every partition counts
-            low = min(maxima.values())
+            low = self._low
+            if low is None:
+                low = self._low = min(maxima.values())
         else:
             cutoff = now - self.idle_timeout  # type: ignore[operator]
             seen = self._last_seen
@@ -194,15 +197,25 @@ class WatermarkTracker:
     def observe(self, ts: float, partition: Hashable = None) -> None:
         """Record an element with timestamp ``ts`` (a float) from ``partition``."""
         now = self._now()
-        # fix the watermark reached so far (idle partitions counted out as of now) before
-        # this element can wake its partition up and pull the minimum back
-        current = self._compute(now)
-        if current > self._floor:
-            self._floor = current
         maxima = self._max
         old = maxima.get(partition)
-        if old is None or ts > old:
+        if now is not None or old is None:
+            # fix the watermark reached so far (idle partitions counted out as of now)
+            # before this element can wake its partition up, or a new partition can pull
+            # the minimum back
+            current = self._compute(now)
+            if current > self._floor:
+                self._floor = current
+        if old is None:
             maxima[partition] = ts
+            low = self._low
+            if low is not None and ts < low:
+                self._low = ts
+        elif ts > old:
+            maxima[partition] = ts
+            low = self._low
+            if low is not None and old <= low:
+                self._low = None  # the slowest partition moved: recompute when asked
         if now is not None:
             self._last_seen[partition] = now
 
@@ -263,6 +276,7 @@ class WatermarkTracker:
         now = self._now()
         self._max = {}
         self._last_seen = {}
+        self._low = None
         for partition, maximum, age in state["partitions"]:
             self._max[partition] = float(maximum)
             if now is not None:
