@@ -13,7 +13,6 @@ import datetime
 import fractions
 import math
 import pickle
-from collections import namedtuple
 from typing import Any
 
 import pytest
@@ -30,7 +29,16 @@ from millstream.time import (
 )
 
 UTC = datetime.timezone.utc
-Record = namedtuple("Record", ["key", "value", "partition", "timestamp"])
+def record(key, value, partition, timestamp):
+    """A record as ``from_kafka(..., keys=True)`` emits it (``timestamp`` given in seconds)."""
+    return {
+        "key": key,
+        "value": value,
+        "topic": "t",
+        "partition": partition,
+        "offset": 0,
+        "timestamp": int(timestamp * 1000),
+    }
 
 
 # -- to_timestamp ---------------------------------------------------------------------------
@@ -360,9 +368,9 @@ def test_kafka_records_use_timestamp_and_partition():
     events = source.with_timestamps("kafka", max_out_of_orderness=0)
     L = events.sink_to_list()
     records = [
-        Record("k", 1, partition=1, timestamp=50.0),
-        Record("k", 2, partition=0, timestamp=100.0),
-        Record("k", 3, partition=0, timestamp=200.0),
+        record("k", 1, partition=1, timestamp=50.0),
+        record("k", 2, partition=0, timestamp=100.0),
+        record("k", 3, partition=0, timestamp=200.0),
     ]
     for r in records:
         source.emit(r)
@@ -374,17 +382,26 @@ def test_kafka_records_use_timestamp_and_partition():
 
 def test_kafka_timestamps_with_another_partitioning():
     source = Stream()
-    events = source.with_timestamps("kafka", partition=lambda r: r.key)
-    for r in [Record("y", 2, 0, 5.0), Record("x", 1, 0, 10.0)]:
+    events = source.with_timestamps("kafka", partition=lambda r: r["key"])
+    for r in [record("y", 2, 0, 5.0), record("x", 1, 0, 10.0)]:
         source.emit(r)
     assert events.tracker.partitions == ["y", "x"]
     assert events.watermark == 5.0
 
 
+def test_a_kafka_record_without_a_timestamp_is_an_error_naming_it():
+    source = Stream()
+    source.with_timestamps("kafka")
+    bad = dict(record("k", 1, 0, 1.0), timestamp=None)
+    with pytest.raises(ValueError, match="has no timestamp") as info:
+        source.emit(bad)
+    assert info.value.__notes__[0].startswith("millstream: <with_timestamps: kafka> failed")
+
+
 def test_kafka_timestamps_on_something_else_name_the_node_and_element():
     source = Stream()
     source.with_timestamps("kafka")
-    with pytest.raises(AttributeError) as info:
+    with pytest.raises(TypeError) as info:
         source.emit(17)
     (note,) = info.value.__notes__
     assert note.startswith("millstream: <with_timestamps: kafka> failed calling")
@@ -396,7 +413,7 @@ def test_declared_partitions_on_the_node(manual_clock):
     events = source.with_timestamps("kafka", idle_timeout=10, partitions=range(2))
     seen = []
     events.add_watermark_listener(lambda: seen.append(events.watermark))
-    source.emit(Record("k", 1, partition=0, timestamp=100.0))
+    source.emit(record("k", 1, partition=0, timestamp=100.0))
     assert events.watermark == NO_WATERMARK and seen == []
     manual_clock.advance(10)  # partition 1 never spoke: idle, by the timer
     assert seen == [100.0]

@@ -24,7 +24,6 @@ import math
 import numbers
 import weakref
 from collections.abc import Callable, Hashable, Iterable
-from operator import attrgetter
 from typing import Any
 
 from .._utils import annotate_error, check_callable, convert_interval, short_repr
@@ -292,8 +291,17 @@ class WatermarkTracker:
         )
 
 
-_kafka_timestamp = attrgetter("timestamp")
-_kafka_partition = attrgetter("partition")
+def _kafka_timestamp(record: Any) -> float:
+    """The timestamp of a ``keys=True`` Kafka record, in seconds (Kafka gives milliseconds)."""
+    ms = record["timestamp"]
+    if ms is None:
+        raise ValueError("the Kafka record has no timestamp (its 'timestamp' is None)")
+    return ms / 1000
+
+
+def _kafka_partition(record: Any) -> Any:
+    """The partition of a ``keys=True`` Kafka record."""
+    return record["partition"]
 
 
 async def _await_listeners(awaitables: list[Any]) -> None:
@@ -331,8 +339,10 @@ class with_timestamps(Stream):
     ----------
     timestamp : callable or 'kafka'
         ``timestamp(x)`` returns a number or a timezone-aware ``datetime``. ``'kafka'``
-        means ``x.timestamp`` of the records of ``from_kafka(..., records=True)``, with
-        ``x.partition`` as the default partition.
+        reads the records of ``from_kafka(..., keys=True)`` (or the flattened batches of
+        ``from_kafka_batched(..., keys=True)``): ``x['timestamp'] / 1000`` (Kafka's
+        milliseconds as seconds), with ``x['partition']`` as the default partition (for
+        several topics pass ``partition=lambda r: (r['topic'], r['partition'])``).
     max_out_of_orderness : float or str
         How far behind the largest timestamp of its partition an element may come and
         still be on time (event-time units; strings such as ``'2s'`` mean seconds).
