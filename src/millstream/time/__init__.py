@@ -5,6 +5,19 @@ Importing :mod:`millstream` registers ``Stream.with_timestamps`` and ``Stream.wi
 
 from __future__ import annotations
 
+from .aggregations import (
+    AGGREGATIONS,
+    Aggregation,
+    Collect,
+    Count,
+    Fold,
+    Max,
+    Mean,
+    Min,
+    Reduce,
+    Sum,
+)
+from .operators import WindowResult, window
 from .watermarks import (
     NO_WATERMARK,
     WatermarkTracker,
@@ -13,12 +26,44 @@ from .watermarks import (
     watermark_sources,
     with_timestamps,
 )
+from .windows import (
+    GLOBAL_WINDOW,
+    CountSliding,
+    CountTumbling,
+    Global,
+    Session,
+    Sliding,
+    Tumbling,
+    Window,
+    WindowAssigner,
+)
 
 __all__ = [
+    "AGGREGATIONS",
+    "GLOBAL_WINDOW",
     "NO_WATERMARK",
+    "Aggregation",
+    "Collect",
+    "Count",
+    "CountSliding",
+    "CountTumbling",
+    "Fold",
+    "Global",
+    "Max",
+    "Mean",
+    "Min",
+    "Reduce",
+    "Session",
+    "Sliding",
+    "Sum",
+    "Tumbling",
     "WatermarkTracker",
+    "Window",
+    "WindowAssigner",
+    "WindowResult",
     "to_timestamp",
     "watermark",
     "watermark_sources",
+    "window",
     "with_timestamps",
 ]
