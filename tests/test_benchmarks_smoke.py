@@ -22,6 +22,11 @@ def test_the_benchmark_reference_is_installed():
     assert importlib.util.find_spec("streamz") is not None, "pip install -e '.[test]'"
 
 
+def test_bytewax_is_installed():
+    """event_windows.py runs beside bytewax 0.21.1 (in the test extra): its absence fails."""
+    assert importlib.util.find_spec("bytewax") is not None, "pip install -e '.[test]'"
+
+
 TINY = ["--size", "300", "--repeat", "1"]
 
 COMMON_KEYS = {
@@ -131,6 +136,45 @@ def test_wordcount_scales_streamz_input() -> None:
     assert scaled["streamz_emit"] == pytest.approx(times["streamz_emit"] * 3, rel=1e-3, abs=1e-5)
     assert all(result["checks"].values())
     assert "memory_emit_vs_streamz" not in result["targets"]
+
+
+def test_event_windows_prints_one_valid_json_line() -> None:
+    """Plain, millstream (both feeds) and bytewax give the same windows; memory in children."""
+    proc = run_script("event_windows.py", *TINY, "--memory-small", "300", "--memory-large", "3000")
+    assert proc.returncode == 0, proc.stderr
+    (line,) = proc.stdout.splitlines()
+    result = json.loads(line)
+    assert result["benchmark"] == "event_windows"
+    assert result["size"] == 300
+    assert result["windows"] > 0
+    assert set(result["times_s"]) == {
+        "plain",
+        "millstream_from_iterable",
+        "millstream_emit",
+        "bytewax",
+    }
+    assert all(t > 0 for t in result["times_s"].values())
+    assert set(result["targets"]) == {"millstream_vs_bytewax", "memory_bounded"}
+    for t in result["targets"].values():
+        assert set(t) == {"what", "value", "target", "pass"}
+        assert isinstance(t["pass"], bool)
+    assert result["all_targets_passed"] == all(t["pass"] for t in result["targets"].values())
+    assert set(result["checks"]) == {
+        "millstream_warm_up_equal_plain",
+        "bytewax_warm_up_equal_plain",
+        "plain_windows_equal_plain",
+        "millstream_from_iterable_windows_equal_plain",
+        "millstream_emit_windows_equal_plain",
+        "bytewax_windows_equal_plain",
+        "memory_small_windows_equal_plain",
+        "memory_large_windows_equal_plain",
+    }
+    assert all(result["checks"].values()), result["checks"]
+    assert result["all_checks_passed"] is True
+    assert result["bytewax_late_events"] == 0
+    assert result["machine"]["bytewax"] == "0.21.1"
+    assert [result["memory"][k]["events"] for k in ("small", "large")] == [300, 3000]
+    assert all(result["memory"][k]["peak_rss_bytes"] > 0 for k in ("small", "large"))
 
 
 LOCAL = ["map_chain", "wordcount", "import_time"]  # the Kafka ones: tests/kafka/
