@@ -695,3 +695,91 @@ def test_trigger_errors_are_annotated():
 def test_str():
     node = Stream().window(Tumbling(10), "sum", timestamp=abs)
     assert str(node) == "<window: assigner=Tumbling(10), agg=Sum()>"
+
+
+# -- with a with_timestamps upstream ---------------------------------------------------------------
+def test_watermark_from_with_timestamps_and_its_timestamp():
+    source = Stream()
+    events = source.with_timestamps(lambda e: e[1], max_out_of_orderness=2)
+    node = events.window(Tumbling(10), "sum", key=lambda e: e[0], value=lambda e: e[2])
+    out = node.sink_to_list()
+    feed(source, [("a", 1, 1), ("a", 11, 2), ("a", 9, 3)])  # watermark 9: [0, 10) open
+    assert out == [] and node.watermark == 9
+    source.emit(("b", 12, 4))  # watermark 10
+    assert out == [R("a", 0, 10, 4)]
+    source.emit(("a", 5, 100))
+    assert node.late_count == 1
+    assert events.end_of_input() == []
+    assert out[1:] == [R("a", 10, 20, 2), R("b", 10, 20, 4)]
+    assert node.watermark == float("inf")
+
+
+def test_with_timestamps_through_a_map_needs_timestamp():
+    source = Stream()
+    events = source.with_timestamps(lambda e: e["t"])
+    node = events.map(lambda e: (e["t"], e["v"])).window(
+        Tumbling(5), "collect", timestamp=lambda p: p[0], value=lambda p: p[1]
+    )
+    out = node.sink_to_list()
+    for t, v in [(1, "x"), (4, "y"), (6, "z")]:
+        source.emit({"t": t, "v": v})
+    assert out == [R(None, 0, 5, ["x", "y"])]
+
+
+def test_several_with_timestamps_use_the_smallest_watermark():
+    a, b = Stream(), Stream()
+    ta, tb = a.with_timestamps(lambda e: e), b.with_timestamps(lambda e: e)
+    with pytest.raises(TypeError, match="2 with_timestamps"):
+        ta.union(tb).window(Tumbling(10))
+    node = ta.union(tb).window(Tumbling(10), "collect", timestamp=lambda e: e)
+    out = node.sink_to_list()
+    a.emit(1)
+    a.emit(25)  # b has no watermark yet: nothing closes
+    assert out == [] and node.watermark == float("-inf")
+    b.emit(12)  # min(25, 12): [0, 10) closes
+    assert out == [R(None, 0, 10, [1])] and node.watermark == 12
+    b.emit(30)
+    assert out[1:] == [R(None, 10, 20, [12])]
+
+
+def test_max_out_of_orderness_belongs_to_with_timestamps():
+    events = Stream().with_timestamps(lambda e: e)
+    with pytest.raises(ValueError, match="window: max_out_of_orderness"):
+        events.window(Tumbling(10), max_out_of_orderness=3)
+
+
+def test_end_of_input_fires_count_and_global_windows():
+    source = Stream()
+    events = source.with_timestamps(lambda e: e)
+    counts = events.window(CountTumbling(3), "sum").sink_to_list()
+    globals_ = events.window(Global(10), "count").sink_to_list()
+    feed(source, [1, 2, 3, 4])
+    assert counts == [R(None, 0, 3, 6)] and globals_ == []
+    events.end_of_input()
+    assert counts[1:] == [R(None, 3, 4, 4)]
+    assert globals_ == [WindowResult(None, GLOBAL_WINDOW, 4, "final")]
+
+
+def test_idle_partition_timer_closes_windows(manual_clock):
+    source = Stream()
+    events = source.with_timestamps(lambda e: e[0], idle_timeout=5, partition=lambda e: e[1])
+    node = events.window(Tumbling(10), "collect", key=lambda e: e[1], value=lambda e: e[0])
+    out = node.sink_to_list()
+    source.emit((3, "b"))
+    source.emit((15, "a"))  # 'b' holds the watermark at 3
+    assert out == []
+    manual_clock.advance(5)  # 'b' idle: the watermark jumps to 15, with no new element
+    assert out == [R("b", 0, 10, [3])]
+    assert node.watermark == 15
+
+
+def test_window_after_window():
+    source = Stream()
+    events = source.with_timestamps(lambda e: e)
+    per_10 = events.window(Tumbling(10), "count")
+    per_30 = per_10.window(
+        Tumbling(30), "sum", timestamp=lambda r: r.window.start, value=lambda r: r.value
+    )
+    out = per_30.sink_to_list()
+    feed(source, [1, 2, 15, 21, 22, 23, 35])
+    assert out == [R(None, 0, 30, 6)]

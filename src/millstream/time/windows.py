@@ -40,8 +40,8 @@ class Window(NamedTuple):
     Examples
     --------
     >>> w = Window(0, 10)
-    >>> w.start, w.end, 9.5 in range(0, 10) or (w.start <= 9.5 < w.end)
-    (0, 10, True)
+    >>> w.start, w.end, w.start <= 9.5 < w.end, w.start <= 10 < w.end
+    (0, 10, True, False)
     >>> w
     Window(start=0, end=10)
     """
@@ -79,7 +79,16 @@ def _offset(owner: str, value: Any) -> float:
 
 
 class WindowAssigner:
-    """Base of the assigners; ``kind`` is ``'time'``, ``'session'``, ``'count'`` or ``'global'``."""
+    """Base of the assigners; ``kind`` is ``'time'``, ``'session'``, ``'count'`` or ``'global'``.
+
+    The ``window`` node knows each built-in assigner; this base class is not meant for
+    user subclasses.
+
+    Examples
+    --------
+    >>> [a.kind for a in (Tumbling(5), Sliding(5, 1), Session(2), CountTumbling(3), Global(2))]
+    ['time', 'time', 'session', 'count', 'global']
+    """
 
     kind = ""
 
