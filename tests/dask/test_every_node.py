@@ -26,6 +26,7 @@ from millstream import Stream
 from millstream.core.clock import ManualClock, SystemClock, use_clock
 from millstream.dask import DaskStream, gather
 from millstream.testing import wait_for
+from millstream.time import CountTumbling
 
 
 def inc(x):
@@ -161,8 +162,11 @@ CASES: dict[str, Case] = {
     "zip_latest": Case(lambda a, b: a.zip_latest(b), TWO, TWO_B, inputs=2),
 }
 
-# Sinks that write elsewhere: on a DaskStream they are the local sink after a gather.
+# Sinks that write elsewhere, and event-time nodes: on a DaskStream they are the local node
+# after a gather.
 GATHERED_SINKS = {
+    "with_timestamps": (abs,),
+    "window": (CountTumbling(2), "sum"),
     "to_kafka": ("topic", {"bootstrap.servers": "127.0.0.1:9"}),
     "to_mqtt": ("127.0.0.1", 1, "topic"),
     "to_websocket": ("ws://127.0.0.1:1",),

@@ -1704,11 +1704,19 @@ def _gathered(name: str) -> Callable[..., Stream]:
 
     node.__name__ = node.__qualname__ = name
     node.__doc__ = (
-        f"``gather().{name}(...)``: the local ``{name}`` writes the elements' values "
+        f"``gather().{name}(...)``: the local ``{name}`` runs over the elements' values "
         "(Streamz would hand it futures)."
     )
     return node
 
 
-for _name in ("sink_to_textfile", "to_kafka", "to_mqtt", "to_websocket"):
+# sinks writing elsewhere, and event-time nodes (which read the elements' timestamps)
+for _name in (
+    "sink_to_textfile",
+    "to_kafka",
+    "to_mqtt",
+    "to_websocket",
+    "with_timestamps",
+    "window",
+):
     DaskStream.register_api(attribute_name=_name)(_gathered(_name))
