@@ -807,3 +807,38 @@ def test_a_node_with_an_idle_timer_can_be_collected(manual_clock):
     gc.collect()
     assert ref() is None
     manual_clock.advance(100)  # the timer finds nothing and ends
+
+
+def test_the_end_of_a_bounded_source_closes_every_window():
+    from millstream.testing import wait_for
+    from millstream.time import Tumbling
+
+    source = Stream.from_iterable([(1, 5), (12, 1), (3, 2), (25, 7)])
+    events = source.with_timestamps(lambda e: e[0], max_out_of_orderness=10)
+    L = events.window(Tumbling(10), "sum", value=lambda e: e[1]).sink_to_list()
+    source.start()
+    wait_for(lambda: len(L) == 3, 5)
+    assert [(r.window.start, r.value) for r in L] == [(0, 7), (10, 1), (20, 7)]
+    assert source.exhausted and events.watermark == float("inf")
+
+
+def test_the_input_ends_when_every_source_has_ended():
+    from millstream.testing import wait_for
+
+    first, second = Stream.from_iterable([1, 2]), Stream.from_iterable([3])
+    events = first.union(second).with_timestamps(lambda t: t)
+    first.start()
+    wait_for(lambda: first.exhausted, 5)
+    assert events.watermark == 2.0  # the second source may still bring 0
+    second.start()
+    wait_for(lambda: events.watermark == float("inf"), 5)
+
+
+def test_an_input_fed_by_emit_never_ends_by_itself():
+    from millstream.testing import wait_for
+
+    bounded, emitted = Stream.from_iterable([1, 2]), Stream()
+    events = bounded.union(emitted).with_timestamps(lambda t: t)
+    bounded.start()
+    wait_for(lambda: bounded.exhausted, 5)
+    assert events.watermark == 2.0

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable
 from typing import Any
 
 from ..core.stream import Stream
@@ -35,6 +36,11 @@ class Source(Stream):
     #: itself: that error is raised there, not also logged
     _error_has_caller = False
 
+    #: True once a bounded source has emitted all of its input (``from_iterable`` at the
+    #: end of its iterable); ``start()`` after that finds nothing more to emit
+    exhausted = False
+    _end_listeners: list[Callable[[], Any]] | None = None
+
     def __init__(self, start: bool = False, **kwargs: Any):
         self.stopped = True
         self.started = False
@@ -58,9 +64,28 @@ class Source(Stream):
             return  # a run stopped while waiting on downstream is still there: it carries on
         self.work_task = asyncio.ensure_future(self._supervised_run())
 
+    def add_end_listener(self, listener: Callable[[], Any]) -> None:
+        """Call ``listener()`` on the loop once this source has emitted all of its input.
+
+        Only bounded sources end (``exhausted`` becomes true); the listener may return
+        awaitables (a list, or None), which the source awaits before its run is over.
+        ``with_timestamps`` uses it to move the watermark to ``+inf`` at the end of input.
+        """
+        if self._end_listeners is None:
+            self._end_listeners = []
+        self._end_listeners.append(listener)
+
+    async def _notify_end(self) -> None:
+        for listener in list(self._end_listeners or ()):
+            pending = listener()
+            if pending:
+                await asyncio.gather(*pending)
+
     async def _supervised_run(self) -> None:
         try:
             await self.run()
+            if self.exhausted:
+                await self._notify_end()
         except asyncio.CancelledError:
             raise
         except Exception as e:

@@ -15,7 +15,7 @@ __all__ = ["from_iterable"]
 
 @Stream.register_api(staticmethod)
 class from_iterable(Source):
-    """Emit each item of ``iterable``, then stop.
+    """Emit each item of ``iterable``, then stop (``exhausted`` becomes true).
 
     Items are taken from the iterable in chunks of ``chunk_size`` and each chunk is
     pushed through the graph item by item (through fused code where the graph allows),
@@ -52,6 +52,7 @@ class from_iterable(Source):
             else:
                 chunk = list(itertools.islice(iterator, self.chunk_size))
             if not chunk:
+                self.exhausted = True
                 break
             items = iter(chunk)
             for pending in self._emit_batch(items, until=self):

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime
+import functools
 import logging
 import math
 import numbers
@@ -430,6 +431,40 @@ class with_timestamps(Stream):
         )
         if partitions is not None and self.idle_timeout is not None:
             self._schedule_idle_timer_from_any_thread()
+        self._watch_sources()
+
+    def _watch_sources(self) -> None:
+        """If every input comes from bounded-capable sources (``from_iterable``...), call
+        :meth:`end_of_input` once all of them have emitted their whole input."""
+        from ..sources.base import Source
+
+        roots: list[Stream] = []
+        seen: set[int] = set()
+        todo = list(self.upstreams)
+        while todo:
+            node = todo.pop()
+            if id(node) in seen:
+                continue
+            seen.add(id(node))
+            ups = [u for u in node.upstreams if u is not None]
+            if ups:
+                todo.extend(ups)
+            else:
+                roots.append(node)
+        if not roots or not all(isinstance(r, Source) for r in roots):
+            return  # a plain Stream() input: more may be emitted at any time
+        waiting = {id(r) for r in roots}
+        me = weakref.ref(self)
+
+        def ended(source_id: int) -> list[Any]:
+            waiting.discard(source_id)
+            node = me()
+            if waiting or node is None:
+                return []
+            return node.end_of_input()
+
+        for root in roots:
+            root.add_end_listener(functools.partial(ended, id(root)))  # type: ignore[attr-defined]
 
     # -- elements ---------------------------------------------------------------------
     def timestamp_of(self, x: Any) -> float:
@@ -504,6 +539,10 @@ class with_timestamps(Stream):
 
     def end_of_input(self) -> list[Any]:
         """The input has ended: move the watermark to ``+inf``, tell the listeners.
+
+        Called by the node itself once every source it is fed from has emitted all of
+        its input (``Stream.from_iterable(...)``: windows downstream then close); call it
+        for an input you ``emit`` yourself.
 
         Returns the awaitables the listeners gave back (await them, or pass them to
         :func:`millstream.core.stream.run_awaitables` in a graph without a loop).
