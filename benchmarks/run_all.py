@@ -27,6 +27,7 @@ BENCHMARKS = [
     "dask_wordcount",
     "dask_scaling",
     "dask_kafka",
+    "event_windows",
 ]
 
 

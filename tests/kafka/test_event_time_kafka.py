@@ -3,13 +3,11 @@ tumbling windows, a late record sent aside, and commits that wait for the window
 
 from __future__ import annotations
 
-import asyncio
 import collections
 
 from confluent_kafka import Producer
 
 from millstream import Stream
-from millstream.core.loop import sync
 from millstream.testing import wait_for
 from millstream.time import Tumbling, Window, watermark
 
@@ -50,13 +48,6 @@ def produce_at(bootstrap: str, topic: str, events: list[tuple[int, str, int]]) -
     assert producer.flush(10) == 0 and errors == []
 
 
-async def close_windows(events) -> None:
-    """``end_of_input()`` on the graph's loop, waiting for what it emits."""
-    pending = events.end_of_input()
-    if pending:
-        await asyncio.gather(*pending)
-
-
 def test_kafka_timestamps_drive_windows_and_late_records_go_aside(kafka_bootstrap, kafka_topic):
     topic = kafka_topic(2)
     produce_at(kafka_bootstrap, topic, ON_TIME)
@@ -83,7 +74,8 @@ def test_kafka_timestamps_drive_windows_and_late_records_go_aside(kafka_bootstra
         assert window == Window(BASE, BASE + 10) and record["value"] == b"a@2"
         assert counts.late_count == 1
 
-        sync(source.loop, close_windows, events)  # the topic is bounded here: close them all
+        # the topic is bounded here: close them all (from this thread: it runs on the loop)
+        assert events.end_of_input() == []
         wait_for(lambda: len(results) == 6, 15)
         wait_for(lambda: source.committed == {(topic, 0): 8, (topic, 1): 5}, 15)
     finally:

@@ -842,3 +842,23 @@ def test_an_input_fed_by_emit_never_ends_by_itself():
     bounded.start()
     wait_for(lambda: bounded.exhausted, 5)
     assert events.watermark == 2.0
+
+
+def test_end_of_input_from_another_thread_runs_on_the_graphs_loop():
+    import threading
+
+    from millstream.time import Tumbling
+
+    source = Stream(ensure_io_loop=True)
+    events = source.with_timestamps(lambda e: e[0])
+    threads = []
+    results = events.window(Tumbling(10), "sum", value=lambda e: e[1]).sink(
+        lambda r: threads.append((r.window.start, r.value, threading.current_thread().name))
+    )
+    assert results is not None
+    for e in [(1, 2), (15, 3)]:
+        source.emit(e)
+    assert [t[:2] for t in threads] == [(0, 2)]
+    assert events.end_of_input() == []  # blocks until the window [10, 20) is out
+    assert [t[:2] for t in threads] == [(0, 2), (10, 3)]
+    assert threads[1][2] != threading.current_thread().name  # fired on the loop's thread

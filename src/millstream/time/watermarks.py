@@ -542,7 +542,9 @@ class with_timestamps(Stream):
 
         Called by the node itself once every source it is fed from has emitted all of
         its input (``Stream.from_iterable(...)``: windows downstream then close); call it
-        for an input you ``emit`` yourself.
+        for an input you ``emit`` yourself. Called from another thread than the graph's
+        running loop, it runs on the loop, blocks until downstream is done and returns
+        ``[]``.
 
         Returns the awaitables the listeners gave back (await them, or pass them to
         :func:`millstream.core.stream.run_awaitables` in a graph without a loop).
@@ -553,6 +555,21 @@ class with_timestamps(Stream):
         >>> events.end_of_input(), events.watermark
         ([], inf)
         """
+        loop = self.loop
+        if loop is not None and not in_loop_thread(loop):
+            asyncio_loop = getattr(loop, "asyncio_loop", None)
+            if asyncio_loop is not None and asyncio_loop.is_running():
+                # the graph runs on its loop: end there, and block until downstream is done
+                async def end_on_loop() -> None:
+                    pending = self._end()
+                    if pending:
+                        await asyncio.gather(*pending)
+
+                sync(loop, end_on_loop)
+                return []
+        return self._end()
+
+    def _end(self) -> list[Any]:
         self.tracker.advance_to_end()
         self._cancel_idle_timer()
         if self.tracker.watermark > self._notified:
