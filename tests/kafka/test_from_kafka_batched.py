@@ -215,3 +215,28 @@ def test_in_flight_batches_are_capped(kafka_bootstrap, kafka_topic):
         wait_for(lambda: source.committed == {(topic, 0): 12}, 5)
     finally:
         source.stop()
+
+
+def test_pooled_batch_readers_are_reused_then_closed_when_idle(
+    kafka_bootstrap, kafka_topic, monkeypatch
+):
+    from millstream.sources import kafka_client
+    from millstream.sources.kafka_client import close_pooled_consumers, get_message_batch
+
+    topic = kafka_topic(1)
+    produce(kafka_bootstrap, topic, values(4), partition=0)
+    close_pooled_consumers()
+    first = {"bootstrap.servers": kafka_bootstrap, "group.id": "reader-a"}
+    second = {"bootstrap.servers": kafka_bootstrap, "group.id": "reader-b"}
+    assert get_message_batch(first, topic, 0, False, 0, 1) == values(4)[:2]
+    [(consumer, _)] = kafka_client._pool[kafka_client._pool_key(first)]
+    assert get_message_batch(first, topic, 0, False, 2, 3) == values(4)[2:]
+    assert kafka_client._pool[kafka_client._pool_key(first)][0][0] is consumer  # reused
+    monkeypatch.setattr(kafka_client, "POOL_IDLE_SECONDS", 0.0)
+    time.sleep(0.01)
+    assert get_message_batch(second, topic, 0, False, 0, 0) == values(4)[:1]
+    assert kafka_client._pool_key(first) not in kafka_client._pool  # idle too long: closed
+    with pytest.raises(RuntimeError):  # confluent-kafka refuses calls on a closed consumer
+        consumer.assignment()
+    assert close_pooled_consumers() == 1  # the second reader's
+    assert kafka_client._pool == {}

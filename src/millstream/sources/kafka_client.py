@@ -18,6 +18,7 @@ from ..exceptions import KafkaConnectError, UnknownTopicError
 
 __all__ = [
     "ConsumerThread",
+    "close_pooled_consumers",
     "consumer_config",
     "get_message_batch",
     "message_record",
@@ -206,7 +207,53 @@ def raise_for_error(node: str, msg: Any) -> bool:
 # -- reading one range of offsets (loop thread or Dask worker) ----------------------------
 
 _pool_lock = threading.Lock()
-_pool: dict[tuple, list[Any]] = {}
+_pool: dict[tuple, list[tuple[Any, float]]] = {}
+"""Idle consumers per configuration, with the ``time.monotonic()`` they were put back."""
+
+POOL_IDLE_SECONDS = 60.0
+"""A pooled consumer unused for this long is closed at the next read in the process."""
+
+
+def _prune_locked(now: float) -> list[Any]:
+    """Take the consumers idle for longer than :data:`POOL_IDLE_SECONDS` out of the pool."""
+    stale = []
+    for key in list(_pool):
+        keep = []
+        for consumer, since in _pool[key]:
+            if now - since > POOL_IDLE_SECONDS:
+                stale.append(consumer)
+            else:
+                keep.append((consumer, since))
+        if keep:
+            _pool[key] = keep
+        else:
+            del _pool[key]
+    return stale
+
+
+def _close_all(consumers: list[Any]) -> None:
+    for consumer in consumers:
+        try:
+            consumer.close()
+        except Exception as e:  # a consumer that cannot close cleanly is gone all the same
+            logger.debug("closing a pooled Kafka consumer failed: %s", e)
+
+
+def close_pooled_consumers() -> int:
+    """Close every idle consumer kept by :func:`get_message_batch` in this process.
+
+    Returns how many were closed. On a Dask cluster: ``client.run(close_pooled_consumers)``
+    closes the workers' ones once a pipeline reading Kafka on them is over (otherwise they
+    are closed after :data:`POOL_IDLE_SECONDS` unused, at the next read).
+
+    >>> close_pooled_consumers()
+    0
+    """
+    with _pool_lock:
+        consumers = [c for idle in _pool.values() for c, _ in idle]
+        _pool.clear()
+    _close_all(consumers)
+    return len(consumers)
 
 
 def _pool_key(params: Mapping[str, Any]) -> tuple:
@@ -226,8 +273,10 @@ def get_message_batch(
 
     This is what the ranges planned by ``from_kafka_batched(..., dask=True)`` become on
     the Dask workers. Consumers are kept per configuration and reused (Streamz makes and
-    closes one per batch). The read ends at ``high`` whatever the records are: a
-    tombstone (``None`` value) at the end does not make it wait forever, and offsets
+    closes one per batch); one unused for :data:`POOL_IDLE_SECONDS` is closed at the next
+    read, and :func:`close_pooled_consumers` closes them all. The read ends at ``high``
+    whatever the records are: a tombstone (``None`` value) at the end does not make it
+    wait forever, and offsets
     missing from the log (compaction, transaction markers) are passed over. With
     ``keys=False`` tombstones are left out, as in Streamz; with ``keys=True`` they are
     dicts whose value is ``None``. ``timeout`` (seconds, ``None`` for no limit) bounds
@@ -239,8 +288,10 @@ def get_message_batch(
 
     key = _pool_key(kafka_params)
     with _pool_lock:
+        stale = _prune_locked(time.monotonic())
         idle = _pool.get(key)
-        consumer = idle.pop() if idle else None
+        consumer = idle.pop()[0] if idle else None
+    _close_all(stale)
     if consumer is None:
         config = dict(kafka_params)
         config.update({"enable.auto.commit": False, "enable.partition.eof": True})
@@ -288,5 +339,5 @@ def get_message_batch(
         consumer.close()
         raise
     with _pool_lock:
-        _pool.setdefault(key, []).append(consumer)
+        _pool.setdefault(key, []).append((consumer, time.monotonic()))
     return out
