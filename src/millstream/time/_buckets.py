@@ -1,0 +1,334 @@
+"""The windows of ``Tumbling`` and ``Sliding`` assigners, as numbered buckets.
+
+Window ``k`` is ``[k * step + offset, k * step + offset + size)`` (``step`` is the size
+for ``Tumbling``, the slide for ``Sliding``); it closes once the watermark reaches
+``k * step + offset + size + allowed_lateness``. The open windows live in a dict
+``bucket number -> {key: accumulator}`` with a heap of open bucket numbers, so an element
+costs one floor division and two dict look-ups (``Tumbling`` without ``early=`` and
+without metadata takes the shortest path, :meth:`TimeBuckets.update_tumbling`). The
+metadata of held elements and the element counts used by ``early=`` are kept in separate
+dicts, touched only when used. With ``late='update'``, fired buckets move to ``kept``
+(with their own heap) until ``update_for`` has passed.
+"""
+
+from __future__ import annotations
+
+import heapq
+import math
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+from .._utils import annotate_error
+from ..core.refs import release_refs, retain_refs
+from ._results import Metadata, WindowResult
+from .watermarks import to_timestamp
+from .windows import Sliding, Tumbling, Window
+
+if TYPE_CHECKING:
+    from .operators import window
+
+__all__ = ["TimeBuckets"]
+
+_MISSING: Any = object()
+_INF = math.inf
+
+
+class TimeBuckets:
+    """The open (and kept) windows of one ``window`` node with a Tumbling or Sliding assigner.
+
+    ``update`` is the node's per-element method; :meth:`advance` fires the buckets the
+    watermark closed and forgets the kept ones that expired.
+    """
+
+    def __init__(self, node: window):
+        self._node = node
+        assigner = node.assigner
+        if isinstance(assigner, Tumbling):
+            self.step, self.size = assigner.size, assigner.size
+        else:
+            assert isinstance(assigner, Sliding)
+            self.step, self.size = assigner.slide, assigner.size
+        self.offset = assigner.offset
+        # bucket k closes when k * step + close_base <= watermark
+        self.close_base = assigner.offset + self.size + node.allowed_lateness
+        self.open: dict[Any, dict[Any, Any]] = {}  # bucket -> {key: accumulator}
+        self.heap: list[Any] = []  # the open buckets' numbers
+        self.held: dict[Any, dict[Any, Metadata]] = {}  # bucket -> {key: metadata held}
+        self.counts: dict[Any, dict[Any, int]] = {}  # bucket -> {key: elements} (early=)
+        self.kept: dict[Any, dict[Any, Any]] = {}  # fired bucket -> {key: accumulator}
+        self.kept_heap: list[Any] = []
+        self.next_close = _INF  # watermark at which the next bucket closes
+        self.next_purge = _INF  # watermark at which the next kept bucket expires
+        self._keep = node.late_policy == "update"
+        self.update: Callable[..., Any]
+        if isinstance(assigner, Tumbling) and node.early is None:
+            self.update = self.update_tumbling
+        else:
+            self.update = self.update_any
+
+    def window_of(self, k: Any) -> Window:
+        start = k * self.step + self.offset
+        return Window(start, start + self.size)
+
+    # -- elements ------------------------------------------------------------------------
+    def update_tumbling(self, x: Any, who: Any = None, metadata: Metadata | None = None) -> Any:
+        """Tumbling windows without ``early=``: the short path."""
+        if metadata:
+            return self.update_any(x, who, metadata)
+        node = self._node
+        ts_func = node._timestamp
+        try:
+            ts = ts_func(x)
+        except Exception as e:
+            annotate_error(e, node, ts_func, x)
+            raise
+        if type(ts) is not float and type(ts) is not int:
+            ts = to_timestamp(ts, node, x)
+        func = node._key
+        if func is None:
+            key = None
+        else:
+            try:
+                key = func(x)
+            except Exception as e:
+                annotate_error(e, node, func, x)
+                raise
+        func = node._value
+        if func is None:
+            v = x
+        else:
+            try:
+                v = func(x)
+            except Exception as e:
+                annotate_error(e, node, func, x)
+                raise
+        step = self.step
+        k = (ts - self.offset) // step
+        if k * step + self.close_base <= node._wm:
+            pending = self._late(k, key, v, x, metadata)
+        else:
+            bucket = self.open.get(k)
+            if bucket is None:
+                bucket = self._new_bucket(k)
+            acc = bucket.get(key, _MISSING)
+            if acc is _MISSING:
+                node._open_key(key)
+                acc = node._create()
+            add = node._fast_add
+            if add is not None:
+                try:
+                    bucket[key] = add(acc, v)
+                except Exception as e:
+                    annotate_error(e, node, None, x)
+                    raise
+            else:
+                bucket[key] = node._fold(acc, v, x)
+            pending = []
+        if ts > node._max_ts and node._tracker is not None:
+            return pending + node._observe(ts) if pending else node._observe(ts)
+        return pending
+
+    def update_any(self, x: Any, who: Any = None, metadata: Metadata | None = None) -> Any:
+        """Any Tumbling or Sliding window, with metadata or ``early=``."""
+        node = self._node
+        ts = node._timestamp_of(x)
+        key = node._key_of(x)
+        v = node._value_of(x)
+        step, offset, base, wm = self.step, self.offset, self.close_base, node._wm
+        k = (ts - offset) // step
+        if self.size == step:
+            ks = [k]
+        else:  # sliding: every window k' <= k whose end is after ts
+            ks = []
+            size = self.size
+            while k * step + offset + size > ts:
+                ks.append(k)
+                k -= 1
+            ks.reverse()
+        pending: list[Any] = []
+        early = node.early
+        for k in ks:
+            if k * step + base <= wm:
+                pending += self._late(k, key, v, x, metadata)
+                continue
+            bucket = self.open.get(k)
+            if bucket is None:
+                bucket = self._new_bucket(k)
+            acc = bucket.get(key, _MISSING)
+            if acc is _MISSING:
+                node._open_key(key)
+                acc = node._create()
+            bucket[key] = acc = node._fold(acc, v, x)
+            if metadata:
+                self._hold(k, key, metadata)
+            if early is not None:
+                counts = self.counts.get(k)
+                if counts is None:
+                    counts = self.counts[k] = {}
+                n = counts[key] = counts.get(key, 0) + 1
+                if n % early == 0:
+                    pending += node._emit_early(key, self.window_of(k), acc)
+        if ts > node._max_ts and node._tracker is not None:
+            pending += node._observe(ts)
+        return pending
+
+    def _new_bucket(self, k: Any) -> dict[Any, Any]:
+        if k != k or k in (_INF, -_INF):
+            raise ValueError(f"window: timestamp must be a finite number, window number is {k}")
+        bucket: dict[Any, Any] = {}
+        self.open[k] = bucket
+        heapq.heappush(self.heap, k)
+        close = k * self.step + self.close_base
+        if close < self.next_close:
+            self.next_close = close
+        return bucket
+
+    def _hold(self, k: Any, key: Any, metadata: Metadata) -> None:
+        retain_refs(metadata)
+        per_window = self.held.get(k)
+        if per_window is None:
+            per_window = self.held[k] = {}
+        held = per_window.get(key)
+        if held is None:
+            per_window[key] = list(metadata)
+        else:
+            held.extend(metadata)
+
+    def _late(self, k: Any, key: Any, v: Any, x: Any, metadata: Metadata | None) -> list[Any]:
+        node = self._node
+        pending = node._late(self.window_of(k), x, metadata)
+        if pending is not None:
+            return pending
+        close = k * self.step + self.close_base
+        keep_for = node.update_for
+        if close + keep_for <= node._wm and keep_for != _INF:
+            node.dropped_count += 1
+            return []
+        kept = self.kept.get(k)
+        if kept is None:
+            kept = self.kept[k] = {}
+            heapq.heappush(self.kept_heap, k)
+            if close + keep_for < self.next_purge:
+                self.next_purge = close + keep_for
+        acc = kept.get(key, _MISSING)
+        if acc is _MISSING:
+            acc = node._create()
+        kept[key] = acc = node._fold(acc, v, x)
+        result = WindowResult(key, self.window_of(k), node._value_for(acc), "update")
+        return node._emit(result, metadata)
+
+    # -- the watermark -------------------------------------------------------------------
+    def advance(self, wm: float) -> list[Any]:
+        """Fire the buckets closed at watermark ``wm``; forget the kept ones expired."""
+        pending = self._fire(wm) if wm >= self.next_close else []
+        if wm >= self.next_purge:
+            self._purge(wm)
+        return pending
+
+    def _fire(self, wm: float) -> list[Any]:
+        node = self._node
+        heap, open_, step, base = self.heap, self.open, self.step, self.close_base
+        pending: list[Any] = []
+        ranks = node._ranks
+        keep = self._keep
+        result_of = None if node._result_is_identity else node._value_for
+        try:
+            while heap and heap[0] * step + base <= wm:
+                k = heap[0]
+                bucket = open_[k]
+                w = self.window_of(k)
+                keys = list(bucket)
+                if len(keys) > 1:
+                    keys.sort(key=lambda key: ranks[key][0])
+                held_bucket = self.held.get(k)
+                if node.early is not None:
+                    self.counts.pop(k, None)
+                kept = None
+                if keep:
+                    kept = self.kept.get(k)
+                    if kept is None:
+                        kept = self.kept[k] = {}
+                        heapq.heappush(self.kept_heap, k)
+                        purge_at = k * step + base + node.update_for
+                        if purge_at < self.next_purge:
+                            self.next_purge = purge_at
+                for key in keys:
+                    acc = bucket.pop(key)
+                    node._close_key(key)
+                    held = held_bucket.pop(key, None) if held_bucket else None
+                    if kept is not None:
+                        kept[key] = acc
+                    value = acc if result_of is None else result_of(acc)
+                    result = WindowResult(key, w, value, "final")
+                    more = node._emit(result) if held is None else node._emit_final(result, held)
+                    if more:
+                        pending += more
+                heapq.heappop(heap)
+                del open_[k]
+                if held_bucket is not None:
+                    del self.held[k]
+        finally:
+            self.next_close = heap[0] * step + base if heap else _INF
+        return pending
+
+    def _purge(self, wm: float) -> None:
+        kept_heap, step, base = self.kept_heap, self.step, self.close_base
+        keep_for = self._node.update_for
+        while kept_heap and kept_heap[0] * step + base + keep_for <= wm and keep_for != _INF:
+            del self.kept[heapq.heappop(kept_heap)]
+        self.next_purge = (
+            kept_heap[0] * step + base + keep_for if kept_heap and keep_for != _INF else _INF
+        )
+
+    # -- state ---------------------------------------------------------------------------
+    def snapshot(self) -> tuple[list[Any], list[Any], dict[Any, int]]:
+        """``(open, kept, positions)`` of the node's snapshot (not copied).
+
+        ``open``: ``(bucket, key, accumulator, elements counted for early=)``; ``kept``:
+        ``(bucket, key, accumulator)``; ``positions``: empty.
+        """
+        open_: list[Any] = []
+        kept: list[Any] = []
+        for k, bucket in self.open.items():
+            counts = self.counts.get(k, {})
+            for key, acc in bucket.items():
+                open_.append((k, key, acc, counts.get(key, 0)))
+        for k, bucket in self.kept.items():
+            for key, acc in bucket.items():
+                kept.append((k, key, acc))
+        return open_, kept, {}
+
+    def restore(self, open_: list[Any], kept: list[Any], positions: dict[Any, int]) -> None:
+        """Replace every window by those of a :meth:`snapshot` (the node's key ranks are
+        already restored; each open window counts for its key)."""
+        node = self._node
+        self.held.clear()
+        self.counts.clear()
+        self.next_close = self.next_purge = _INF
+        self.open.clear()
+        self.heap.clear()
+        self.kept.clear()
+        self.kept_heap.clear()
+        for k, key, acc, count in open_:
+            bucket = self.open.get(k)
+            if bucket is None:
+                bucket = self._new_bucket(k)
+            bucket[key] = acc
+            node._open_key(key)
+            if node.early is not None:
+                self.counts.setdefault(k, {})[key] = count
+        step, base, keep_for = self.step, self.close_base, node.update_for
+        for k, key, acc in kept:
+            bucket = self.kept.get(k)
+            if bucket is None:
+                bucket = self.kept[k] = {}
+                heapq.heappush(self.kept_heap, k)
+                if keep_for != _INF:
+                    self.next_purge = min(self.next_purge, k * step + base + keep_for)
+            bucket[key] = acc
+
+    def release_held(self, error: BaseException) -> None:
+        """Release the refs held for the elements of the open windows, marked failed."""
+        for per_window in self.held.values():
+            for held in per_window.values():
+                release_refs(held, error=error)
