@@ -375,7 +375,7 @@ class window(Stream):
             return None
         return asyncio.ensure_future(asyncio.gather(*pending))
 
-    # -- helpers -------------------------------------------------------------------------
+    # -- getters and aggregation ---------------------------------------------------------
     def _timestamp_of(self, x: Any) -> Any:
         func = self._timestamp
         try:
@@ -432,6 +432,7 @@ class window(Stream):
             annotate_error(e, self, self._agg_func, x)
             raise
 
+    # -- keys, in first-seen order -------------------------------------------------------
     def _open_key(self, key: Any) -> None:
         """``key`` gets one more open window (a rank the first time)."""
         r = self._ranks.get(key)
@@ -452,6 +453,7 @@ class window(Stream):
         r = self._ranks.get(key)
         return r[0] if r is not None else self._rank_seq
 
+    # -- results and late elements -------------------------------------------------------
     def _emit_final(self, result: WindowResult, held: Metadata | None) -> list[Any]:
         """Emit ``result`` with the metadata the node held; release it once downstream is done."""
         try:
@@ -481,6 +483,7 @@ class window(Stream):
             return self.late._emit((w, x), metadata)
         return None
 
+    # -- the watermark -------------------------------------------------------------------
     def _observe(self, ts: float) -> list[Any]:
         """Own watermark: feed a new largest timestamp; fire what closed."""
         self._max_ts = ts
@@ -509,7 +512,7 @@ class window(Stream):
             self._wm = wm
         return self._windows.advance(self._wm)
 
-    # -- state -------------------------------------------------------------------------------
+    # -- state ---------------------------------------------------------------------------
     def snapshot(self) -> dict[str, Any]:
         """Open windows, windows kept for updates, the watermark and the counters.
 
@@ -558,7 +561,7 @@ class window(Stream):
             if self._ranks[key][1] <= 0:
                 del self._ranks[key]
 
-    # -- views of the windows' state, for white-box tests ------------------------------------
+    # -- views of the windows' state, for white-box tests --------------------------------
     @property
     def _open(self) -> dict[Any, Any]:
         return self._windows.open
