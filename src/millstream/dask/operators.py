@@ -231,8 +231,6 @@ class scatter(DaskStream):
     >>> client.close()
     """
 
-    _label: str | None = None
-
     def update(self, x: Any, who: Stream | None = None, metadata: Metadata | None = None) -> Any:
         try:
             client = get_client()
@@ -248,13 +246,6 @@ class scatter(DaskStream):
         future = submit_payload(client, payload, type(x).__name__)
         record_origin(future, self, None)
         return self._emit(future, metadata=metadata)
-
-    @property
-    def label(self) -> str:
-        """How notes on errors name this node."""
-        if self._label is None:
-            self._label = str(self)
-        return self._label
 
 
 @DaskStream.register_api()
@@ -375,8 +366,6 @@ class _TaskNode(DaskStream):
     ``gather``'s notes.
     """
 
-    _label: str | None = None
-
     def _user_func(self) -> Any:
         """The user's function named in errors (None for nodes without one)."""
         return getattr(self, "func", None)
@@ -410,13 +399,6 @@ class _TaskNode(DaskStream):
             raise
         record_origin(future, self, self._user_func())
         return self._emit(future, metadata=metadata)
-
-    @property
-    def label(self) -> str:
-        """How notes on errors raised in this node's tasks name it."""
-        if self._label is None:
-            self._label = str(self)
-        return self._label
 
 
 @DaskStream.register_api()

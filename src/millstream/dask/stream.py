@@ -81,6 +81,16 @@ class DaskStream(Stream):
     _may_batch = False
     """Whether this node may emit ``Batch`` units (decides how stateful nodes below it run)."""
 
+    _label: str | None = None
+
+    @property
+    def label(self) -> str:
+        """How notes on errors (raised here or in this node's tasks) name it: ``str(self)``,
+        computed once."""
+        if self._label is None:
+            self._label = str(self)
+        return self._label
+
     def _emits_batches(self) -> bool:
         """By default a node emits what it receives: batches if an upstream may emit them."""
         return any(getattr(u, "_may_batch", False) for u in self.upstreams)
