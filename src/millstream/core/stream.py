@@ -94,6 +94,48 @@ async def _await_all(awaitables: list[Any]) -> None:
 _background_tasks: set[asyncio.Future[Any]] = set()
 
 
+def run_on_graph_loop(loop: Any, push: Callable[[], list[Any] | None]) -> bool:
+    """From another thread than the graph's running ``loop``: run ``push()`` (a node's own
+    emissions) on that loop, wait for the awaitables it returns, and return True.
+    Return False, without calling ``push``, when the caller must run it itself (it is on
+    the loop's thread, or no loop is running)."""
+    if loop is None or in_loop_thread(loop):
+        return False
+    asyncio_loop = getattr(loop, "asyncio_loop", None)
+    if asyncio_loop is None or not asyncio_loop.is_running():
+        return False
+
+    async def push_on_loop() -> None:
+        pending = push()
+        if pending:
+            await _await_all(pending)
+
+    sync(loop, push_on_loop)
+    return True
+
+
+def push_from_outside(loop: Any, push: Callable[[], list[Any] | None]) -> Any:
+    """Run ``push()`` (a node's own emissions, e.g. ``flush()``) for a call from outside
+    the graph, and take care of the awaitables it returns.
+
+    Called from another thread than the graph's running loop, ``push`` runs on that
+    loop and this blocks until downstream is done (returns ``None``). Otherwise ``push``
+    runs here: on a thread with a running event loop its awaitables become one task,
+    returned for the caller to await; elsewhere they run to completion first.
+    """
+    if run_on_graph_loop(loop, push):
+        return None
+    pending = push()
+    if not pending:
+        return None
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        run_awaitables(pending)
+        return None
+    return asyncio.ensure_future(_await_all(pending))
+
+
 def run_awaitables(awaitables: list[Any]) -> None:
     """Make awaitables returned by a loop-less graph run (Streamz silently drops them).
 

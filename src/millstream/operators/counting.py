@@ -39,7 +39,7 @@ from .._utils import (
 from ..core.fusion import SKIP, Stage
 from ..core.loop import in_loop_thread, sync
 from ..core.refs import release_refs, retain_refs
-from ..core.stream import Stream, run_awaitables
+from ..core.stream import Stream, push_from_outside, run_awaitables
 
 __all__ = [
     "LRU",
@@ -99,23 +99,6 @@ def _run_detached(pending: list[Any]) -> None:
     """Run awaitables produced where nobody can await them (inside fused code)."""
     if pending:
         run_awaitables(pending)
-
-
-def _hand_off(pending: list[Any]) -> Any:
-    """Awaitables from a call made outside the graph (``collect.flush``).
-
-    On a thread running an event loop they become a task, returned so that a caller
-    such as ``other.sink(collector.flush)`` can await it; elsewhere they run to
-    completion before this returns.
-    """
-    if not pending:
-        return None
-    try:
-        asyncio.get_running_loop()
-    except RuntimeError:
-        run_awaitables(pending)
-        return None
-    return asyncio.ensure_future(_gather(pending))
 
 
 def _discard(held: Iterable[Metadata | None], node: Stream) -> None:
@@ -899,19 +882,7 @@ class collect(Stream):
         than the graph's running loop, it runs on the loop and blocks until
         downstream is done (as ``emit`` does).
         """
-        loop = self.loop
-        if loop is not None and not in_loop_thread(loop):
-            asyncio_loop = getattr(loop, "asyncio_loop", None)
-            if asyncio_loop is not None and asyncio_loop.is_running():
-
-                async def flush_on_loop() -> None:
-                    pending = self._flush()
-                    if pending:
-                        await _gather(pending)
-
-                sync(loop, flush_on_loop)
-                return None
-        return _hand_off(self._flush())
+        return push_from_outside(self.loop, self._flush)
 
     def _flush(self) -> list[Any]:
         values = tuple(self.cache)

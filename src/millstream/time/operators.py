@@ -38,9 +38,8 @@ from collections.abc import Callable
 from typing import Any, cast
 
 from .._utils import annotate_error, check_positive_int, convert_interval, short_repr
-from ..core.loop import in_loop_thread, sync
 from ..core.refs import release_refs
-from ..core.stream import Stream, run_awaitables
+from ..core.stream import Stream, push_from_outside
 from ._buckets import TimeBuckets
 from ._counts import CountWindows
 from ._results import Metadata, WindowResult
@@ -353,27 +352,10 @@ class window(Stream):
         finishing with them. Called from another thread than the graph's running loop,
         it runs on the loop and blocks until downstream is done.
         """
-        loop = self.loop
-        if loop is not None and not in_loop_thread(loop):
-            asyncio_loop = getattr(loop, "asyncio_loop", None)
-            if asyncio_loop is not None and asyncio_loop.is_running():
+        return push_from_outside(self.loop, self._flush_all)
 
-                async def flush_on_loop() -> None:
-                    pending = self._advance(_INF)
-                    if pending:
-                        await asyncio.gather(*pending)
-
-                sync(loop, flush_on_loop)
-                return None
-        pending = self._advance(_INF)
-        if not pending:
-            return None
-        try:
-            asyncio.get_running_loop()
-        except RuntimeError:
-            run_awaitables(pending)
-            return None
-        return asyncio.ensure_future(asyncio.gather(*pending))
+    def _flush_all(self) -> list[Any]:
+        return self._advance(_INF)
 
     # -- getters and aggregation ---------------------------------------------------------
     def _timestamp_of(self, x: Any) -> Any:

@@ -30,7 +30,7 @@ from typing import Any
 from .._utils import annotate_error, check_callable, convert_interval, short_repr
 from ..core.clock import Clock, get_default_clock
 from ..core.loop import _log_task_error, in_loop_thread, sync
-from ..core.stream import Stream, _graph_version
+from ..core.stream import Stream, _graph_version, run_on_graph_loop
 
 __all__ = [
     "NO_WATERMARK",
@@ -555,18 +555,8 @@ class with_timestamps(Stream):
         >>> events.end_of_input(), events.watermark
         ([], inf)
         """
-        loop = self.loop
-        if loop is not None and not in_loop_thread(loop):
-            asyncio_loop = getattr(loop, "asyncio_loop", None)
-            if asyncio_loop is not None and asyncio_loop.is_running():
-                # the graph runs on its loop: end there, and block until downstream is done
-                async def end_on_loop() -> None:
-                    pending = self._end()
-                    if pending:
-                        await asyncio.gather(*pending)
-
-                sync(loop, end_on_loop)
-                return []
+        if run_on_graph_loop(self.loop, self._end):
+            return []  # it ran on the graph's loop, downstream is done
         return self._end()
 
     def _end(self) -> list[Any]:
