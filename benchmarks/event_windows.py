@@ -53,14 +53,21 @@ import os
 import random
 import subprocess
 import sys
-import threading
 import time
 from collections.abc import Callable, Iterator
 from datetime import datetime, timedelta, timezone
 from operator import itemgetter
 from typing import Any
 
-from _common import base_parser, best_times, emit_json, machine, max_target, target
+from _common import (
+    base_parser,
+    best_times,
+    emit_json,
+    machine,
+    max_target,
+    run_millstream_source,
+    target,
+)
 
 import millstream
 from millstream.time import Tumbling
@@ -136,24 +143,10 @@ def run_millstream_from_iterable(events: Any) -> tuple[float, list[Any]]:
     source = millstream.Stream.from_iterable(events)  # type: ignore[attr-defined]
     node = millstream_window(source)
     out = node.sink_to_list()
-    done = threading.Event()
-
-    async def watch() -> None:
-        try:
-            await source.work_task
-        finally:
-            done.set()
-
     t0 = time.perf_counter()
-    source.start()
-    source.loop.add_callback(watch)
-    if not done.wait(600):
-        raise TimeoutError("millstream source did not finish")
+    run_millstream_source(source, 600)
     node.flush()
-    elapsed = time.perf_counter() - t0
-    if source.error is not None:
-        raise source.error
-    return elapsed, out
+    return time.perf_counter() - t0, out
 
 
 def run_millstream_emit(events: Any) -> tuple[float, list[Any]]:
@@ -274,23 +267,10 @@ def memory_child(n: int) -> None:
     source = millstream.Stream.from_iterable(iter_events(n))  # type: ignore[attr-defined]
     node = millstream_window(source)
     node.sink(fold)
-    done = threading.Event()
-
-    async def watch() -> None:
-        try:
-            await source.work_task
-        finally:
-            done.set()
-
     t0 = time.perf_counter()
-    source.start()
-    source.loop.add_callback(watch)
-    if not done.wait(3600):
-        raise TimeoutError("millstream source did not finish")
+    run_millstream_source(source, 3600)
     node.flush()
     elapsed = time.perf_counter() - t0
-    if source.error is not None:
-        raise source.error
     peak, peak_source = _peak_rss_bytes()
     rss_end = psutil.Process().memory_info().rss
     print(
