@@ -1,19 +1,45 @@
-"""The graph, the push protocol, loops, clocks, refs and registration."""
+"""The graph, the push protocol, loops, clocks, refs and registration.
+
+What the packages above use from here is public and listed in ``__all__``: the node
+base class, the helpers for awaiting what a push returned, the graph version, refs and
+the metadata type.
+"""
 
 from .clock import Clock, ManualClock, SystemClock, get_default_clock, use_clock
-from .loop import EventLoop, get_io_loop, sync
-from .refs import RefCounter
-from .stream import Stream
+from .loop import EventLoop, get_io_loop, in_loop_thread, log_task_error, sync
+from .refs import Metadata, RefCounter, release_refs, retain_refs
+from .stream import (
+    Stream,
+    await_all,
+    fused_attribute,
+    graph_changed,
+    graph_version,
+    push_from_outside,
+    run_awaitables,
+    run_on_graph_loop,
+)
 
 __all__ = [
     "Clock",
     "EventLoop",
     "ManualClock",
+    "Metadata",
     "RefCounter",
     "Stream",
     "SystemClock",
+    "await_all",
+    "fused_attribute",
     "get_default_clock",
     "get_io_loop",
+    "graph_changed",
+    "graph_version",
+    "in_loop_thread",
+    "log_task_error",
+    "push_from_outside",
+    "release_refs",
+    "retain_refs",
+    "run_awaitables",
+    "run_on_graph_loop",
     "sync",
     "use_clock",
 ]

@@ -22,7 +22,14 @@ import weakref
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-__all__ = ["EventLoop", "get_io_loop", "in_loop_thread", "sync", "thread_state"]
+__all__ = [
+    "EventLoop",
+    "get_io_loop",
+    "in_loop_thread",
+    "log_task_error",
+    "sync",
+    "thread_state",
+]
 
 #: Per-thread flags (``asynchronous``: we are inside a callback of a graph's loop).
 thread_state = threading.local()
@@ -34,14 +41,15 @@ _io_loops: list[EventLoop] = []
 _io_loops_lock = threading.Lock()
 
 
-def _log_task_error(task: asyncio.Future[Any]) -> None:
+def log_task_error(task: asyncio.Future[Any]) -> None:
+    """Done-callback for a background task: log its exception to ``millstream.core``."""
     if task.cancelled():
         return
     error = task.exception()
     if error is not None:
         import logging
 
-        logging.getLogger("millstream").error(
+        logging.getLogger("millstream.core").error(
             "error in a background callback", exc_info=(type(error), error, error.__traceback__)
         )
 
@@ -100,7 +108,7 @@ class EventLoop:
             result = callback(*args, **kwargs)
             if inspect.isawaitable(result):
                 task = asyncio.ensure_future(result)
-                task.add_done_callback(_log_task_error)
+                task.add_done_callback(log_task_error)
 
         if self.in_thread():
             self.asyncio_loop.call_soon(run)

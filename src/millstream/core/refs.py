@@ -16,7 +16,11 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-__all__ = ["RefCounter", "release_refs", "retain_refs"]
+__all__ = ["Metadata", "RefCounter", "release_refs", "retain_refs"]
+
+Metadata = list[dict[str, Any]]
+"""What travels beside an element: a list of dicts, a dict with ``'ref'`` holding a
+:class:`RefCounter` (the one type every package uses for it)."""
 
 
 class RefCounter:
@@ -82,7 +86,7 @@ class RefCounter:
     __repr__ = __str__
 
 
-def retain_refs(metadata: list[dict[str, Any]] | None, n: int = 1) -> None:
+def retain_refs(metadata: Metadata | None, n: int = 1) -> None:
     """Retain every ref in ``metadata`` ``n`` times."""
     if metadata:
         for m in metadata:
@@ -92,7 +96,7 @@ def retain_refs(metadata: list[dict[str, Any]] | None, n: int = 1) -> None:
 
 
 def release_refs(
-    metadata: list[dict[str, Any]] | None, n: int = 1, error: BaseException | None = None
+    metadata: Metadata | None, n: int = 1, error: BaseException | None = None
 ) -> None:
     """Release every ref in ``metadata`` ``n`` times, marking it failed if ``error`` is given."""
     if metadata:

@@ -26,13 +26,22 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from .._utils import identity
 from .clock import Clock, get_default_clock
-from .loop import _log_task_error, get_io_loop, in_loop_thread, sync, thread_state
+from .loop import get_io_loop, in_loop_thread, log_task_error, sync, thread_state
 from .refs import release_refs, retain_refs
 
 if TYPE_CHECKING:
     from .fusion import CompiledGraph
 
-__all__ = ["Stream", "fused_attribute", "graph_changed", "run_awaitables"]
+__all__ = [
+    "Stream",
+    "await_all",
+    "fused_attribute",
+    "graph_changed",
+    "graph_version",
+    "push_from_outside",
+    "run_awaitables",
+    "run_on_graph_loop",
+]
 
 logger = logging.getLogger("millstream")
 
@@ -41,6 +50,17 @@ T = TypeVar("T")
 
 _graph_version = [0]
 _version_counter = itertools.count(1)
+
+
+def graph_version() -> int:
+    """The current topology version: it changes whenever any graph's edges change, so a
+    value cached with it (a compiled graph, a list of watermark sources) is stale once
+    this returns something else.
+
+    >>> v = graph_version(); graph_changed(); graph_version() != v
+    True
+    """
+    return _graph_version[0]
 
 
 def graph_changed() -> None:
@@ -84,7 +104,12 @@ class _Done:
 _DONE = _Done()
 
 
-async def _await_all(awaitables: list[Any]) -> None:
+async def await_all(awaitables: list[Any]) -> None:
+    """Wait for every awaitable a push returned (what ``_emit`` gives back).
+
+    >>> import asyncio
+    >>> asyncio.run(await_all([asyncio.sleep(0), asyncio.sleep(0)]))
+    """
     if len(awaitables) == 1:
         await awaitables[0]
     else:
@@ -108,7 +133,7 @@ def run_on_graph_loop(loop: Any, push: Callable[[], list[Any] | None]) -> bool:
     async def push_on_loop() -> None:
         pending = push()
         if pending:
-            await _await_all(pending)
+            await await_all(pending)
 
     sync(loop, push_on_loop)
     return True
@@ -133,7 +158,7 @@ def push_from_outside(loop: Any, push: Callable[[], list[Any] | None]) -> Any:
     except RuntimeError:
         run_awaitables(pending)
         return None
-    return asyncio.ensure_future(_await_all(pending))
+    return asyncio.ensure_future(await_all(pending))
 
 
 def run_awaitables(awaitables: list[Any]) -> None:
@@ -151,11 +176,11 @@ def run_awaitables(awaitables: list[Any]) -> None:
             task = asyncio.ensure_future(a)
             _background_tasks.add(task)
             task.add_done_callback(_background_tasks.discard)
-            task.add_done_callback(_log_task_error)
+            task.add_done_callback(log_task_error)
         return
 
     async def run() -> None:
-        await _await_all(awaitables)
+        await await_all(awaitables)
 
     sync(get_io_loop(False), run)
 
@@ -512,12 +537,12 @@ class Stream:
             result = self._emit(x, metadata=metadata)
             if not result:
                 return _DONE
-            return _await_all(result)
+            return await_all(result)
 
         async def emit_on_loop() -> None:
             result = self._emit(x, metadata=metadata)
             if result:
-                await _await_all(result)
+                await await_all(result)
 
         sync(loop, emit_on_loop)
         return None

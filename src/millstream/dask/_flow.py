@@ -37,6 +37,7 @@ from typing import Any
 
 from .._utils import annotate_error
 from ..core.refs import release_refs, retain_refs
+from ..core.stream import await_all
 from ._bridge import gather_result, get_client
 from ._tasks import Batch, length, nth
 from .stream import DaskStream
@@ -108,20 +109,13 @@ async def fetch(future: Any) -> Any:
     return await gather_result(get_client(), future)
 
 
-async def _await_all(awaitables: list[Any]) -> None:
-    if len(awaitables) == 1:
-        await awaitables[0]
-    else:
-        await asyncio.gather(*awaitables)
-
-
 async def await_result(result: Any) -> None:
     """Wait for what an ``update`` returned (a list of awaitables, an awaitable, or None)."""
     if result is None:
         return
     if type(result) is list:
         if result:
-            await _await_all(result)
+            await await_all(result)
         return
     await result
 
@@ -232,7 +226,7 @@ class _OnWorkers(_InOrder):
         ok = await wait_ready(pre)
         pending = self._run_step(pre, position, metadata, ok)
         if pending:
-            await _await_all(pending)
+            await await_all(pending)
 
     def _run_step(self, x: Any, position: int, metadata: Metadata | None, ok: bool) -> list[Any]:
         if not ok:
@@ -264,7 +258,7 @@ class _OnWorkers(_InOrder):
 
     def _after_report(self, report: Any, upto: int, pending: list[Any]) -> list[Any]:
         loop = asyncio.get_running_loop()
-        done = loop.create_task(_await_all(pending)) if pending else None
+        done = loop.create_task(await_all(pending)) if pending else None
         self._reports = loop.create_task(self._apply_report(self._reports, report, upto, done))
         return [done] if done is not None else []
 

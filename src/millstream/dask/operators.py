@@ -40,7 +40,7 @@ from typing import Any
 
 from .._utils import annotate_error, check_callable, identity, no_default, short_repr
 from ..core.refs import release_refs, retain_refs
-from ..core.stream import Stream
+from ..core.stream import Stream, await_all
 from ..operators import aggregate as _aggregate
 from ..operators import combine as _combine
 from ..operators import counting as _counting
@@ -153,13 +153,6 @@ def _split_submit_options(kwargs: dict[str, Any]) -> tuple[dict[str, Any], dict[
     options.pop("key", None)  # one key for many batch tasks would collide
     options.setdefault("pure", False)
     return options, {k: v for k, v in kwargs.items() if k not in _SUBMIT_OPTIONS}
-
-
-async def _await_all(awaitables: list[Any]) -> None:
-    if len(awaitables) == 1:
-        await awaitables[0]
-    else:
-        await asyncio.gather(*awaitables)
 
 
 def _star_apply(func: Callable[..., Any], x: Any, args: tuple[Any, ...], kwargs: dict) -> Any:
@@ -333,15 +326,15 @@ class gather(Stream):
             if not batch:
                 pending = self._emit(value, metadata=metadata)
                 if pending:
-                    await _await_all(pending)
+                    await await_all(pending)
             elif metadata is None:
                 for pending in self._emit_batch(value):
-                    await _await_all(pending)
+                    await await_all(pending)
             else:
                 for item in value:
                     pending = self._emit(item, metadata=metadata)
                     if pending:
-                        await _await_all(pending)
+                        await await_all(pending)
         except BaseException as e:
             release_refs(metadata, error=e)
             raise
@@ -1318,7 +1311,7 @@ class collect(_RunsNode, _counting.collect):
             report = client.submit(held_of, result, pure=False)
             pending = self._after_report(report, self._unit_count, pending)
         if pending:
-            await _await_all(pending)
+            await await_all(pending)
 
 
 # -- several inputs ---------------------------------------------------------------------------

@@ -35,7 +35,7 @@ from .._utils import (
     short_repr,
 )
 from ..core.refs import release_refs, retain_refs
-from ..core.stream import Stream
+from ..core.stream import Stream, await_all
 
 __all__ = [
     "buffer",
@@ -72,13 +72,6 @@ def _interval(node_name: str, interval: Any, positive: bool = False) -> tuple[An
     return shown, seconds
 
 
-async def _await_all(awaitables: list[Any]) -> None:
-    if len(awaitables) == 1:
-        await awaitables[0]
-    else:
-        await asyncio.gather(*awaitables)
-
-
 async def _deliver(node: Stream, x: Any, metadata: Metadata | None) -> BaseException | None:
     """Emit ``x`` from ``node``, wait for downstream, then release the node's hold on the refs.
 
@@ -88,7 +81,7 @@ async def _deliver(node: Stream, x: Any, metadata: Metadata | None) -> BaseExcep
     try:
         pending = node._emit(x, metadata=metadata)
         if pending:
-            await _await_all(pending)
+            await await_all(pending)
     except Exception as e:
         logger.error(
             "%s: downstream failed on %s; element dropped", node, short_repr(x), exc_info=e
@@ -617,7 +610,7 @@ class rate_limit(Stream):
             await self.clock.sleep(wait)
             pending = self._emit(x, metadata=metadata)
             if pending:
-                await _await_all(pending)
+                await await_all(pending)
         except BaseException as e:
             release_refs(metadata, error=e)
             raise

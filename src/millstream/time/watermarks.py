@@ -29,8 +29,8 @@ from typing import Any
 
 from .._utils import annotate_error, check_callable, convert_interval, short_repr
 from ..core.clock import Clock, get_default_clock
-from ..core.loop import _log_task_error, in_loop_thread, sync
-from ..core.stream import Stream, _graph_version, run_on_graph_loop
+from ..core.loop import in_loop_thread, log_task_error, sync
+from ..core.stream import Stream, await_all, graph_version, run_on_graph_loop
 
 __all__ = [
     "NO_WATERMARK",
@@ -303,13 +303,6 @@ def _kafka_timestamp(record: Any) -> float:
 def _kafka_partition(record: Any) -> Any:
     """The partition of a ``keys=True`` Kafka record."""
     return record["partition"]
-
-
-async def _await_listeners(awaitables: list[Any]) -> None:
-    if len(awaitables) == 1:
-        await awaitables[0]
-    else:
-        await asyncio.gather(*awaitables)
 
 
 def _idle_timer_fired(ref: weakref.ReferenceType[with_timestamps], token: int) -> None:
@@ -612,10 +605,10 @@ class with_timestamps(Stream):
             if self.tracker.watermark > self._notified:
                 pending = self._notify()
                 if pending:
-                    task = asyncio.ensure_future(_await_listeners(pending))
+                    task = asyncio.ensure_future(await_all(pending))
                     self._background.add(task)
                     task.add_done_callback(self._background.discard)
-                    task.add_done_callback(_log_task_error)
+                    task.add_done_callback(log_task_error)
         except Exception as e:
             logger.error(
                 "%s: a watermark listener failed after a partition went idle", self, exc_info=e
@@ -657,7 +650,7 @@ def watermark_sources(node: Stream) -> list[with_timestamps]:
     >>> watermark_sources(u) == [ta, tb], watermark_sources(a)
     (True, [])
     """
-    version = _graph_version[0]
+    version = graph_version()
     try:
         cached = _sources_cache.get(node)
     except TypeError:  # not weak-referenceable
