@@ -38,7 +38,7 @@ from .._utils import (
 )
 from ..core.fusion import SKIP, Stage
 from ..core.loop import in_loop_thread, sync
-from ..core.refs import release_refs, retain_refs
+from ..core.refs import Metadata, release_refs, retain_refs
 from ..core.stream import Stream, push_from_outside, run_awaitables
 
 __all__ = [
@@ -51,9 +51,8 @@ __all__ = [
     "unique",
 ]
 
-logger = logging.getLogger("millstream")
+logger = logging.getLogger("millstream.operators")
 
-Metadata = list[dict[str, Any]]
 
 _MISSING: Any = object()
 

@@ -34,7 +34,7 @@ from .._utils import (
     identity,
     short_repr,
 )
-from ..core.refs import release_refs, retain_refs
+from ..core.refs import Metadata, release_refs, retain_refs
 from ..core.stream import Stream, await_all
 
 __all__ = [
@@ -47,9 +47,8 @@ __all__ = [
     "timed_window_unique",
 ]
 
-logger = logging.getLogger(__name__)
+logger = logging.getLogger("millstream.operators")
 
-Metadata = list[dict[str, Any]]
 
 _MISSING: Any = object()
 
