@@ -2,7 +2,14 @@
 
 from __future__ import annotations
 
-__all__ = ["KafkaConnectError", "MillstreamError", "UnknownTopicError"]
+from typing import Any
+
+__all__ = [
+    "KafkaConnectError",
+    "KafkaDeliveryError",
+    "MillstreamError",
+    "UnknownTopicError",
+]
 
 
 class MillstreamError(Exception):
@@ -15,3 +22,23 @@ class KafkaConnectError(MillstreamError, ConnectionError):
 
 class UnknownTopicError(MillstreamError, LookupError):
     """A Kafka topic named by a source or sink does not exist on the broker."""
+
+
+class KafkaDeliveryError(MillstreamError):
+    """The broker did not store a message produced by ``to_kafka``.
+
+    Attributes
+    ----------
+    kafka_error : confluent_kafka.KafkaError
+        librdkafka's error (``.code()``, ``.name()``, ``.str()``, ``.retriable()``).
+    topic : str
+        The topic the message was produced to.
+    value : bytes or None
+        The message's value.
+    """
+
+    def __init__(self, message: str, kafka_error: Any = None, topic: Any = None, value: Any = None):
+        super().__init__(message)
+        self.kafka_error = kafka_error
+        self.topic = topic
+        self.value = value

@@ -220,8 +220,8 @@ def test_in_flight_batches_are_capped(kafka_bootstrap, kafka_topic):
 def test_pooled_batch_readers_are_reused_then_closed_when_idle(
     kafka_bootstrap, kafka_topic, monkeypatch
 ):
-    from millstream.sources import kafka_client
-    from millstream.sources.kafka_client import close_pooled_consumers, get_message_batch
+    from millstream.kafka import batch as kafka_client
+    from millstream.kafka.batch import close_pooled_consumers, get_message_batch
 
     topic = kafka_topic(1)
     produce(kafka_bootstrap, topic, values(4), partition=0)

@@ -17,7 +17,7 @@ from confluent_kafka import Consumer, TopicPartition
 from confluent_kafka.admin import NewTopic
 
 from millstream import RefCounter, Stream
-from millstream.sinks.kafka import KafkaDeliveryError
+from millstream.exceptions import KafkaDeliveryError
 from millstream.testing import wait_for
 
 from ._helpers import delete_topics, unique_topic_name

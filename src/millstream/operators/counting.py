@@ -39,7 +39,7 @@ from .._utils import (
 from ..core.fusion import SKIP, Stage
 from ..core.loop import in_loop_thread, sync
 from ..core.refs import Metadata, release_refs, retain_refs
-from ..core.stream import Stream, push_from_outside, run_awaitables
+from ..core.stream import Stream, await_all, push_from_outside, run_awaitables
 
 __all__ = [
     "LRU",
@@ -58,16 +58,9 @@ _MISSING: Any = object()
 
 
 # -- helpers shared by the nodes ---------------------------------------------------------
-async def _gather(pending: list[Any]) -> None:
-    if len(pending) == 1:
-        await pending[0]
-    else:
-        await asyncio.gather(*pending)
-
-
 async def _release_when_done(pending: list[Any], metadata: Metadata) -> None:
     try:
-        await _gather(pending)
+        await await_all(pending)
     except BaseException as e:
         release_refs(metadata, error=e)
         raise
@@ -403,7 +396,7 @@ class partition(Stream):
 
     async def _finish(self, pending: list[Any]) -> None:
         try:
-            await _gather(pending)
+            await await_all(pending)
         except Exception:
             logger.exception("%s: downstream of a partial tuple failed", self)
 

@@ -27,20 +27,18 @@ from __future__ import annotations
 import asyncio
 import collections
 import functools
-import logging
 from collections.abc import Mapping
 from typing import Any
 
 from .._utils import add_note, annotate_error, short_repr
 from ..core.loop import in_loop_thread, sync
 from ..core.refs import release_refs, retain_refs
-from ..core.stream import Stream
-from ..exceptions import MillstreamError
-from ..sources.kafka_client import librdkafka_log
+from ..core.stream import Stream, await_all
+from ..exceptions import KafkaDeliveryError
+from ..kafka.log import librdkafka_log
 
 __all__ = ["POLL_INTERVAL", "KafkaDeliveryError", "to_kafka"]
 
-logger = logging.getLogger("millstream.kafka")
 
 #: Seconds between the polls that serve delivery reports while messages are outstanding.
 POLL_INTERVAL = 0.05
@@ -56,33 +54,6 @@ def _truthy(value: Any) -> bool:
     if isinstance(value, str):
         return value.strip().lower() in ("true", "1", "yes")
     return bool(value)
-
-
-class KafkaDeliveryError(MillstreamError):
-    """The broker did not store a message produced by ``to_kafka``.
-
-    Attributes
-    ----------
-    kafka_error : confluent_kafka.KafkaError
-        librdkafka's error (``.code()``, ``.name()``, ``.str()``, ``.retriable()``).
-    topic : str
-        The topic the message was produced to.
-    value : bytes or None
-        The message's value.
-    """
-
-    def __init__(self, message: str, kafka_error: Any = None, topic: Any = None, value: Any = None):
-        super().__init__(message)
-        self.kafka_error = kafka_error
-        self.topic = topic
-        self.value = value
-
-
-async def _wait_all(awaitables: list[Any]) -> None:
-    if len(awaitables) == 1:
-        await awaitables[0]
-    else:
-        await asyncio.gather(*awaitables)
 
 
 @Stream.register_api()
@@ -467,7 +438,7 @@ class to_kafka(Stream):
     async def _finish(self, pending: list[Any], metadata: list[dict] | None) -> None:
         """Wait for what downstream returned for a delivered value, then release its refs."""
         try:
-            await _wait_all(pending)
+            await await_all(pending)
         except Exception as e:
             self._fast = False
             self._errors.append(e)

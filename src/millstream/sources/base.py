@@ -1,17 +1,35 @@
-"""The ``Source`` base class: a node with no upstream that produces elements on the loop."""
+"""The source base classes.
+
+:class:`Source` is a node with no upstream that produces elements on the loop.
+:class:`ManagedSource` is the base of every source that owns resources (files, sockets,
+child processes, threads, Kafka consumers): it adds to ``Source`` what Streamz lacks:
+
+* ``stop()`` releases what the source holds (files, sockets, children, threads) before
+  it returns when called from outside the loop thread: it wakes the running ``run()``
+  out of any wait it is in (a sleep, an idle server, a blocked read) and waits for it to
+  finish, so its ``finally`` cleanup has run. Called on the loop thread, it cannot block:
+  the cleanup then runs as soon as the caller yields (``await source.work_task``).
+* ``start()`` from outside the loop thread of a source that must set something up (bind a
+  port, spawn a child, subscribe) waits until it is ready, and raises the setup error
+  (``OSError`` for a port in use, ``FileNotFoundError`` for a missing command) instead of
+  only logging it. ``ready`` is a ``threading.Event`` set once the source accepts input.
+"""
 
 from __future__ import annotations
 
 import asyncio
+import inspect
 import logging
-from collections.abc import Callable
+import threading
+from collections.abc import Awaitable, Callable
 from typing import Any
 
-from ..core.stream import Stream
+from ..core.loop import in_loop_thread
+from ..core.stream import Stream, await_all
 
-__all__ = ["Source"]
+__all__ = ["STOPPED", "ManagedSource", "Source"]
 
-logger = logging.getLogger("millstream")
+logger = logging.getLogger("millstream.sources")
 
 
 class Source(Stream):
@@ -79,7 +97,7 @@ class Source(Stream):
         for listener in list(self._end_listeners or ()):
             pending = listener()
             if pending:
-                await asyncio.gather(*pending)
+                await await_all(pending)
 
     async def _supervised_run(self) -> None:
         try:
@@ -110,4 +128,123 @@ class Source(Stream):
         """Emit ``x`` and wait until downstream has absorbed it (backpressure)."""
         pending = self._emit(x, metadata=metadata)
         if pending:
-            await asyncio.gather(*pending)
+            await await_all(pending)
+
+
+#: Returned by :meth:`ManagedSource._interruptible` when ``stop()`` cut the wait short.
+STOPPED: Any = type("_Stopped", (), {"__repr__": lambda self: "STOPPED"})()
+
+
+class ManagedSource(Source):
+    """A source whose ``run()`` owns resources that ``stop()`` must release.
+
+    Subclasses implement ``run()`` as ``setup; self._set_ready(); loop; finally release``
+    and wrap every open-ended wait in ``await self._interruptible(...)``, which returns
+    :data:`STOPPED` when ``stop()`` interrupts it. Waits that must not be cut (an emit,
+    a read in a thread whose data would be lost) are simply awaited: ``stop()`` then takes
+    effect after them.
+    """
+
+    #: ``start()`` from another thread waits for ``ready`` (sources with a setup step).
+    _wait_ready_on_start = False
+    #: How long ``start()`` waits for ``ready`` and ``stop()`` waits for ``run()`` to end.
+    _start_timeout = 10.0
+    _stop_timeout = 10.0
+
+    def __init__(self, **kwargs: Any):
+        self.ready = threading.Event()
+        self._waiting: asyncio.Task[Any] | None = None
+        self._interrupted = False
+        super().__init__(**kwargs)
+
+    # -- lifecycle ----------------------------------------------------------------------
+    def start(self) -> None:
+        """Start; from outside the loop, wait until ready and raise a setup error."""
+        if not self.stopped:
+            return
+        self.ready.clear()
+        waits = self._wait_ready_on_start and self._can_block()
+        self._error_has_caller = waits
+        super().start()
+        if not waits:
+            return
+        if not self.ready.wait(self._start_timeout):
+            self._error_has_caller = False
+            logger.warning("%s is not ready after %s s; still trying", self, self._start_timeout)
+            return
+        if self.error is not None:
+            raise self.error
+
+    def stop(self) -> None:
+        """Stop the source and release what it holds (from outside the loop: before returning)."""
+        self.stopped = True
+        loop = self.loop
+        if loop is None:
+            return
+        if in_loop_thread(loop):
+            self._request_stop()
+            return
+        if not self._can_block():
+            return
+        future = asyncio.run_coroutine_threadsafe(self._stop_and_wait(), loop.asyncio_loop)
+        try:
+            future.result(self._stop_timeout + 1)
+        except TimeoutError:
+            logger.warning("%s did not stop within %s s", self, self._stop_timeout)
+
+    def _can_block(self) -> bool:
+        loop = self.loop
+        if loop is None or in_loop_thread(loop):
+            return False
+        asyncio_loop = loop.asyncio_loop
+        return bool(asyncio_loop.is_running() and not asyncio_loop.is_closed())
+
+    async def _stop_and_wait(self) -> None:
+        self._request_stop()
+        task = self.work_task
+        if task is not None and not task.done():
+            await asyncio.wait([task], timeout=self._stop_timeout)
+
+    def _request_stop(self) -> None:
+        """On the loop: interrupt the wait ``run()`` is in, if it is interruptible."""
+        waiting = self._waiting
+        if waiting is not None and not waiting.done():
+            self._interrupted = True
+            waiting.cancel()
+
+    def _set_ready(self) -> None:
+        self._error_has_caller = False  # from now on errors have no caller: they are logged
+        self.ready.set()
+
+    async def _supervised_run(self) -> None:
+        try:
+            await super()._supervised_run()
+        finally:
+            self.stopped = True
+            self.ready.set()  # wakes a start() waiting for a source that failed or ended
+
+    async def _interruptible(self, awaitable: Awaitable[Any]) -> Any:
+        """Await ``awaitable`` unless ``stop()`` comes first; then return :data:`STOPPED`."""
+        if self.stopped:
+            if inspect.iscoroutine(awaitable):
+                awaitable.close()
+            return STOPPED
+        task = asyncio.ensure_future(awaitable)
+        self._waiting = task
+        self._interrupted = False
+        try:
+            return await asyncio.shield(task)
+        except asyncio.CancelledError:
+            if not self._interrupted:
+                task.cancel()
+                raise
+            if not task.done():
+                task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
+            return STOPPED
+        finally:
+            self._waiting = None
+
+    async def _sleep(self, seconds: float) -> Any:
+        """Sleep on ``self.clock``; return :data:`STOPPED` if ``stop()`` interrupted it."""
+        return await self._interruptible(self.clock.sleep(seconds))

@@ -16,8 +16,8 @@ import os
 from typing import IO, Any
 
 from .._utils import convert_interval
-from ..core.stream import Stream
-from .periodic import STOPPED, _ManagedSource
+from ..core.stream import Stream, await_all
+from .base import STOPPED, ManagedSource
 
 __all__ = ["filenames", "from_textfile", "sink_to_file"]
 
@@ -26,7 +26,7 @@ _READ_SIZE = 1 << 20
 
 
 @Stream.register_api(staticmethod)
-class from_textfile(_ManagedSource):
+class from_textfile(ManagedSource):
     r"""Emit the delimited parts of a text file as they are written.
 
     Each part is emitted **with its delimiter** (``'line\n'``), as in Streamz; a trailing
@@ -179,7 +179,7 @@ class from_textfile(_ManagedSource):
         self._rest = parts.pop()
         self._parts, self._next = parts, 0
         for pending in self._emit_batch(self._iter_parts()):
-            await asyncio.gather(*pending)
+            await await_all(pending)
         if self._next >= len(parts):
             self._parts, self._next = [], 0
 
@@ -219,7 +219,7 @@ class from_textfile(_ManagedSource):
 
 
 @Stream.register_api(staticmethod)
-class filenames(_ManagedSource):
+class filenames(ManagedSource):
     """Emit the name of every new file matching a directory or glob, polling for more.
 
     ``path`` is a directory (watched as ``path/*``) or a glob pattern. Each cycle globs

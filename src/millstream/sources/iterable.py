@@ -7,7 +7,7 @@ import itertools
 from collections.abc import Iterable
 from typing import Any
 
-from ..core.stream import Stream
+from ..core.stream import Stream, await_all
 from .base import Source
 
 __all__ = ["from_iterable"]
@@ -56,7 +56,7 @@ class from_iterable(Source):
                 break
             items = iter(chunk)
             for pending in self._emit_batch(items, until=self):
-                await asyncio.gather(*pending)
+                await await_all(pending)
             self._unsent = list(items)
             await asyncio.sleep(0)
         if not self._unsent:

@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Mapping
 from typing import Any
 
 from .._utils import short_repr
 from ..core.stream import Stream
-from .kafka_base import KafkaSource
-from .kafka_client import (
+from ..kafka.consumer import (
     ConsumerThread,
     consumer_config,
     make_consumer,
@@ -17,10 +15,10 @@ from .kafka_client import (
     raise_for_error,
     topic_partitions,
 )
+from ..kafka.log import logger
+from .kafka_base import KafkaSource
 
 __all__ = ["from_kafka"]
-
-logger = logging.getLogger("millstream.kafka")
 
 
 @Stream.register_api(staticmethod)

@@ -2,7 +2,7 @@
 the completed prefix, bounded in-flight records, and drain/commit/close on stop.
 
 An offset is committed only once every record before it in its partition has been fully
-processed by every branch of the graph (see :mod:`.kafka_offsets`). Every blocking
+processed by every branch of the graph (see :mod:`millstream.kafka.offsets`). Every blocking
 librdkafka call runs on a thread of the source, never on the event loop; the number of
 records (or batches) in the graph at once is capped, so a slow pipeline slows the reading
 down instead of filling memory; ``stop()`` drains what is in flight, commits and closes
@@ -12,20 +12,19 @@ the consumer.
 from __future__ import annotations
 
 import asyncio
-import logging
 import time
 from collections.abc import Mapping, Sequence
 from typing import Any
 
 from .._utils import add_note, check_positive_int, convert_interval
 from ..core.refs import RefCounter
-from .kafka_client import ConsumerThread
-from .kafka_offsets import OffsetRange, OffsetTracker
-from .periodic import _ManagedSource
+from ..core.stream import await_all
+from ..kafka.consumer import ConsumerThread
+from ..kafka.log import logger
+from ..kafka.offsets import OffsetRange, OffsetTracker
+from .base import ManagedSource
 
 __all__ = ["KafkaSource"]
-
-logger = logging.getLogger("millstream.kafka")
 
 
 def _add_position_note(error: BaseException, rng: OffsetRange, exact: int | None = None) -> None:
@@ -39,7 +38,7 @@ def _add_position_note(error: BaseException, rng: OffsetRange, exact: int | None
     add_note(error, note, unless="kafka: while processing")
 
 
-class KafkaSource(_ManagedSource):
+class KafkaSource(ManagedSource):
     """Consumer thread, offset tracking, ordered commits, bounded in-flight, drain on stop."""
 
     _wait_ready_on_start = True
@@ -212,7 +211,7 @@ class KafkaSource(_ManagedSource):
             try:
                 pending = self._emit(x)
                 if pending:
-                    await asyncio.gather(*pending)
+                    await await_all(pending)
             except Exception as e:
                 tracker.finish(rng, e)
                 _add_position_note(e, rng, _locate(e, values, offsets))
@@ -235,7 +234,7 @@ class KafkaSource(_ManagedSource):
         try:
             pending = self._emit(x, metadata=metadata)
             if pending:
-                await asyncio.gather(*pending)
+                await await_all(pending)
         except Exception as e:
             ref.fail(e)
             ref.release()

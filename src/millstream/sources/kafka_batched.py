@@ -3,30 +3,28 @@
 from __future__ import annotations
 
 import asyncio
-import logging
 import time
 from collections.abc import Mapping, Sequence
 from typing import Any
 
 from .._utils import check_positive_int, short_repr
 from ..core.stream import Stream
-from ..operators.elementwise import starmap
-from .kafka_base import KafkaSource
-from .kafka_client import (
+from ..kafka.batch import get_message_batch
+from ..kafka.consumer import (
     OFFSET_BEGINNING,
     OFFSET_END,
     ConsumerThread,
     consumer_config,
-    get_message_batch,
     make_consumer,
     message_record,
     raise_for_error,
     topic_partitions,
 )
+from ..kafka.log import logger
+from ..operators.elementwise import starmap
+from .kafka_base import KafkaSource
 
 __all__ = ["FromKafkaBatched", "from_kafka_batched", "get_message_batch"]
-
-logger = logging.getLogger("millstream.kafka")
 
 
 class _FetchedRange(tuple):

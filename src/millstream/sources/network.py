@@ -22,12 +22,12 @@ from collections.abc import Awaitable
 from typing import Any
 from urllib.parse import urlsplit
 
-from ..core.stream import Stream
-from .periodic import STOPPED, _ManagedSource
+from ..core.stream import Stream, await_all
+from .base import STOPPED, ManagedSource
 
 __all__ = ["from_http_server", "from_mqtt", "from_q", "from_tcp", "from_websocket"]
 
-logger = logging.getLogger("millstream")
+logger = logging.getLogger("millstream.sources")
 
 #: Largest chunk (``from_tcp``) or request body (``from_http_server``) accepted by default:
 #: tornado's default, which Streamz used.
@@ -107,7 +107,7 @@ async def read_until(reader: asyncio.StreamReader, delimiter: bytes, max_size: i
         return chunk
 
 
-class _ServerSource(_ManagedSource):
+class _ServerSource(ManagedSource):
     """A source that listens: ``run()`` serves until ``stop()``, which closes every connection."""
 
     _wait_ready_on_start = True
@@ -544,7 +544,7 @@ class from_websocket(_ServerSource):
 
 
 @Stream.register_api(staticmethod)
-class from_q(_ManagedSource):
+class from_q(ManagedSource):
     """Emit the items put into a ``queue.Queue`` by other threads.
 
     A worker thread owned by the source blocks on ``q.get()``, so an item is emitted as soon
@@ -618,7 +618,7 @@ class from_q(_ManagedSource):
             while not self.stopped:
                 items = await loop.run_in_executor(executor, self._take)
                 for pending in self._emit_batch(items):
-                    await asyncio.gather(*pending)
+                    await await_all(pending)
         finally:
             try:
                 await self._teardown()

@@ -10,8 +10,8 @@ import sys
 from collections.abc import Iterator
 from typing import Any
 
-from ..core.stream import Stream
-from .periodic import STOPPED, _ManagedSource
+from ..core.stream import Stream, await_all
+from .base import STOPPED, ManagedSource
 
 __all__ = ["from_process"]
 
@@ -19,7 +19,7 @@ _READ_SIZE = 1 << 16
 
 
 @Stream.register_api(staticmethod)
-class from_process(_ManagedSource):
+class from_process(ManagedSource):
     r"""Run ``cmd`` and emit each line of its standard output, as ``bytes`` ending in ``b'\n'``.
 
     The command runs with ``asyncio.create_subprocess_exec`` (no shell): ``cmd`` is a list
@@ -137,7 +137,7 @@ class from_process(_ManagedSource):
             rest = lines.pop()
             pending = [rest] if rest else []
             for awaitables in self._emit_batch(self._lines(lines)):
-                await asyncio.gather(*awaitables)
+                await await_all(awaitables)
 
     def _lines(self, lines: list[bytes]) -> Iterator[bytes]:
         for line in lines:

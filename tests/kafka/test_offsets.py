@@ -7,7 +7,7 @@ import threading
 from hypothesis import given
 from hypothesis import strategies as st
 
-from millstream.sources.kafka_offsets import OffsetTracker
+from millstream.kafka.offsets import OffsetTracker
 
 
 def prefix_end(ranges, finished, failed):
