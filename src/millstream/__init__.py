@@ -41,8 +41,8 @@ from .operators.timing import (
     timed_window,
     timed_window_unique,
 )
-from .sinks import Sink, sink, sink_to_textfile
-from .sources import PeriodicCallback, Source, sink_to_file
+from .sinks import Sink, sink, sink_to_file, sink_to_textfile
+from .sources import PeriodicCallback, Source
 
 __version__ = "0.1.0"
 

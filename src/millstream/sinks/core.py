@@ -10,14 +10,14 @@ from __future__ import annotations
 import inspect
 import types
 from collections.abc import Callable
-from typing import IO, Any
+from typing import Any
 
 from .._utils import annotate_error, check_callable
 from ..core.fusion import Stage
 from ..core.refs import release_refs, retain_refs
 from ..core.stream import Stream, fused_attribute
 
-__all__ = ["Sink", "_global_sinks", "sink", "sink_to_list", "sink_to_textfile"]
+__all__ = ["Sink", "_global_sinks", "sink", "sink_to_list"]
 
 _global_sinks: set[Stream] = set()
 
@@ -124,45 +124,3 @@ def sink_to_list(upstream: Stream) -> list[Any]:
 
 
 Stream.sink_to_list = sink_to_list  # type: ignore[attr-defined]
-
-
-@Stream.register_api()
-class sink_to_textfile(Sink):
-    """Write each element (a ``str``) followed by ``end`` to a file.
-
-    ``file`` is a path (opened with ``mode``) or an open text file. The file is
-    flushed after each element, and a file the sink opened is closed by ``destroy()``.
-
-    Examples
-    --------
-    >>> import os, tempfile
-    >>> path = os.path.join(tempfile.mkdtemp(), 'out.txt')
-    >>> source = Stream()
-    >>> node = source.sink_to_textfile(path)
-    >>> source.emit('hello'); source.emit('world')
-    >>> open(path).read()
-    'hello\\nworld\\n'
-    >>> node.destroy()
-    """
-
-    def __init__(
-        self, upstream: Stream, file: str | IO[str], end: str = "\n", mode: str = "a", **kwargs: Any
-    ):
-        self._owns_file = isinstance(file, str)
-        self._fp: IO[str] = open(file, mode) if isinstance(file, str) else file  # noqa: SIM115
-        self._end = end
-        super().__init__(upstream, **kwargs)
-
-    def update(self, x: Any, who: Stream | None = None, metadata: list[dict] | None = None) -> Any:
-        if not isinstance(x, str):
-            error = TypeError(f"sink_to_textfile writes str elements, got {type(x).__name__}")
-            annotate_error(error, self, None, x)
-            raise error
-        self._fp.write(x + self._end)
-        self._fp.flush()
-        return []
-
-    def destroy(self, streams: Any = None) -> None:
-        super().destroy(streams)
-        if self._owns_file and not self._fp.closed:
-            self._fp.close()

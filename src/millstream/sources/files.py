@@ -1,5 +1,4 @@
-"""File sources: ``from_textfile`` (tail a text file), ``filenames`` (watch a glob), and the
-``sink_to_file`` helper.
+"""File sources: ``from_textfile`` (tail a text file) and ``filenames`` (watch a glob).
 
 File system calls (``read``, ``glob``) run in a worker thread (``asyncio.to_thread``), never
 on the event loop, so a slow disk or network share does not stall the other nodes.
@@ -19,7 +18,7 @@ from .._utils import convert_interval
 from ..core.stream import Stream, await_all
 from .base import STOPPED, ManagedSource
 
-__all__ = ["filenames", "from_textfile", "sink_to_file"]
+__all__ = ["filenames", "from_textfile"]
 
 #: Most bytes (or characters) read from a file in one cycle.
 _READ_SIZE = 1 << 20
@@ -284,37 +283,3 @@ class filenames(ManagedSource):
     def restore(self, state: list[str]) -> None:
         """Skip the names in ``state`` (a :meth:`snapshot`)."""
         self.seen = set(state)
-
-
-def sink_to_file(
-    filename: str | os.PathLike[str],
-    upstream: Stream,
-    mode: str = "w",
-    prefix: str = "",
-    suffix: str = "\n",
-    flush: bool = False,
-) -> IO[str]:
-    """Write ``prefix + x + suffix`` for each element to ``filename``; return the open file.
-
-    The returned file is a context manager: leaving the ``with`` block closes it (write
-    nothing more to the stream after that). With ``flush=True`` each element is flushed.
-
-    Examples
-    --------
-    >>> import os, tempfile
-    >>> path = os.path.join(tempfile.mkdtemp(), 'out.txt')
-    >>> source = Stream()
-    >>> with sink_to_file(path, source, prefix='> ') as f:
-    ...     source.emit('a'); source.emit('b')
-    >>> open(path).read()
-    '> a\\n> b\\n'
-    """
-    file = open(filename, mode=mode)  # noqa: SIM115  (returned to the caller)
-
-    def write(text: str) -> None:
-        file.write(prefix + text + suffix)
-        if flush:
-            file.flush()
-
-    upstream.sink(write)  # type: ignore[attr-defined]
-    return file

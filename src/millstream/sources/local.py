@@ -7,7 +7,7 @@
 
 from __future__ import annotations
 
-from .files import filenames, from_textfile, sink_to_file
+from .files import filenames, from_textfile
 from .network import from_http_server, from_mqtt, from_q, from_tcp, from_websocket
 from .periodic import PeriodicCallback, from_periodic
 from .process import from_process
@@ -23,5 +23,4 @@ __all__ = [
     "from_tcp",
     "from_textfile",
     "from_websocket",
-    "sink_to_file",
 ]
