@@ -89,4 +89,18 @@ __all__ = [
     "zip_latest",
 ]
 
+# Methods of layers whose dependencies ``import millstream`` must not import: their
+# module is imported on the first call.
+Stream.register_lazy("scatter", "millstream.dask:scatter")
+Stream.register_lazy(
+    "to_dataframe",
+    "millstream.dataframe:to_dataframe",
+    missing="the streaming DataFrame layer, which this version does not include yet",
+)
+Stream.register_lazy(
+    "to_batch",
+    "millstream.batch:to_batch",
+    missing="the Batch collection layer, which this version does not include yet",
+)
+
 load_plugins(Stream)

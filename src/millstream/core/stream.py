@@ -316,6 +316,53 @@ class Stream:
 
         setattr(cls, entry_point.name, modifier(stub))
 
+    @classmethod
+    def register_lazy(
+        cls,
+        name: str,
+        target: str,
+        modifier: Callable[[Any], Any] = identity,
+        missing: str | None = None,
+    ) -> None:
+        """Attach ``target`` (``'package.module:attribute'``, a node class or a function
+        taking the upstream first) as the method ``name``, importing its module on first use.
+
+        This is how a layer above core whose dependencies are heavy (``scatter`` needs
+        dask) puts its methods on ``Stream`` without ``import millstream`` importing it.
+        If the module cannot be imported, the call raises ``ImportError``: with
+        ``missing`` as its one-line message when given (e.g. the install command),
+        else the module's own error.
+
+        Examples
+        --------
+        >>> Stream.register_lazy('as_fraction', 'fractions:Fraction')
+        >>> 'fractions' in Stream.as_fraction.__doc__
+        True
+        >>> Stream.as_fraction(3, 4)   # the module is imported now, the method replaced
+        Fraction(3, 4)
+        >>> del Stream.as_fraction
+        """
+        module_name, _, attribute = target.partition(":")
+
+        def stub(*args: Any, **kwargs: Any) -> Any:
+            import importlib
+
+            try:
+                module = importlib.import_module(module_name)
+            except ImportError as e:
+                if missing is None:
+                    raise
+                raise ImportError(f"Stream.{name}() needs {missing}") from e
+            func = getattr(module, attribute)
+            if cls.__dict__.get(name) is registered:  # not replaced meanwhile
+                cls.register_api(modifier=modifier, attribute_name=name)(func)
+            return func(*args, **kwargs)
+
+        stub.__name__ = stub.__qualname__ = name
+        stub.__doc__ = f"``{target}``, imported on first use."
+        registered = modifier(stub)
+        setattr(cls, name, registered)
+
     # -- graph ------------------------------------------------------------------------
     @property
     def upstream(self) -> Stream | None:
@@ -579,15 +626,6 @@ class Stream:
         """No-op on a local stream, so ``.gather()`` works in local and Dask pipelines."""
         return self
 
-    def scatter(self, **kwargs: Any) -> Stream:
-        """Move elements onto a Dask cluster as futures (see :mod:`millstream.dask`).
-
-        Needs ``pip install 'millstream[dask]'``; dask is imported on the first call.
-        """
-        from ..dask import scatter
-
-        return scatter(self, **kwargs)
-
     @property
     def scan(self) -> Callable[..., Stream]:
         """Alias of ``accumulate``."""
@@ -597,28 +635,6 @@ class Stream:
     def concat(self) -> Callable[..., Stream]:
         """Alias of ``flatten``."""
         return getattr(self, "flatten")  # noqa: B009
-
-    def to_dataframe(self, example: Any) -> Any:
-        """Wrap this stream as a streaming DataFrame (needs ``millstream[dataframe]``)."""
-        try:
-            from ..dataframe import DataFrame  # type: ignore[import-not-found,unused-ignore]
-        except ImportError as e:
-            raise ImportError(
-                "to_dataframe() needs the streaming DataFrame layer, which this version does "
-                "not include yet"
-            ) from e
-        return DataFrame(stream=self, example=example)
-
-    def to_batch(self, **kwargs: Any) -> Any:
-        """Wrap this stream as a ``Batch`` collection."""
-        try:
-            from ..batch import Batch  # type: ignore[import-not-found,unused-ignore]
-        except ImportError as e:
-            raise ImportError(
-                "to_batch() needs the Batch collection layer, which this version does not "
-                "include yet"
-            ) from e
-        return Batch(stream=self, **kwargs)
 
     def visualize(self, filename: str | None = "mystream.png", **kwargs: Any) -> Any:
         """Render the graph with graphviz (see :func:`millstream.core.graph.visualize`)."""
