@@ -221,6 +221,23 @@ class Stream:
 
     str_list = ["func", "predicate", "n", "interval"]
 
+    #: The protected methods a node class in another package may call or override: the
+    #: push protocol (``_emit``, ``_emit_batch``, ``_downstream_fully_fused``), the edges
+    #: (``_add_upstream`` ... ``_remove_downstream``, overridden by nodes with per-input
+    #: state) and refs (``_retain_refs``, ``_release_refs``), as in Streamz. Every other
+    #: underscore name of a node is private to its package (tests/test_architecture.py).
+    extension_points: tuple[str, ...] = (
+        "_emit",
+        "_emit_batch",
+        "_downstream_fully_fused",
+        "_add_upstream",
+        "_remove_upstream",
+        "_add_downstream",
+        "_remove_downstream",
+        "_retain_refs",
+        "_release_refs",
+    )
+
     _compiled: CompiledGraph | None = None
     _compiled_version = -1
 
@@ -373,8 +390,14 @@ class Stream:
 
     @property
     def clock(self) -> Clock:
-        """The processing-time clock this node uses."""
+        """The processing-time clock this node uses: the one given, else the process default
+        at the time of the call. Time-based nodes pin the default they were built with by
+        ``self.clock = self.clock``."""
         return self._clock if self._clock is not None else get_default_clock()
+
+    @clock.setter
+    def clock(self, clock: Clock | None) -> None:
+        self._clock = clock
 
     def _add_upstream(self, upstream: Stream) -> None:
         """Add ``upstream`` to this node's upstreams (nodes with per-input state override)."""

@@ -210,7 +210,7 @@ class _TimedWindowBase(Stream):
         self._finalizer: weakref.finalize[Any, Any] | None = None
         kwargs["ensure_io_loop"] = True
         super().__init__(upstream, **kwargs)
-        self._clock = self.clock  # keep the clock this node was built with
+        self.clock = self.clock  # keep the clock this node was built with
         self._deadline = self.clock.now() + self._seconds
         self.loop.add_callback(_run_windows, weakref.ref(self), self._token)
 
@@ -427,7 +427,7 @@ class _QueueNode(Stream):
         self.work_task: asyncio.Task[Any] | None = None
         kwargs["ensure_io_loop"] = True
         super().__init__(upstream, **kwargs)
-        self._clock = self.clock  # keep the clock this node was built with
+        self.clock = self.clock  # keep the clock this node was built with
 
     def _put(self, item: tuple[Any, Any, Metadata | None]) -> Any:
         retain_refs(item[2])
@@ -593,7 +593,7 @@ class rate_limit(Stream):
         self.next = -math.inf
         kwargs["ensure_io_loop"] = True
         super().__init__(upstream, **kwargs)
-        self._clock = self.clock  # keep the clock this node was built with
+        self.clock = self.clock  # keep the clock this node was built with
 
     def update(self, x: Any, who: Stream | None = None, metadata: Metadata | None = None) -> Any:
         now = self.clock.now()

@@ -50,6 +50,11 @@ class Source(Stream):
     """
 
     _graphviz_shape = "doubleoctagon"
+
+    #: Besides :attr:`Stream.extension_points`, what a source in another package may use:
+    #: ``_run`` (one polling cycle, to override) and ``_emit_and_wait`` (emit with
+    #: backpressure).
+    extension_points = (*Stream.extension_points, "_run", "_emit_and_wait")
     #: True while a caller (a blocking ``start()``) waits to receive an error of ``run``
     #: itself: that error is raised there, not also logged
     _error_has_caller = False

@@ -418,9 +418,9 @@ class with_timestamps(Stream):
         if self.idle_timeout is not None:
             kwargs["ensure_io_loop"] = True
         super().__init__(upstream, clock=clock, **kwargs)
-        self._clock = self.clock  # keep the clock this node was built with
+        self.clock = self.clock  # keep the clock this node was built with
         self.tracker = WatermarkTracker(
-            self.max_out_of_orderness, self.idle_timeout, self._clock, partitions=partitions
+            self.max_out_of_orderness, self.idle_timeout, self.clock, partitions=partitions
         )
         if partitions is not None and self.idle_timeout is not None:
             self._schedule_idle_timer_from_any_thread()
