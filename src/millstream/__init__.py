@@ -15,6 +15,7 @@ from . import sinks as _sinks  # noqa: F401
 from . import sources as _sources  # noqa: F401
 from . import time as _time  # noqa: F401  (registers with_timestamps, window)
 from ._utils import identity, no_default
+from ._version import __version__ as __version__
 from .core.clock import ManualClock, SystemClock
 from .core.graph import create_graph, visualize
 from .core.plugins import load_plugins
@@ -43,8 +44,6 @@ from .operators.timing import (
 )
 from .sinks import Sink, sink, sink_to_file, sink_to_textfile
 from .sources import PeriodicCallback, Source
-
-__version__ = "0.1.0"
 
 __all__ = [
     "ManualClock",

@@ -13,7 +13,7 @@ __all__ = ["build_parser", "main"]
 
 
 def _version() -> str:
-    from .. import __version__
+    from .._version import __version__
 
     return __version__
 

@@ -224,9 +224,12 @@ class Stream:
     #: The protected methods a node class in another package may call or override: the
     #: push protocol (``_emit``, ``_emit_batch``, ``_downstream_fully_fused``), the edges
     #: (``_add_upstream`` ... ``_remove_downstream``, overridden by nodes with per-input
-    #: state) and refs (``_retain_refs``, ``_release_refs``), as in Streamz. Every other
-    #: underscore name of a node is private to its package (tests/test_architecture.py).
+    #: state), refs (``_retain_refs``, ``_release_refs``), as in Streamz, and
+    #: ``_fusion_stage()``, which a node defines to run in fused code
+    #: (:mod:`millstream.core.fusion`). Every other underscore name of a node is private to
+    #: its package (tests/test_architecture.py).
     extension_points: tuple[str, ...] = (
+        "_fusion_stage",
         "_emit",
         "_emit_batch",
         "_downstream_fully_fused",
