@@ -15,6 +15,7 @@ from .stream import (
     graph_changed,
     graph_version,
     push_from_outside,
+    release_refs_after,
     run_awaitables,
     run_on_graph_loop,
 )
@@ -37,6 +38,7 @@ __all__ = [
     "log_task_error",
     "push_from_outside",
     "release_refs",
+    "release_refs_after",
     "retain_refs",
     "run_awaitables",
     "run_on_graph_loop",

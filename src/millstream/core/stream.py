@@ -24,10 +24,10 @@ import logging
 from collections.abc import Callable, Iterable, Iterator
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from .._utils import identity
+from .._utils import annotate_error, identity
 from .clock import Clock, get_default_clock
 from .loop import get_io_loop, in_loop_thread, log_task_error, sync, thread_state
-from .refs import release_refs, retain_refs
+from .refs import Metadata, release_refs, retain_refs
 
 if TYPE_CHECKING:
     from .fusion import CompiledGraph
@@ -39,11 +39,12 @@ __all__ = [
     "graph_changed",
     "graph_version",
     "push_from_outside",
+    "release_refs_after",
     "run_awaitables",
     "run_on_graph_loop",
 ]
 
-logger = logging.getLogger("millstream")
+logger = logging.getLogger("millstream.core")
 
 T = TypeVar("T")
 """Type of a registered node class or function."""
@@ -114,6 +115,37 @@ async def await_all(awaitables: list[Any]) -> None:
         await awaitables[0]
     else:
         await asyncio.gather(*awaitables)
+
+
+_NO_NODE: Any = object()
+
+
+async def release_refs_after(
+    pending: Any, metadata: Metadata | None, node: Any = None, func: Any = _NO_NODE, x: Any = None
+) -> Any:
+    """Await ``pending`` (an awaitable, or a list of them as ``_emit`` returns), then release
+    the refs in ``metadata`` once; return what the awaitable gave.
+
+    This is how a node holds an element until the work it started on it is done (an async
+    sink's write, downstream's backpressure). If the wait raises, the refs are released
+    marked failed and the error is raised again, annotated with ``node``, ``func`` (by
+    default ``node.func``) and ``x`` when a node is given.
+
+    >>> import asyncio
+    >>> from millstream.core.refs import RefCounter
+    >>> ref = RefCounter(initial=1, cb=lambda: print('released'))
+    >>> asyncio.run(release_refs_after([asyncio.sleep(0)], [{'ref': ref}]))
+    released
+    """
+    try:
+        result = await (await_all(pending) if type(pending) is list else pending)
+    except BaseException as e:
+        if node is not None and isinstance(e, Exception):
+            annotate_error(e, node, getattr(node, "func", None) if func is _NO_NODE else func, x)
+        release_refs(metadata, error=e)
+        raise
+    release_refs(metadata)
+    return result
 
 
 _background_tasks: set[asyncio.Future[Any]] = set()

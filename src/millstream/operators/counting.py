@@ -39,7 +39,13 @@ from .._utils import (
 from ..core.fusion import SKIP, Stage
 from ..core.loop import in_loop_thread, sync
 from ..core.refs import Metadata, release_refs, retain_refs
-from ..core.stream import Stream, await_all, push_from_outside, run_awaitables
+from ..core.stream import (
+    Stream,
+    await_all,
+    push_from_outside,
+    release_refs_after,
+    run_awaitables,
+)
 
 __all__ = [
     "LRU",
@@ -58,15 +64,6 @@ _MISSING: Any = object()
 
 
 # -- helpers shared by the nodes ---------------------------------------------------------
-async def _release_when_done(pending: list[Any], metadata: Metadata) -> None:
-    try:
-        await await_all(pending)
-    except BaseException as e:
-        release_refs(metadata, error=e)
-        raise
-    release_refs(metadata)
-
-
 def _emit_then_release(
     node: Stream, x: Any, metadata: Metadata | None, done: Metadata | None
 ) -> list[Any]:
@@ -82,7 +79,7 @@ def _emit_then_release(
         raise
     if done:
         if pending:
-            return [_release_when_done(pending, done)]
+            return [release_refs_after(pending, done)]
         release_refs(done)
     return pending
 

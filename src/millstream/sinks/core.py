@@ -14,8 +14,8 @@ from typing import Any
 
 from .._utils import annotate_error, check_callable
 from ..core.fusion import Stage
-from ..core.refs import release_refs, retain_refs
-from ..core.stream import Stream, fused_attribute
+from ..core.refs import retain_refs
+from ..core.stream import Stream, fused_attribute, release_refs_after
 
 __all__ = ["Sink", "_global_sinks", "sink", "sink_to_list"]
 
@@ -36,18 +36,6 @@ class Sink(Stream):
     def destroy(self, streams: Any = None) -> None:
         super().destroy(streams)
         _global_sinks.discard(self)
-
-
-async def _release_after(awaitable: Any, metadata: list[dict], node: Stream, x: Any) -> Any:
-    try:
-        result = await awaitable
-    except BaseException as e:
-        if isinstance(e, Exception):
-            annotate_error(e, node, getattr(node, "func", None), x)
-        release_refs(metadata, error=e)
-        raise
-    release_refs(metadata)
-    return result
 
 
 def _returns_none(func: Any) -> bool:
@@ -95,7 +83,7 @@ class sink(Sink):
         if result is not None and inspect.isawaitable(result):
             if metadata:
                 retain_refs(metadata)
-                return _release_after(result, metadata, self, x)
+                return release_refs_after(result, metadata, self, x=x)
             return result
         return []
 

@@ -12,25 +12,12 @@ import contextlib
 import threading
 from typing import Any
 
-from .._utils import annotate_error
 from ..core.loop import in_loop_thread, sync
-from ..core.refs import release_refs, retain_refs
-from ..core.stream import Stream
+from ..core.refs import retain_refs
+from ..core.stream import Stream, release_refs_after
 from .core import Sink
 
 __all__ = ["to_mqtt", "to_websocket"]
-
-
-async def _hold_refs(node: Stream, awaitable: Any, metadata: list[dict] | None, x: Any) -> None:
-    """Await ``awaitable``, then release the element's refs (as failed if it raised)."""
-    try:
-        await awaitable
-    except BaseException as e:
-        if isinstance(e, Exception):
-            annotate_error(e, node, None, x)
-        release_refs(metadata, error=e)
-        raise
-    release_refs(metadata)
 
 
 def _run_on_loop(node: Stream, coroutine_function: Any) -> None:
@@ -84,7 +71,7 @@ class to_websocket(Sink):
     def update(self, x: Any, who: Stream | None = None, metadata: list[dict] | None = None) -> Any:
         if metadata:
             retain_refs(metadata)
-            return _hold_refs(self, self._send(x), metadata, x)
+            return release_refs_after(self._send(x), metadata, self, None, x)
         return self._send(x)
 
     async def _send(self, x: Any) -> None:
@@ -184,7 +171,7 @@ class to_mqtt(Sink):
     def update(self, x: Any, who: Stream | None = None, metadata: list[dict] | None = None) -> Any:
         if metadata:
             retain_refs(metadata)
-            return _hold_refs(self, self._publish(x), metadata, x)
+            return release_refs_after(self._publish(x), metadata, self, None, x)
         return self._publish(x)
 
     async def _publish(self, x: Any) -> None:
