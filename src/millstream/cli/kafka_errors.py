@@ -174,7 +174,7 @@ def retry_retriable(step: Callable[[float], T], timeout: float, pause: float = R
                 raise
             if time.monotonic() + pause >= deadline:
                 raise KafkaNotReady(problem, timeout) from error
-            logger.info("Kafka is not ready: %s; trying again", problem.describe())
+            logger.warning("Kafka is not ready: %s; trying again", problem.describe())
             time.sleep(pause)
 
 
