@@ -19,7 +19,7 @@ from rich.console import Console
 
 from millstream import __version__
 from millstream.cli import main
-from millstream.cli import wordcount as wc_module
+from millstream.cli._display import is_interactive
 from millstream.cli.main import build_parser
 from millstream.cli.wordcount import WordCount, count_words, run
 
@@ -227,9 +227,9 @@ def test_live_table_on_a_terminal_is_throttled(monkeypatch: pytest.MonkeyPatch) 
 def test_not_interactive_console_prints_only_the_final_table() -> None:
     buffer = io.StringIO()  # not a TTY, even though escape codes are forced
     console = Console(file=buffer, force_terminal=True, width=80)
-    assert not wc_module._is_interactive(console)
-    assert wc_module._is_interactive(Console(file=_TTYBuffer(), force_terminal=True))
-    assert not wc_module._is_interactive(Console(file=_TTYBuffer(), force_terminal=False))
+    assert not is_interactive(console)
+    assert is_interactive(Console(file=_TTYBuffer(), force_terminal=True))
+    assert not is_interactive(Console(file=_TTYBuffer(), force_terminal=False))
 
 
 def test_wordcount_reports_newest_snapshot() -> None:

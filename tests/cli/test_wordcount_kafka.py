@@ -24,7 +24,6 @@ from kafka._helpers import delete_topics, unique_topic_name
 from millstream.cli import kafka as cli_kafka
 from millstream.cli import main
 from millstream.cli.main import build_parser
-from millstream.cli.wordcount import run
 
 ROW = re.compile(r"^│\s*(\d+)\s*│\s*(\S+)\s*│\s*(\d+)\s*│\s*[\d.]+%\s*│$", re.MULTILINE)
 
@@ -230,7 +229,7 @@ def test_live_table_on_a_terminal(
     console = Console(file=buffer, force_terminal=True, width=100, color_system=None)
     argv = ["wordcount", "--kafka", kafka_bootstrap, "--topic", topic, "--from-beginning"]
     args = build_parser().parse_args([*argv, "--idle-exit", "0.6", "--top", "2"])
-    assert run(args, console) == 0
+    assert cli_kafka.run_wordcount(args, console) == 0  # wordcount --kafka's own runner
     out = buffer.getvalue()
     heading = f"Top 2 words in Kafka topic {topic}"
     assert out.count(heading) >= 2  # live frames, then the final table

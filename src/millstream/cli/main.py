@@ -1,4 +1,10 @@
-"""Entry point of the ``millstream`` command (console script and ``python -m millstream``)."""
+"""Entry point of the ``millstream`` command (console script and ``python -m millstream``):
+it builds the parser and hands each command to its module.
+
+- ``wordcount [PATH|-]``: :mod:`millstream.cli.wordcount` (a file, stdin or the shipped text);
+- ``wordcount --kafka ... --topic ...``: :mod:`millstream.cli.kafka`;
+- ``load-kafka``: :mod:`millstream.cli.load_kafka`.
+"""
 
 from __future__ import annotations
 
@@ -7,7 +13,7 @@ import os
 import sys
 from collections.abc import Sequence
 
-from . import kafka, wordcount
+from . import kafka, load_kafka, wordcount
 
 __all__ = ["build_parser", "main"]
 
@@ -46,6 +52,7 @@ def build_parser() -> argparse.ArgumentParser:
         ),
     )
     wordcount.add_arguments(wc)
+    kafka.add_wordcount_arguments(wc)
     load = commands.add_parser(
         "load-kafka",
         help="write a text into a Kafka topic, one record per line",
@@ -58,7 +65,7 @@ def build_parser() -> argparse.ArgumentParser:
             "delivered."
         ),
     )
-    kafka.add_load_arguments(load)
+    load_kafka.add_load_arguments(load)
     return parser
 
 
@@ -82,7 +89,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     try:
         if args.command == "load-kafka":
-            return kafka.run_load(args)
+            return load_kafka.run_load(args)
+        if kafka.wants_kafka(args):
+            return kafka.run_wordcount(args)
         return wordcount.run(args)
     except BrokenPipeError:
         # The reader went away (e.g. `millstream wordcount | head`): stop quietly.

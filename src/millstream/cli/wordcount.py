@@ -13,22 +13,19 @@ table on screen is drawn from it a few times per second (never per word).
 from __future__ import annotations
 
 import argparse
-import contextlib
 import heapq
-import io
 import re
-import sys
 import time
-from collections.abc import Iterable, Iterator, Mapping
-from importlib import resources
-from typing import IO, Any
+from collections.abc import Iterable, Mapping
+from typing import Any
 
 from rich.console import Console, Group
-from rich.live import Live
 from rich.table import Table
 from rich.text import Text
 
 from ..core.stream import Stream
+from ._args import DEFAULT_TEXT, error, open_input, positive_int, read_error
+from ._display import live, show_interrupted
 
 __all__ = [
     "DEFAULT_TEXT",
@@ -41,11 +38,6 @@ __all__ = [
     "run",
     "top_words",
 ]
-
-DEFAULT_TEXT = "opticks.txt"
-"""The text counted when no ``PATH`` is given: Newton's *Opticks* (1730), public domain."""
-
-REFRESH_PER_SECOND = 4
 
 # Anything that is neither a letter/digit nor an apostrophe separates words, and so
 # does an apostrophe that is not between two letters/digits ("'tis" -> "tis").
@@ -224,7 +216,7 @@ def count_words(lines: Iterable[str], normalize: bool = True) -> dict[str, int]:
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    """Declare the ``wordcount`` command's arguments on ``parser``."""
+    """Declare the ``wordcount`` command's arguments (the file/stdin ones) on ``parser``."""
     parser.add_argument(
         "path",
         nargs="?",
@@ -237,7 +229,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--top",
-        type=_positive_int,
+        type=positive_int,
         default=10,
         metavar="N",
         help="how many of the most frequent words to show (N >= 1, default 10)",
@@ -250,102 +242,26 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
             "lowercased and punctuation becomes spaces (apostrophes inside words are kept)"
         ),
     )
-    from .kafka import add_wordcount_arguments
-
-    add_wordcount_arguments(parser)
-
-
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number >= 1, got {text!r}")
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a whole number >= 1, got {value}")
-    return value
-
-
-@contextlib.contextmanager
-def _open_input(path: str | None) -> Iterator[tuple[Iterable[str], str]]:
-    """Yield ``(lines, display name)`` for ``path`` (None: the shipped text, '-': stdin)."""
-    if path is None:
-        resource = resources.files("millstream") / "data" / DEFAULT_TEXT
-        with resource.open("r", encoding="utf-8") as f:
-            yield f, "Newton's Opticks"
-    elif path == "-":
-        stdin: IO[str] = sys.stdin
-        buffer = getattr(stdin, "buffer", None)
-        if buffer is None:  # already text (e.g. replaced by a StringIO)
-            yield stdin, "<stdin>"
-            return
-        text = io.TextIOWrapper(buffer, encoding="utf-8", errors="replace")
-        try:
-            yield text, "<stdin>"
-        finally:
-            text.detach()  # leave sys.stdin's buffer open
-    else:
-        with open(path, encoding="utf-8", errors="replace") as f:
-            yield f, path
-
-
-def read_error(path: str | None, error: OSError) -> str:
-    """What went wrong opening or reading the input ``path``, in a few words.
-
-    Examples
-    --------
-    >>> read_error('a.txt', FileNotFoundError(2, 'No such file or directory'))
-    'no such file: a.txt'
-    >>> read_error('/tmp', IsADirectoryError(21, 'Is a directory'))
-    'cannot read /tmp: Is a directory'
-    """
-    if isinstance(error, FileNotFoundError):
-        return f"no such file: {path}"
-    return f"cannot read {path}: {error.strerror or error}"
-
-
-def _is_interactive(console: Console) -> bool:
-    """Draw live frames only on a real terminal (never into pipes or CI logs)."""
-    if not console.is_terminal or console.is_dumb_terminal:
-        return False
-    isatty = getattr(console.file, "isatty", None)
-    try:
-        return bool(isatty and isatty())
-    except ValueError:
-        return False
 
 
 def run(args: argparse.Namespace, console: Console | None = None) -> int:
-    """Run ``millstream wordcount`` with parsed ``args``; return the exit code."""
+    """Run ``millstream wordcount`` over a file, stdin or the shipped text; return the exit code."""
     console = console if console is not None else Console()
-    from . import kafka
-
-    if kafka.wants_kafka(args):
-        return kafka.run_wordcount(args, console)
     try:
-        with _open_input(args.path) as (lines, name):
+        with open_input(args.path) as (lines, name):
             wc = WordCount(top=args.top, normalize=not args.raw, title=name)
             try:
-                if _is_interactive(console):
-                    with Live(
-                        console=console,
-                        get_renderable=wc.render,
-                        refresh_per_second=REFRESH_PER_SECOND,
-                        transient=True,
-                        redirect_stdout=False,
-                        redirect_stderr=False,
-                    ):
-                        wc.feed(lines)
-                else:
+                with live(console, wc.render):
                     wc.feed(lines)
             except KeyboardInterrupt:
                 wc.finish()
                 console.print(wc.render())
-                print("millstream wordcount: interrupted (counts so far above)", file=sys.stderr)
+                show_interrupted("wordcount")
                 return 130
     except BrokenPipeError:
         raise  # our output went away: main() handles it, it is not an input error
     except OSError as e:
-        print(f"millstream wordcount: error: {read_error(args.path, e)}", file=sys.stderr)
+        error("wordcount", read_error(args.path, e))
         return 2
     wc.finish()
     console.print(wc.render())
