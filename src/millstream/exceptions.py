@@ -17,7 +17,9 @@ class MillstreamError(Exception):
 
 
 class KafkaConnectError(MillstreamError, ConnectionError):
-    """No Kafka broker answered at the configured ``bootstrap.servers`` in time."""
+    """Kafka at the configured ``bootstrap.servers`` could not be used: no broker answered in
+    time, the broker was not ready in time, or it refused the request; the message says
+    which, with Kafka's error name, and the client's exception is the cause."""
 
 
 class UnknownTopicError(MillstreamError, LookupError):

@@ -17,13 +17,13 @@ from confluent_kafka import KafkaError, KafkaException
 
 from millstream.cli import kafka as cli_kafka
 from millstream.cli import main
-from millstream.cli.kafka_errors import (
+from millstream.exceptions import KafkaConnectError, UnknownTopicError
+from millstream.kafka.errors import (
     KafkaNotReady,
     KafkaProblem,
     classify_kafka_error,
     retry_retriable,
 )
-from millstream.exceptions import KafkaConnectError, UnknownTopicError
 
 TEXT = "to be or not to be\nthat is the question\n"
 

@@ -11,8 +11,8 @@ import traceback
 from collections.abc import Iterator
 from typing import Any
 
+from ..kafka.errors import KafkaNotReady, classify_kafka_error, missing_kafka_client
 from ._args import error, seconds
-from .kafka_errors import KafkaNotReady, classify_kafka_error, missing_kafka_client
 
 __all__ = [
     "DEFAULT_TIMEOUT",

@@ -12,7 +12,7 @@ and shows the same live table as the file mode. It runs until Ctrl-C, or until
 ``millstream load-kafka`` (:mod:`millstream.cli.load_kafka`) fills a topic.
 
 Errors are one line on stderr and exit code 1, by cause (see
-:mod:`millstream.cli.kafka_errors`): no broker, no such topic, a broker not ready within
+:mod:`millstream.kafka.errors`): no broker, no such topic, a broker not ready within
 ``--timeout`` (retriable errors such as ``NOT_COORDINATOR`` on a fresh broker are tried
 again until then), or the Kafka error's name and message. The Kafka client's own log and
 the tracebacks are shown only with ``--verbose``. ``confluent_kafka`` is imported only
@@ -22,12 +22,14 @@ when a Kafka command runs; without it the command says how to install it.
 from __future__ import annotations
 
 import argparse
+import logging
 import time
 from typing import Any
 
 from rich.console import Console
 
 from ..core.stream import Stream
+from ..kafka.errors import classify_kafka_error, retry_retriable
 from ._args import error, seconds
 from ._display import live, show_interrupted
 from ._kafka_client import (
@@ -38,7 +40,6 @@ from ._kafka_client import (
     require_kafka_client,
     timeout_of,
 )
-from .kafka_errors import classify_kafka_error, retry_retriable
 from .load_kafka import add_load_arguments, run_load
 from .wordcount import WordCount
 
@@ -51,6 +52,8 @@ __all__ = [
     "run_wordcount",
     "wants_kafka",
 ]
+
+logger = logging.getLogger("millstream.cli")
 
 DEFAULT_GROUP = "millstream-wordcount"
 """The consumer group ``wordcount --kafka`` reads and commits as, unless ``--group`` is given."""
@@ -257,7 +260,7 @@ class _KafkaWordCount:
         args = self.args
         try:
             try:
-                ends = retry_retriable(self._connect, self.timeout)
+                ends = retry_retriable(self._connect, self.timeout, log=logger)
             except ValueError as e:  # librdkafka rejected a setting (e.g. a malformed address)
                 self.source.stop()
                 error("wordcount", str(e))

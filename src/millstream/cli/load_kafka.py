@@ -3,17 +3,19 @@ write a text into a Kafka topic, one record per line (default: the text ``wordco
 counts), for ``millstream wordcount --kafka`` to count.
 
 Errors are one line on stderr and exit code 1, by cause (see
-:mod:`millstream.cli.kafka_errors`); without ``confluent_kafka`` the command says how to
+:mod:`millstream.kafka.errors`); without ``confluent_kafka`` the command says how to
 install it.
 """
 
 from __future__ import annotations
 
 import argparse
+import logging
 import time
 from collections.abc import Iterable
 from typing import Any
 
+from ..kafka.errors import classify_kafka_error, retry_retriable
 from ._args import error, open_input, positive_int, read_error
 from ._kafka_client import (
     add_connection_arguments,
@@ -23,9 +25,10 @@ from ._kafka_client import (
     require_kafka_client,
     timeout_of,
 )
-from .kafka_errors import classify_kafka_error, retry_retriable
 
 __all__ = ["MIN_DELIVERY_TIMEOUT", "add_load_arguments", "run_load"]
+
+logger = logging.getLogger("millstream.cli")
 
 MIN_DELIVERY_TIMEOUT = 30.0
 """How long librdkafka keeps trying to deliver one record before load-kafka gives up (s)."""
@@ -88,7 +91,7 @@ class _Loader:
     def load(self, lines: Iterable[str], name: str) -> int:
         args = self.args
         try:
-            created, partitions = retry_retriable(self._prepare_topic, self.timeout)
+            created, partitions = retry_retriable(self._prepare_topic, self.timeout, log=logger)
         except _LoadError as e:
             error("load-kafka", str(e))
             return 1

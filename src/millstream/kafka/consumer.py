@@ -13,6 +13,7 @@ from typing import Any, TypeVar
 
 from .._utils import short_repr
 from ..exceptions import KafkaConnectError, UnknownTopicError
+from .errors import KafkaNotReady, classify_kafka_error, retry_retriable
 from .log import librdkafka_log, logger
 
 __all__ = [
@@ -21,6 +22,7 @@ __all__ = [
     "OFFSET_INVALID",
     "OFFSET_STORED",
     "ConsumerThread",
+    "call_until_ready",
     "consumer_config",
     "make_consumer",
     "message_record",
@@ -71,19 +73,52 @@ def make_consumer(node: str, config: dict) -> Any:
         raise ValueError(f"{node}: librdkafka rejected consumer_params {shown}: {e}") from e
 
 
+def call_until_ready(
+    node: str, servers: str, what: str, call: Callable[[float], T], timeout: float
+) -> T:
+    """``call(seconds_left)``: a request to the broker, tried again while Kafka answers with
+    a retriable error (``NOT_COORDINATOR`` while a fresh broker creates its offsets topic,
+    ``LEADER_NOT_AVAILABLE``...) until ``timeout`` seconds have passed.
+
+    Raises :class:`~millstream.exceptions.KafkaConnectError` saying what happened: no broker
+    answered, the broker was not ready in time (with the last error's name), or it answered
+    with another error (its name and message); the client's exception is the cause.
+    """
+    import confluent_kafka
+
+    try:
+        return retry_retriable(call, timeout)
+    except (confluent_kafka.KafkaException, KafkaNotReady) as e:
+        problem = classify_kafka_error(e)
+        if problem.kind == "unreachable":
+            raise KafkaConnectError(
+                f"{node}: no Kafka broker answered at bootstrap.servers={servers!r} within "
+                f"{timeout:g} s ({problem.message or e})"
+            ) from e
+        if isinstance(e, KafkaNotReady):
+            raise KafkaConnectError(
+                f"{node}: the Kafka broker at bootstrap.servers={servers!r} was not ready for "
+                f"{what} within {timeout:g} s: {problem.describe()}"
+            ) from e
+        raise KafkaConnectError(
+            f"{node}: Kafka at bootstrap.servers={servers!r} refused {what}: "
+            f"{problem.describe()}"
+        ) from e
+
+
 def topic_partitions(
     node: str, consumer: Any, topic: str, timeout: float, servers: str = "?"
 ) -> list[int]:
     """The partition ids of ``topic``; clear errors when the broker or the topic is missing."""
     import confluent_kafka
 
-    try:
-        metadata = consumer.list_topics(topic, timeout=timeout)
-    except confluent_kafka.KafkaException as e:
-        raise KafkaConnectError(
-            f"{node}: no Kafka broker answered at bootstrap.servers={servers!r} within "
-            f"{timeout:g} s ({e.args[0].str() if e.args else e})"
-        ) from e
+    metadata = call_until_ready(
+        node,
+        servers,
+        f"the metadata of topic {topic!r}",
+        lambda seconds: consumer.list_topics(topic, timeout=seconds),
+        timeout,
+    )
     info = metadata.topics.get(topic)
     if info is None or info.error is not None:
         # the answer above names only the missing topic: ask for all of them for the hint

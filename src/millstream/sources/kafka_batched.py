@@ -14,6 +14,7 @@ from ..kafka.consumer import (
     OFFSET_BEGINNING,
     OFFSET_END,
     ConsumerThread,
+    call_until_ready,
     consumer_config,
     make_consumer,
     message_record,
@@ -147,7 +148,14 @@ class FromKafkaBatched(KafkaSource):
         tps = [confluent_kafka.TopicPartition(self.topic, p) for p in new]
         committed: dict[int, int] = {}
         if "group.id" in self._config:
-            for tp in consumer.committed(tps, timeout=self.connect_timeout):
+            stored = call_until_ready(
+                str(self),
+                self._servers,
+                f"the committed offsets of group {self._config['group.id']!r}",
+                lambda seconds: consumer.committed(tps, timeout=seconds),
+                self.connect_timeout,
+            )
+            for tp in stored:
                 if tp.offset >= 0:
                     committed[tp.partition] = tp.offset
         reset = str(self._config.get("auto.offset.reset", "latest")).lower()

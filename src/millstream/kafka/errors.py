@@ -1,4 +1,5 @@
-"""What went wrong talking to Kafka, by cause, for the Kafka commands' one-line errors.
+"""What went wrong talking to Kafka, by cause: for clear errors in the sources and the
+one-line errors of the ``millstream`` Kafka commands.
 
 :func:`classify_kafka_error` sorts an exception raised by ``confluent_kafka`` or by a
 millstream Kafka source (``KafkaConnectError``, ``UnknownTopicError``, whose cause is the
@@ -27,6 +28,7 @@ from dataclasses import dataclass
 from typing import Any, Literal, TypeVar
 
 from ..exceptions import KafkaConnectError, UnknownTopicError
+from .log import logger as kafka_logger
 
 __all__ = [
     "KafkaNotReady",
@@ -36,7 +38,6 @@ __all__ = [
     "retry_retriable",
 ]
 
-logger = logging.getLogger("millstream.cli")
 
 T = TypeVar("T")
 
@@ -147,10 +148,16 @@ def classify_kafka_error(error: BaseException) -> KafkaProblem:
     return KafkaProblem(kind, name, message)
 
 
-def retry_retriable(step: Callable[[float], T], timeout: float, pause: float = RETRY_PAUSE) -> T:
+def retry_retriable(
+    step: Callable[[float], T],
+    timeout: float,
+    pause: float = RETRY_PAUSE,
+    log: logging.Logger | None = None,
+) -> T:
     """``step(seconds_left)``, tried again after each retriable Kafka error until ``timeout``
     seconds have passed since the first try; then :class:`KafkaNotReady` (from the last
-    error). Any other exception is raised as it is.
+    error). Any other exception is raised as it is. Each retry is logged as a warning to
+    ``log`` (default: ``millstream.kafka``).
 
     Examples
     --------
@@ -174,7 +181,9 @@ def retry_retriable(step: Callable[[float], T], timeout: float, pause: float = R
                 raise
             if time.monotonic() + pause >= deadline:
                 raise KafkaNotReady(problem, timeout) from error
-            logger.warning("Kafka is not ready: %s; trying again", problem.describe())
+            (log or kafka_logger).warning(
+                "Kafka is not ready: %s; trying again", problem.describe()
+            )
             time.sleep(pause)
 
 
