@@ -301,7 +301,8 @@ class Stream:
     def register_plugin_entry_point(
         cls, entry_point: Any, modifier: Callable[[Any], Any] = identity
     ) -> None:
-        """Register a lazily loaded node from an entry point (see ``millstream.core.plugins``)."""
+        """Register a lazily loaded node from an entry point (see ``millstream.core.plugins``):
+        its class is imported, and checked to be a ``Stream`` subclass, on first use."""
         if hasattr(cls, entry_point.name):
             raise ValueError(
                 f"Can't add {entry_point.name} from {entry_point.module} to {cls.__name__}: "
@@ -309,12 +310,9 @@ class Stream:
             )
 
         def stub(*args: Any, **kwargs: Any) -> Any:
-            node = entry_point.load()
-            if not (isinstance(node, type) and issubclass(node, Stream)):
-                raise TypeError(
-                    f"Error loading {entry_point.name} from module {entry_point.module}: "
-                    f"{node.__class__.__name__} must be a subclass of Stream"
-                )
+            from .plugins import load_plugin_class
+
+            node = load_plugin_class(entry_point, Stream)
             if getattr(cls, entry_point.name).__name__ == "stub":
                 cls.register_api(modifier=modifier, attribute_name=entry_point.name)(node)
             return node(*args, **kwargs)
