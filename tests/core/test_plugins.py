@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import importlib.metadata
+import sys
+import textwrap
 import warnings
 
 import pytest
@@ -120,7 +123,14 @@ def test_load_plugins_from_entry_points(monkeypatch):
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         plugins.load_plugins(Sub)
-    assert asked == ["millstream.sources", "millstream.nodes", "millstream.sinks"]
+    assert asked == [
+        "millstream.sources",
+        "millstream.nodes",
+        "millstream.sinks",
+        "streamz.sources",
+        "streamz.nodes",
+        "streamz.sinks",
+    ]
     assert [str(w.message) for w in caught] == [
         "millstream plugin not registered: Can't add map from pkg.n to Sub: duplicate method name."
     ]
@@ -136,3 +146,146 @@ def test_no_entry_points_is_fine(monkeypatch):
     Sub = make_class()
     plugins.load_plugins(Sub)
     assert not hasattr(Sub, "triple")
+
+
+# -- a real installed distribution, found by importlib.metadata ---------------------------
+
+PLUGIN_MODULE = """
+from millstream import Stream
+from millstream.sources import Source
+
+
+class quadruple(Stream):
+    \"""Multiply each element by four.\"""
+
+    def update(self, x, who=None, metadata=None):
+        return self._emit(4 * x, metadata=metadata)
+
+
+class halve(Stream):
+    def update(self, x, who=None, metadata=None):
+        return self._emit(x / 2, metadata=metadata)
+
+
+class from_count(Source):
+    def __init__(self, n, **kwargs):
+        self.n = n
+        super().__init__(**kwargs)
+
+
+class sink_to_set(Stream):
+    def __init__(self, upstream, **kwargs):
+        self.seen = set()
+        super().__init__(upstream, **kwargs)
+
+    def update(self, x, who=None, metadata=None):
+        self.seen.add(x)
+"""
+
+OLD_STREAMZ_MODULE = """
+import streamz
+
+
+class old_node(streamz.Stream):
+    def update(self, x, who=None, metadata=None):
+        return self._emit(x, metadata=metadata)
+"""
+
+ENTRY_POINTS = """
+[millstream.nodes]
+ms_quadruple = {mod}:quadruple
+both_groups = {mod}:quadruple
+
+[streamz.nodes]
+sz_halve = {mod}:halve
+both_groups = {mod}:halve
+sz_old_node = {old}:old_node
+
+[streamz.sources]
+sz_from_count = {mod}:from_count
+
+[streamz.sinks]
+sz_sink_to_set = {mod}:sink_to_set
+"""
+
+
+@pytest.fixture
+def installed_plugin(tmp_path, monkeypatch, request):
+    """Install (on sys.path) a distribution declaring plugins in both kinds of groups."""
+    suffix = request.node.name.replace("[", "_").replace("]", "_").replace("-", "_")
+    mod, old = f"msplug_{suffix}", f"msplug_old_{suffix}"
+    (tmp_path / f"{mod}.py").write_text(PLUGIN_MODULE)
+    (tmp_path / f"{old}.py").write_text(OLD_STREAMZ_MODULE)
+    info = tmp_path / "msplug-1.0.dist-info"
+    info.mkdir()
+    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: msplug\nVersion: 1.0\n")
+    (info / "entry_points.txt").write_text(textwrap.dedent(ENTRY_POINTS.format(mod=mod, old=old)))
+    monkeypatch.syspath_prepend(str(tmp_path))
+    importlib.invalidate_caches()
+    yield mod, old
+    for name in (mod, old):
+        sys.modules.pop(name, None)
+
+
+def load_quietly(cls):
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        plugins.load_plugins(cls)
+    return [str(w.message) for w in caught]
+
+
+def test_the_distribution_is_installed(installed_plugin):
+    names = {ep.name for ep in importlib.metadata.entry_points(group="streamz.nodes")}
+    assert {"sz_halve", "both_groups", "sz_old_node"} <= names
+
+
+def test_streamz_and_millstream_groups_are_loaded_lazily(installed_plugin):
+    mod, _ = installed_plugin
+    Sub = make_class()
+    load_quietly(Sub)
+    assert mod not in sys.modules  # nothing imported until a node is used
+    assert Sub.sz_halve.__name__ == "stub" and Sub.ms_quadruple.__name__ == "stub"
+    source = Sub()
+    quadrupled = source.ms_quadruple()
+    L = Sub.sz_halve(quadrupled).sink_to_list()  # the plugin classes subclass Stream, not Sub
+    assert mod in sys.modules
+    assert type(Sub.sz_from_count(3)).__name__ == "from_count"
+    assert Sub.sz_from_count(3).n == 3  # a source: registered as a static method
+    sink = source.sz_sink_to_set()
+    for x in (1, 2, 2):
+        source.emit(x)
+    assert L == [2.0, 4.0, 4.0]
+    assert sink.seen == {1, 2}
+    assert Sub.ms_quadruple.__doc__ == "Multiply each element by four."
+    assert not hasattr(Stream, "sz_halve")
+
+
+def test_a_name_in_both_kinds_of_group_is_registered_once_with_a_warning(installed_plugin):
+    mod, _ = installed_plugin
+    Sub = make_class()
+    messages = load_quietly(Sub)
+    clash = [m for m in messages if "both_groups" in m]
+    assert clash == [
+        "millstream plugin 'both_groups' is declared under both 'millstream.nodes' "
+        f"(module {mod}) and 'streamz.nodes' (module {mod}): registered once, from "
+        "'millstream.nodes'"
+    ]
+    source = Sub()
+    L = source.both_groups().sink_to_list()
+    source.emit(1)
+    assert L == [4]  # the millstream one
+
+
+def test_a_streamz_plugin_built_on_streamz_stream_says_what_to_change(installed_plugin):
+    pytest.importorskip("streamz")
+    _, old = installed_plugin
+    Sub = make_class()
+    load_quietly(Sub)
+    assert old not in sys.modules
+    with pytest.raises(TypeError) as info:
+        Sub().sz_old_node()
+    message = str(info.value)
+    assert f"Error loading sz_old_node from module {old}" in message
+    assert "plugin 'sz_old_node' (entry point group 'streamz.nodes')" in message
+    assert f"{old}.old_node, a subclass of streamz.Stream" in message
+    assert f"In module {old}, import Stream from millstream instead of streamz" in message

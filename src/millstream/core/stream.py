@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from .._utils import annotate_error, identity
 from .clock import Clock, get_default_clock
+from .emit_future import EmitFuture
 from .loop import get_io_loop, in_loop_thread, log_task_error, sync, thread_state
 from .refs import Metadata, release_refs, retain_refs
 
@@ -94,7 +95,11 @@ class fused_attribute:
 
 
 class _Done:
-    """An already-finished awaitable (what ``emit`` returns when nothing is pending)."""
+    """An already-finished awaitable (what ``emit`` returns when nothing is pending).
+
+    It can be awaited any number of times and given to ``asyncio.wait_for``,
+    ``gather``, ``shield`` and tornado's ``gen.with_timeout`` (which wrap it in a task).
+    """
 
     __slots__ = ()
 
@@ -348,7 +353,8 @@ class Stream:
     def register_plugin_entry_point(
         cls, entry_point: Any, modifier: Callable[[Any], Any] = identity
     ) -> None:
-        """Register a lazily loaded node from an entry point (see ``millstream.core.plugins``)."""
+        """Register a lazily loaded node from an entry point (see ``millstream.core.plugins``):
+        its class is imported, and checked to be a ``Stream`` subclass, on first use."""
         if hasattr(cls, entry_point.name):
             raise ValueError(
                 f"Can't add {entry_point.name} from {entry_point.module} to {cls.__name__}: "
@@ -356,12 +362,9 @@ class Stream:
             )
 
         def stub(*args: Any, **kwargs: Any) -> Any:
-            node = entry_point.load()
-            if not (isinstance(node, type) and issubclass(node, Stream)):
-                raise TypeError(
-                    f"Error loading {entry_point.name} from module {entry_point.module}: "
-                    f"{node.__class__.__name__} must be a subclass of Stream"
-                )
+            from .plugins import load_plugin_class
+
+            node = load_plugin_class(entry_point, Stream)
             if getattr(cls, entry_point.name).__name__ == "stub":
                 cls.register_api(modifier=modifier, attribute_name=entry_point.name)(node)
             return node(*args, **kwargs)
@@ -623,7 +626,11 @@ class Stream:
         * no loop on this node: the graph runs inline and ``emit`` returns ``None``
           (awaitables returned by nodes still run, see :func:`run_awaitables`);
         * ``asynchronous`` (or called on the graph's loop): the graph runs inline and
-          ``emit`` returns an awaitable that finishes once downstream has absorbed ``x``;
+          ``emit`` returns an awaitable that finishes once downstream has absorbed ``x``:
+          an :class:`~millstream.core.emit_future.EmitFuture` when work is pending (it
+          can be awaited many times, given to ``asyncio.wait_for``/``gather``/``shield``
+          or tornado's ``gen.with_timeout``, and the work runs even if nobody awaits
+          it), else an already finished awaitable (awaitable many times too);
         * a loop in another thread: ``x`` is processed on the loop and ``emit`` blocks
           until downstream has absorbed it, re-raising any error.
         """
@@ -642,7 +649,11 @@ class Stream:
             result = self._emit(x, metadata=metadata)
             if not result:
                 return _DONE
-            return await_all(result)
+            try:
+                running = asyncio.get_running_loop()
+            except RuntimeError:  # no loop here yet: a coroutine for the caller to run
+                return await_all(result)
+            return EmitFuture.for_pending(result, running)
 
         async def emit_on_loop() -> None:
             result = self._emit(x, metadata=metadata)
