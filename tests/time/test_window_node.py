@@ -743,6 +743,15 @@ def test_several_with_timestamps_use_the_smallest_watermark():
     assert out[1:] == [R(None, 10, 20, [12])]
 
 
+def test_a_window_refused_at_construction_is_not_left_in_the_graph():
+    a, b = Stream(), Stream()
+    both = a.with_timestamps(lambda e: e).union(b.with_timestamps(lambda e: e))
+    with pytest.raises(TypeError, match="2 with_timestamps"):
+        both.window(Tumbling(10))
+    assert not both.downstreams
+    a.emit(1)  # nothing half-built below to trip over
+
+
 def test_max_out_of_orderness_belongs_to_with_timestamps():
     events = Stream().with_timestamps(lambda e: e)
     with pytest.raises(ValueError, match="window: max_out_of_orderness"):

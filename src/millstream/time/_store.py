@@ -20,8 +20,8 @@ knows of the node:
   ``value``), whose errors name the node, the user's function and what arrived;
 * ``keys``: the keys' open windows (:class:`KeyOrder`): the store says when a key gets
   a window (:meth:`KeyOrder.opened`) and when one closes (:meth:`KeyOrder.closed`); the
-  first-seen rank of a key (:meth:`KeyOrder.rank`) orders the results of windows that
-  end together;
+  first-seen rank of a key (:meth:`KeyOrder.rank`, :meth:`KeyOrder.sort`) orders the
+  results of windows that end together;
 * ``out``: the way to hand results back to the node, which emits them
   (:class:`WindowOutput`), each with its metadata: ``final(result, held)`` (the metadata
   of the window's elements, whose refs the store retained and hands over),
@@ -32,9 +32,10 @@ What a store gives (:class:`WindowStore`): :meth:`~WindowStore.add` places one e
 (read by the node) in its windows, :meth:`~WindowStore.advance` fires the windows a
 watermark closed, ``next_close`` / ``next_purge`` say which watermark will next close
 or forget a window, and :meth:`~WindowStore.snapshot` / :meth:`~WindowStore.restore` /
-:meth:`~WindowStore.release_held` carry its part of the node's state. Each returns what
-the node must hand on: the awaitables downstream gave back (a list, or ``None`` for
-none). A store keeps its own state and touches nothing else of the node.
+:meth:`~WindowStore.release_held` carry its part of the node's state. ``add`` and
+``advance`` return what the node must hand on upstream: the awaitables downstream gave
+back for the results handed to ``out`` (a list, or ``None`` for none). A store keeps its
+own state and touches nothing else of the node; it imports nothing of the node's module.
 """
 
 from __future__ import annotations

@@ -310,11 +310,10 @@ class window(Stream):
                 self._tracker = WatermarkTracker(self.max_out_of_orderness)
 
         # -- the windows: a store for this kind of assigner ------------------------------
-        self._accumulators = Accumulators(agg, self._note_error)
         self._keys = KeyOrder()
         context = StoreContext(
             assigner=assigner,
-            agg=self._accumulators,
+            agg=Accumulators(agg, self._note_error),
             keys=self._keys,
             out=WindowOutput(
                 final=self._emit_final,
@@ -329,7 +328,7 @@ class window(Stream):
             keep_fired=late == "update",
         )
         self._store = _STORES[kind](context)
-        self._place = self._store.add
+        self._place = self._store.add  # looked up once: called for every element
 
         # -- every argument checked: join the graph -------------------------------------
         Stream.__init__(self, upstream, **kwargs)
