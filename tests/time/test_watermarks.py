@@ -29,6 +29,8 @@ from millstream.time import (
 )
 
 UTC = datetime.timezone.utc
+
+
 def record(key, value, partition, timestamp):
     """A record as ``from_kafka(..., keys=True)`` emits it (``timestamp`` given in seconds)."""
     return {
@@ -640,7 +642,7 @@ def test_idle_timer_errors_are_logged_not_lost(manual_clock, caplog):
     events.add_watermark_listener(listener)
     source.emit((1, "a"))
     source.emit((5, "b"))
-    with caplog.at_level("ERROR", logger="millstream.time.watermarks"):
+    with caplog.at_level("ERROR", logger="millstream.time"):
         manual_clock.advance(1)
     assert "a watermark listener failed after a partition went idle" in caplog.text
     assert "window broke" in caplog.text

@@ -145,8 +145,9 @@ def test_closed_windows_are_freed():
         for key in range(7):
             source.emit((key, t, 1))
     assert len(out) == 7 * 999
-    assert len(node._open) == 1 and len(node._heap) == 1
-    assert len(node._ranks) == 7 and not node._held and not node._kept
+    state = node.snapshot()  # only the last window [999, 1000) is still open
+    assert sorted(state["open"]) == [(999, key, 1, 0) for key in range(7)]
+    assert state["keys"] == list(range(7)) and state["kept"] == []
 
 
 # -- late data policies ---------------------------------------------------------------------
@@ -211,7 +212,7 @@ def test_late_update_re_emits_corrected_result():
     source.emit(("a", 9, 1))
     assert out[4:] == []
     assert (node.late_count, node.dropped_count) == (4, 1)
-    assert not node._kept
+    assert node.snapshot()["kept"] == []
 
 
 def test_late_update_keeps_state_forever_by_default():
@@ -317,7 +318,7 @@ def test_session_late_update_expires():
     assert out[2:] == [R("a", 1, 8, 3, "update")]
     feed(source, [("a", 13, 0), ("a", 2, 0)])
     assert out[3:] == [] and node.dropped_count == 1 and node.late_count == 3
-    assert not node._kept_sessions
+    assert node.snapshot()["kept"] == []
 
 
 def test_session_early():
@@ -740,6 +741,15 @@ def test_several_with_timestamps_use_the_smallest_watermark():
     assert out == [R(None, 0, 10, [1])] and node.watermark == 12
     b.emit(30)
     assert out[1:] == [R(None, 10, 20, [12])]
+
+
+def test_a_window_refused_at_construction_is_not_left_in_the_graph():
+    a, b = Stream(), Stream()
+    both = a.with_timestamps(lambda e: e).union(b.with_timestamps(lambda e: e))
+    with pytest.raises(TypeError, match="2 with_timestamps"):
+        both.window(Tumbling(10))
+    assert not both.downstreams
+    a.emit(1)  # nothing half-built below to trip over
 
 
 def test_max_out_of_orderness_belongs_to_with_timestamps():

@@ -4,45 +4,49 @@ Window ``k`` is ``[k * step + offset, k * step + offset + size)`` (``step`` is t
 for ``Tumbling``, the slide for ``Sliding``); it closes once the watermark reaches
 ``k * step + offset + size + allowed_lateness``. The open windows live in a dict
 ``bucket number -> {key: accumulator}`` with a heap of open bucket numbers, so an element
-costs one floor division and two dict look-ups (``Tumbling`` without ``early=`` and
-without metadata takes the shortest path, :meth:`TimeBuckets.update_tumbling`). The
+costs one floor division and two dict look-ups (``Tumbling`` without ``early=`` takes
+the shortest path, :class:`TumblingBuckets`, for elements without metadata). The
 metadata of held elements and the element counts used by ``early=`` are kept in separate
 dicts, touched only when used. With ``late='update'``, fired buckets move to ``kept``
 (with their own heap) until ``update_for`` has passed.
+
+A store of the ``window`` node: see :mod:`millstream.time._store` for the contract.
 """
 
 from __future__ import annotations
 
 import heapq
 import math
-from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from .._utils import annotate_error
-from ..core.refs import release_refs, retain_refs
-from ._results import Metadata, WindowResult
-from .watermarks import to_timestamp
+from ..core.refs import Metadata, release_refs, retain_refs
+from ._results import WindowResult
+from ._store import StoreContext, WindowStore
 from .windows import Sliding, Tumbling, Window
 
-if TYPE_CHECKING:
-    from .operators import window
-
-__all__ = ["TimeBuckets"]
+__all__ = ["TimeBuckets", "TumblingBuckets", "time_buckets"]
 
 _MISSING: Any = object()
 _INF = math.inf
 
 
-class TimeBuckets:
+def time_buckets(context: StoreContext) -> TimeBuckets:
+    """The store for a Tumbling or Sliding assigner: the short path when it can take it."""
+    if isinstance(context.assigner, Tumbling) and context.early is None:
+        return TumblingBuckets(context)
+    return TimeBuckets(context)
+
+
+class TimeBuckets(WindowStore):
     """The open (and kept) windows of one ``window`` node with a Tumbling or Sliding assigner.
 
-    ``update`` is the node's per-element method; :meth:`advance` fires the buckets the
+    :meth:`add` places an element in its buckets; :meth:`advance` fires the buckets the
     watermark closed and forgets the kept ones that expired.
     """
 
-    def __init__(self, node: window):
-        self._node = node
-        assigner = node.assigner
+    def __init__(self, context: StoreContext):
+        super().__init__(context)
+        assigner = context.assigner
         if isinstance(assigner, Tumbling):
             self.step, self.size = assigner.size, assigner.size
         else:
@@ -50,7 +54,7 @@ class TimeBuckets:
             self.step, self.size = assigner.slide, assigner.size
         self.offset = assigner.offset
         # bucket k closes when k * step + close_base <= watermark
-        self.close_base = assigner.offset + self.size + node.allowed_lateness
+        self.close_base = assigner.offset + self.size + context.allowed_lateness
         self.open: dict[Any, dict[Any, Any]] = {}  # bucket -> {key: accumulator}
         self.heap: list[Any] = []  # the open buckets' numbers
         self.held: dict[Any, dict[Any, Metadata]] = {}  # bucket -> {key: metadata held}
@@ -59,82 +63,27 @@ class TimeBuckets:
         self.kept_heap: list[Any] = []
         self.next_close = _INF  # watermark at which the next bucket closes
         self.next_purge = _INF  # watermark at which the next kept bucket expires
-        self._keep = node.late_policy == "update"
-        self.update: Callable[..., Any]
-        if isinstance(assigner, Tumbling) and node.early is None:
-            self.update = self.update_tumbling
-        else:
-            self.update = self.update_any
+        # what the hot paths use, looked up once
+        agg = context.agg
+        self._keys = context.keys
+        self._create = agg.create
+        self._fold = agg.fold
+        self._fast_add = agg.fast_add
+        self._note_error = context.note_error
+        self._out = context.out
+        self._early = context.early
+        self._update_for = context.update_for
 
     def window_of(self, k: Any) -> Window:
         start = k * self.step + self.offset
         return Window(start, start + self.size)
 
     # -- elements ------------------------------------------------------------------------
-    def update_tumbling(self, x: Any, who: Any = None, metadata: Metadata | None = None) -> Any:
-        """Tumbling windows without ``early=``: the short path."""
-        if metadata:
-            return self.update_any(x, who, metadata)
-        node = self._node
-        ts_func = node._timestamp
-        try:
-            ts = ts_func(x)
-        except Exception as e:
-            annotate_error(e, node, ts_func, x)
-            raise
-        if type(ts) is not float and type(ts) is not int:
-            ts = to_timestamp(ts, node, x)
-        func = node._key
-        if func is None:
-            key = None
-        else:
-            try:
-                key = func(x)
-            except Exception as e:
-                annotate_error(e, node, func, x)
-                raise
-        func = node._value
-        if func is None:
-            v = x
-        else:
-            try:
-                v = func(x)
-            except Exception as e:
-                annotate_error(e, node, func, x)
-                raise
-        step = self.step
-        k = (ts - self.offset) // step
-        if k * step + self.close_base <= node._wm:
-            pending = self._late(k, key, v, x, metadata)
-        else:
-            bucket = self.open.get(k)
-            if bucket is None:
-                bucket = self._new_bucket(k)
-            acc = bucket.get(key, _MISSING)
-            if acc is _MISSING:
-                node._open_key(key)
-                acc = node._create()
-            add = node._fast_add
-            if add is not None:
-                try:
-                    bucket[key] = add(acc, v)
-                except Exception as e:
-                    annotate_error(e, node, None, x)
-                    raise
-            else:
-                bucket[key] = node._fold(acc, v, x)
-            pending = []
-        if ts > node._max_ts and node._tracker is not None:
-            return pending + node._observe(ts) if pending else node._observe(ts)
-        return pending
-
-    def update_any(self, x: Any, who: Any = None, metadata: Metadata | None = None) -> Any:
+    def add(
+        self, ts: Any, key: Any, v: Any, x: Any, metadata: Metadata | None, wm: float
+    ) -> list[Any] | None:
         """Any Tumbling or Sliding window, with metadata or ``early=``."""
-        node = self._node
-        ts = node._timestamp_of(x)
-        key = node._key_of(x)
-        v = node._value_of(x)
-        step, offset, base, wm = self.step, self.offset, self.close_base, node._wm
+        step, offset, base = self.step, self.offset, self.close_base
         k = (ts - offset) // step
         if self.size == step:
             ks = [k]
@@ -146,19 +95,20 @@ class TimeBuckets:
                 k -= 1
             ks.reverse()
         pending: list[Any] = []
-        early = node.early
+        early = self._early
+        fold = self._fold
         for k in ks:
             if k * step + base <= wm:
-                pending += self._late(k, key, v, x, metadata)
+                pending += self._late(k, key, v, x, metadata, wm)
                 continue
             bucket = self.open.get(k)
             if bucket is None:
                 bucket = self._new_bucket(k)
             acc = bucket.get(key, _MISSING)
             if acc is _MISSING:
-                node._open_key(key)
-                acc = node._create()
-            bucket[key] = acc = node._fold(acc, v, x)
+                self._keys.opened(key)
+                acc = self._create()
+            bucket[key] = acc = fold(acc, v, x)
             if metadata:
                 self._hold(k, key, metadata)
             if early is not None:
@@ -167,9 +117,10 @@ class TimeBuckets:
                     counts = self.counts[k] = {}
                 n = counts[key] = counts.get(key, 0) + 1
                 if n % early == 0:
-                    pending += node._emit_early(key, self.window_of(k), acc)
-        if ts > node._max_ts and node._tracker is not None:
-            pending += node._observe(ts)
+                    value = self.context.agg.value(acc)
+                    pending += self._out.result(
+                        WindowResult(key, self.window_of(k), value, "early")
+                    )
         return pending
 
     def _new_bucket(self, k: Any) -> dict[Any, Any]:
@@ -194,15 +145,17 @@ class TimeBuckets:
         else:
             held.extend(metadata)
 
-    def _late(self, k: Any, key: Any, v: Any, x: Any, metadata: Metadata | None) -> list[Any]:
-        node = self._node
-        pending = node._late(self.window_of(k), x, metadata)
+    def _late(
+        self, k: Any, key: Any, v: Any, x: Any, metadata: Metadata | None, wm: float
+    ) -> list[Any]:
+        out = self._out
+        pending = out.late(self.window_of(k), x, metadata)
         if pending is not None:
             return pending
         close = k * self.step + self.close_base
-        keep_for = node.update_for
-        if close + keep_for <= node._wm and keep_for != _INF:
-            node.dropped_count += 1
+        keep_for = self._update_for
+        if close + keep_for <= wm and keep_for != _INF:
+            out.dropped()
             return []
         kept = self.kept.get(k)
         if kept is None:
@@ -212,10 +165,10 @@ class TimeBuckets:
                 self.next_purge = close + keep_for
         acc = kept.get(key, _MISSING)
         if acc is _MISSING:
-            acc = node._create()
-        kept[key] = acc = node._fold(acc, v, x)
-        result = WindowResult(key, self.window_of(k), node._value_for(acc), "update")
-        return node._emit(result, metadata)
+            acc = self._create()
+        kept[key] = acc = self._fold(acc, v, x)
+        result = WindowResult(key, self.window_of(k), self.context.agg.value(acc), "update")
+        return out.result(result, metadata)
 
     # -- the watermark -------------------------------------------------------------------
     def advance(self, wm: float) -> list[Any]:
@@ -226,12 +179,14 @@ class TimeBuckets:
         return pending
 
     def _fire(self, wm: float) -> list[Any]:
-        node = self._node
         heap, open_, step, base = self.heap, self.open, self.step, self.close_base
         pending: list[Any] = []
-        ranks = node._ranks
-        keep = self._keep
-        result_of = None if node._result_is_identity else node._value_for
+        keys_order = self._keys
+        sort, closed = keys_order.sort, keys_order.closed
+        final, result_out = self._out.final, self._out.result
+        keep = self.context.keep_fired
+        agg = self.context.agg
+        result_of = None if agg.result_is_identity else agg.value
         try:
             while heap and heap[0] * step + base <= wm:
                 k = heap[0]
@@ -239,9 +194,9 @@ class TimeBuckets:
                 w = self.window_of(k)
                 keys = list(bucket)
                 if len(keys) > 1:
-                    keys.sort(key=lambda key: ranks[key][0])
+                    sort(keys)
                 held_bucket = self.held.get(k)
-                if node.early is not None:
+                if self._early is not None:
                     self.counts.pop(k, None)
                 kept = None
                 if keep:
@@ -249,18 +204,18 @@ class TimeBuckets:
                     if kept is None:
                         kept = self.kept[k] = {}
                         heapq.heappush(self.kept_heap, k)
-                        purge_at = k * step + base + node.update_for
+                        purge_at = k * step + base + self._update_for
                         if purge_at < self.next_purge:
                             self.next_purge = purge_at
                 for key in keys:
                     acc = bucket.pop(key)
-                    node._close_key(key)
+                    closed(key)
                     held = held_bucket.pop(key, None) if held_bucket else None
                     if kept is not None:
                         kept[key] = acc
                     value = acc if result_of is None else result_of(acc)
                     result = WindowResult(key, w, value, "final")
-                    more = node._emit(result) if held is None else node._emit_final(result, held)
+                    more = result_out(result) if held is None else final(result, held)
                     if more:
                         pending += more
                 heapq.heappop(heap)
@@ -273,7 +228,7 @@ class TimeBuckets:
 
     def _purge(self, wm: float) -> None:
         kept_heap, step, base = self.kept_heap, self.step, self.close_base
-        keep_for = self._node.update_for
+        keep_for = self._update_for
         while kept_heap and kept_heap[0] * step + base + keep_for <= wm and keep_for != _INF:
             del self.kept[heapq.heappop(kept_heap)]
         self.next_purge = (
@@ -299,9 +254,8 @@ class TimeBuckets:
         return open_, kept, {}
 
     def restore(self, open_: list[Any], kept: list[Any], positions: dict[Any, int]) -> None:
-        """Replace every window by those of a :meth:`snapshot` (the node's key ranks are
-        already restored; each open window counts for its key)."""
-        node = self._node
+        """Replace every window by those of a :meth:`snapshot` (the key ranks are already
+        restored; each open window counts for its key)."""
         self.held.clear()
         self.counts.clear()
         self.next_close = self.next_purge = _INF
@@ -314,10 +268,10 @@ class TimeBuckets:
             if bucket is None:
                 bucket = self._new_bucket(k)
             bucket[key] = acc
-            node._open_key(key)
-            if node.early is not None:
+            self._keys.opened(key)
+            if self._early is not None:
                 self.counts.setdefault(k, {})[key] = count
-        step, base, keep_for = self.step, self.close_base, node.update_for
+        step, base, keep_for = self.step, self.close_base, self._update_for
         for k, key, acc in kept:
             bucket = self.kept.get(k)
             if bucket is None:
@@ -332,3 +286,35 @@ class TimeBuckets:
         for per_window in self.held.values():
             for held in per_window.values():
                 release_refs(held, error=error)
+
+
+class TumblingBuckets(TimeBuckets):
+    """Tumbling windows without ``early=``: elements without metadata take the short path
+    (one bucket, no counts, nothing held)."""
+
+    def add(
+        self, ts: Any, key: Any, v: Any, x: Any, metadata: Metadata | None, wm: float
+    ) -> list[Any] | None:
+        if metadata:
+            return TimeBuckets.add(self, ts, key, v, x, metadata, wm)
+        step = self.step
+        k = (ts - self.offset) // step
+        if k * step + self.close_base <= wm:
+            return self._late(k, key, v, x, metadata, wm)
+        bucket = self.open.get(k)
+        if bucket is None:
+            bucket = self._new_bucket(k)
+        acc = bucket.get(key, _MISSING)
+        if acc is _MISSING:
+            self._keys.opened(key)
+            acc = self._create()
+        add = self._fast_add
+        if add is not None:
+            try:
+                bucket[key] = add(acc, v)
+            except Exception as e:
+                self._note_error(e, None, x, "element")
+                raise
+        else:
+            bucket[key] = self._fold(acc, v, x)
+        return None

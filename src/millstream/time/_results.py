@@ -1,8 +1,8 @@
-"""What the ``window`` node emits, and the metadata it holds meanwhile.
+"""What the ``window`` node emits.
 
 Shared by the node (:mod:`millstream.time.operators`, the public home of
-:class:`WindowResult`) and the modules holding each assigner family's windows
-(:mod:`._buckets`, :mod:`._sessions`, :mod:`._counts`).
+:class:`WindowResult`) and the stores holding each assigner family's windows
+(:mod:`._store`, :mod:`._buckets`, :mod:`._sessions`, :mod:`._counts`).
 """
 
 from __future__ import annotations
@@ -11,10 +11,7 @@ from typing import Any, NamedTuple
 
 from .windows import Window
 
-__all__ = ["Metadata", "WindowResult"]
-
-#: The metadata of the elements a window holds (their refs retained until it is emitted).
-Metadata = list[dict[str, Any]]
+__all__ = ["WindowResult"]
 
 
 class WindowResult(NamedTuple):

@@ -7,20 +7,20 @@ in a dict ``key -> [sessions]`` with a heap of ``(closing time, seq, session)``;
 session that grew is pushed again and the stale entry is skipped when popped (its
 ``end`` no longer matches). With ``late='update'``, fired sessions move to ``kept``
 (with their own heap of expiry times) until ``update_for`` has passed.
+
+A store of the ``window`` node: see :mod:`millstream.time._store` for the contract.
 """
 
 from __future__ import annotations
 
 import heapq
 import math
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from ..core.refs import release_refs, retain_refs
-from ._results import Metadata, WindowResult
+from ..core.refs import Metadata, release_refs, retain_refs
+from ._results import WindowResult
+from ._store import StoreContext, WindowStore
 from .windows import Session, Window
-
-if TYPE_CHECKING:
-    from .operators import window
 
 __all__ = ["SessionWindows"]
 
@@ -40,16 +40,16 @@ class _Session:
         self.next_early = 0
 
 
-class SessionWindows:
+class SessionWindows(WindowStore):
     """The open (and kept) sessions of one ``window`` node with a Session assigner.
 
-    :meth:`update` is the node's per-element method; :meth:`advance` fires the sessions
-    the watermark closed and forgets the kept ones that expired.
+    :meth:`add` places an element in its key's sessions; :meth:`advance` fires the
+    sessions the watermark closed and forgets the kept ones that expired.
     """
 
-    def __init__(self, node: window):
-        self._node = node
-        assigner = node.assigner
+    def __init__(self, context: StoreContext):
+        super().__init__(context)
+        assigner = context.assigner
         assert isinstance(assigner, Session)
         self.gap = assigner.gap
         self.open: dict[Any, list[_Session]] = {}  # key -> open sessions
@@ -59,15 +59,18 @@ class SessionWindows:
         self._seq = 0
         self.next_close = _INF  # watermark at which the next session closes
         self.next_purge = _INF  # watermark at which the next kept session expires
-        self._keep = node.late_policy == "update"
+        self._keep = context.keep_fired
+        self._lateness = context.allowed_lateness
+        self._keys = context.keys
+        self._agg = context.agg
+        self._out = context.out
 
     # -- elements ------------------------------------------------------------------------
-    def update(self, x: Any, who: Any = None, metadata: Metadata | None = None) -> Any:
-        node = self._node
-        ts = node._timestamp_of(x)
-        key = node._key_of(x)
-        v = node._value_of(x)
-        gap, lateness, wm = self.gap, node.allowed_lateness, node._wm
+    def add(
+        self, ts: Any, key: Any, v: Any, x: Any, metadata: Metadata | None, wm: float
+    ) -> list[Any] | None:
+        agg = self._agg
+        gap, lateness = self.gap, self._lateness
         end = ts + gap
         sessions = self.open.get(key)
         overlapping = (
@@ -75,21 +78,21 @@ class SessionWindows:
         )
         pending: list[Any] = []
         if not overlapping and end + lateness <= wm:
-            pending += self._late(key, ts, end, v, x, metadata)
+            pending += self._late(key, ts, end, v, x, metadata, wm)
         else:
             if not overlapping:
-                session = _Session(key, ts, end, node._create())
+                session = _Session(key, ts, end, agg.create())
                 if sessions is None:
                     sessions = self.open[key] = []
                 sessions.append(session)
-                node._open_key(key)
+                self._keys.opened(key)
                 self._schedule(session)
             else:
                 overlapping.sort(key=lambda s: s.start)
                 session = overlapping[0]
                 old_end = session.end
                 for other in overlapping[1:]:
-                    session.acc = node._merge_accs(session.acc, other.acc, x)
+                    session.acc = agg.merge(session.acc, other.acc, x)
                     session.count += other.count
                     if other.held:
                         if session.held is None:
@@ -99,12 +102,12 @@ class SessionWindows:
                     other.alive = False
                     assert sessions is not None
                     sessions.remove(other)
-                    node._close_key(key)
+                    self._keys.closed(key)
                 session.start = min(session.start, ts)
                 session.end = max(session.end, end)
                 if session.end != old_end:
                     self._schedule(session)
-            session.acc = node._fold(session.acc, v, x)
+            session.acc = agg.fold(session.acc, v, x)
             session.count += 1
             if metadata:
                 retain_refs(metadata)
@@ -112,38 +115,37 @@ class SessionWindows:
                     session.held = list(metadata)
                 else:
                     session.held.extend(metadata)
-            early = node.early
+            early = self.context.early
             if early is not None and session.count >= session.next_early:
                 session.next_early = (session.count // early + 1) * early
                 if session.count >= early:
                     w = Window(session.start, session.end)
-                    pending += node._emit_early(key, w, session.acc)
-        if ts > node._max_ts and node._tracker is not None:
-            pending += node._observe(ts)
+                    value = self._agg.value(session.acc)
+                    pending += self._out.result(WindowResult(key, w, value, "early"))
         return pending
 
     def _schedule(self, session: _Session) -> None:
-        close = session.end + self._node.allowed_lateness
+        close = session.end + self._lateness
         self._seq += 1
         heapq.heappush(self.heap, (close, self._seq, session))
         if close < self.next_close:
             self.next_close = close
 
     def _late(
-        self, key: Any, ts: Any, end: Any, v: Any, x: Any, metadata: Metadata | None
+        self, key: Any, ts: Any, end: Any, v: Any, x: Any, metadata: Metadata | None, wm: float
     ) -> list[Any]:
-        node = self._node
-        pending = node._late(Window(ts, end), x, metadata)
+        out, agg = self._out, self._agg
+        pending = out.late(Window(ts, end), x, metadata)
         if pending is not None:
             return pending
         kept_list = self.kept.get(key)
         overlapping = [s for s in kept_list if s.start < end and ts < s.end] if kept_list else []
-        keep_for = node.update_for
+        keep_for = self.context.update_for
         if not overlapping:
-            if end + node.allowed_lateness + keep_for <= node._wm and keep_for != _INF:
-                node.dropped_count += 1
+            if end + self._lateness + keep_for <= wm and keep_for != _INF:
+                out.dropped()
                 return []
-            session = _Session(key, ts, end, node._create())
+            session = _Session(key, ts, end, agg.create())
             if kept_list is None:
                 kept_list = self.kept[key] = []
             kept_list.append(session)
@@ -151,25 +153,25 @@ class SessionWindows:
             overlapping.sort(key=lambda s: s.start)
             session = overlapping[0]
             for other in overlapping[1:]:
-                session.acc = node._merge_accs(session.acc, other.acc, x)
+                session.acc = agg.merge(session.acc, other.acc, x)
                 session.end = max(session.end, other.end)
                 other.alive = False
                 assert kept_list is not None
                 kept_list.remove(other)
             session.start = min(session.start, ts)
             session.end = max(session.end, end)
-        session.acc = node._fold(session.acc, v, x)
+        session.acc = agg.fold(session.acc, v, x)
         self._keep_session(session)
-        value = node._value_for(session.acc)
-        return node._emit(
+        value = agg.value(session.acc)
+        return out.result(
             WindowResult(key, Window(session.start, session.end), value, "update"), metadata
         )
 
     def _keep_session(self, session: _Session) -> None:
-        node = self._node
-        if node.update_for == _INF:
+        keep_for = self.context.update_for
+        if keep_for == _INF:
             return
-        expires = session.end + node.allowed_lateness + node.update_for
+        expires = session.end + self._lateness + keep_for
         self._seq += 1
         heapq.heappush(self.kept_heap, (expires, self._seq, session))
         if expires < self.next_purge:
@@ -184,9 +186,9 @@ class SessionWindows:
         return pending
 
     def _fire(self, wm: float) -> list[Any]:
-        node = self._node
         heap = self.heap
-        lateness = node.allowed_lateness
+        lateness = self._lateness
+        keys, agg, final = self._keys, self._agg, self._out.final
         due: list[_Session] = []
         while heap and heap[0][0] <= wm:
             close, _, session = heapq.heappop(heap)
@@ -195,7 +197,7 @@ class SessionWindows:
                 due.append(session)
         self.next_close = heap[0][0] if heap else _INF
         if len(due) > 1:
-            due.sort(key=lambda s: (s.end, node._rank(s.key)))
+            due.sort(key=lambda s: (s.end, keys.rank(s.key)))
         pending: list[Any] = []
         for i, session in enumerate(due):
             key = session.key
@@ -203,17 +205,17 @@ class SessionWindows:
             sessions.remove(session)
             if not sessions:
                 del self.open[key]
-            node._close_key(key)
+            keys.closed(key)
             held, session.held = session.held, None
             if self._keep:
                 session.alive = True
                 self.kept.setdefault(key, []).append(session)
                 self._keep_session(session)
             result = WindowResult(
-                key, Window(session.start, session.end), node._value_for(session.acc), "final"
+                key, Window(session.start, session.end), agg.value(session.acc), "final"
             )
             try:
-                pending += node._emit_final(result, held)
+                pending += final(result, held)
             except BaseException as e:
                 for rest in due[i + 1 :]:  # give the others back their places
                     rest.alive = True
@@ -222,13 +224,13 @@ class SessionWindows:
         return pending
 
     def _purge(self, wm: float) -> None:
-        node = self._node
         heap = self.kept_heap
+        keep_for = self.context.update_for
         while heap and heap[0][0] <= wm:
             expires, _, session = heapq.heappop(heap)
             if not session.alive:
                 continue
-            if session.end + node.allowed_lateness + node.update_for != expires:
+            if session.end + self._lateness + keep_for != expires:
                 continue  # extended since: a later entry stands for it
             session.alive = False
             kept = self.kept.get(session.key)
@@ -256,9 +258,8 @@ class SessionWindows:
         return open_, kept, {}
 
     def restore(self, open_: list[Any], kept: list[Any], positions: dict[Any, int]) -> None:
-        """Replace every session by those of a :meth:`snapshot` (the node's key ranks are
-        already restored; each open session counts for its key)."""
-        node = self._node
+        """Replace every session by those of a :meth:`snapshot` (the key ranks are already
+        restored; each open session counts for its key)."""
         self.next_close = self.next_purge = _INF
         self.open.clear()
         self.heap.clear()
@@ -268,7 +269,7 @@ class SessionWindows:
             s = _Session(key, start, end, acc)
             s.count, s.next_early = count, next_early
             self.open.setdefault(key, []).append(s)
-            node._open_key(key)
+            self._keys.opened(key)
             self._schedule(s)
         for key, start, end, acc in kept:
             s = _Session(key, start, end, acc)

@@ -13,15 +13,18 @@ smallest of their watermarks), or, without one, its own
 ``watermark >= w.end + allowed_lateness``. Closed windows' state is freed (kept for
 ``update_for`` with ``late='update'``).
 
-The node keeps what every assigner shares: its arguments, the getters of timestamp, key
-and value, the watermark and its listeners, the first-seen order of keys, the late
-policies, the emission of results (holding the refs of their elements' metadata until
-downstream is done) and the framing of :meth:`~window.snapshot`. Each family of
-assigners keeps its windows in its own object, ``node._windows``, whose ``update`` is
-the node's per-element method:
+The node keeps what every assigner shares: its arguments, the reading of each
+element's timestamp, key and value, the watermark and its listeners, the first-seen
+order of keys, the late policies, the emission of results (holding the refs of their
+elements' metadata until downstream is done) and the framing of
+:meth:`~window.snapshot`. Each family of assigners keeps its windows in a store, chosen
+when the node is built, that works through the narrow contract of
+:mod:`millstream.time._store` (it gets the aggregation, the key order and a way to hand
+results back; the node alone emits):
 
 * :class:`~millstream.time._buckets.TimeBuckets` (``Tumbling``, ``Sliding``): a dict
-  ``bucket number -> {key: accumulator}`` with a heap of open bucket numbers;
+  ``bucket number -> {key: accumulator}`` with a heap of open bucket numbers
+  (:class:`~millstream.time._buckets.TumblingBuckets`: the short path of ``Tumbling``);
 * :class:`~millstream.time._sessions.SessionWindows` (``Session``): a dict
   ``key -> [open sessions]`` with a heap of closing times;
 * :class:`~millstream.time._counts.CountWindows` (``CountTumbling``, ``CountSliding``,
@@ -35,30 +38,32 @@ import copy
 import math
 import operator
 from collections.abc import Callable
-from typing import Any, cast
+from typing import Any
 
 from .._utils import annotate_error, check_positive_int, convert_interval, short_repr
-from ..core.refs import release_refs
+from ..core.refs import Metadata, release_refs
 from ..core.stream import Stream, push_from_outside
-from ._buckets import TimeBuckets
-from ._counts import CountWindows
-from ._results import Metadata, WindowResult
+from ._buckets import time_buckets
+from ._counts import count_windows
+from ._results import WindowResult
 from ._sessions import SessionWindows
-from .aggregations import Count, Sum, as_aggregation
+from ._store import Accumulators, KeyOrder, StoreContext, WindowOutput, WindowStore
+from .aggregations import as_aggregation
 from .watermarks import WatermarkTracker, to_timestamp, watermark_sources
 from .windows import Window, WindowAssigner
 
 __all__ = ["WindowResult", "window"]
 
-#: The windows of one node, by assigner family.
-WindowStore = TimeBuckets | SessionWindows | CountWindows
-
 _INF = math.inf
 _LATE_POLICIES = ("drop", "side", "update")
 
-
-def _no_timestamp(x: Any) -> Any:
-    raise TypeError("window: count and global windows read no timestamp")
+#: The store of each kind of assigner (``WindowAssigner.kind``).
+_STORES: dict[str, Callable[[StoreContext], WindowStore]] = {
+    "time": time_buckets,
+    "session": SessionWindows,
+    "count": count_windows,
+    "global": count_windows,
+}
 
 
 def _getter(name: str, arg: Any) -> Callable[[Any], Any] | None:
@@ -271,20 +276,14 @@ class window(Stream):
         elif update_for != _INF and late != "update":
             raise ValueError("window: update_for needs late='update'")
 
-        Stream.__init__(self, upstream, **kwargs)
-        self.late: Stream = Stream(stream_name="late", loop=self.loop)
-        """Late elements as ``(window, element)`` pairs, with ``late='side'``."""
-        self.late_count = 0
-        self.dropped_count = 0
-
         # -- watermark: the with_timestamps nodes upstream, or our own tracker ----------
         sources = watermark_sources(upstream) if upstream is not None else []
         self._sources = sources
         self._tracker: WatermarkTracker | None = None
         self._wm: float = -_INF
         self._max_ts: float = -_INF
-        self._timestamp: Callable[[Any], Any] = _no_timestamp
-        self._convert = True
+        # None for count and global windows, which read no timestamp
+        self._timestamp: Callable[[Any], Any] | None = None
         if kind in ("time", "session"):
             if sources:
                 if self.max_out_of_orderness:
@@ -298,44 +297,47 @@ class window(Stream):
                             f"window: {len(sources)} with_timestamps nodes feed this window; "
                             "pass timestamp= to say how to read an element's time"
                         )
-                    self._timestamp = sources[0].timestamp_of
-                    self._convert = False
+                    self._timestamp = sources[0].timestamp_of  # gives floats
                 else:
-                    self._timestamp, self._convert = user_timestamp, True
+                    self._timestamp = user_timestamp
             else:
                 if user_timestamp is None:
                     raise TypeError(
                         "window: timestamp= is required for event-time windows without a "
                         "with_timestamps node upstream"
                     )
-                self._timestamp, self._convert = user_timestamp, True
+                self._timestamp = user_timestamp
                 self._tracker = WatermarkTracker(self.max_out_of_orderness)
+
+        # -- the windows: a store for this kind of assigner ------------------------------
+        self._keys = KeyOrder()
+        context = StoreContext(
+            assigner=assigner,
+            agg=Accumulators(agg, self._note_error),
+            keys=self._keys,
+            out=WindowOutput(
+                final=self._emit_final,
+                result=self._emit,
+                late=self._late,
+                dropped=self._count_dropped,
+            ),
+            note_error=self._note_error,
+            allowed_lateness=self.allowed_lateness,
+            update_for=self.update_for,
+            early=self.early,
+            keep_fired=late == "update",
+        )
+        self._store = _STORES[kind](context)
+        self._place = self._store.add  # looked up once: called for every element
+
+        # -- every argument checked: join the graph -------------------------------------
+        Stream.__init__(self, upstream, **kwargs)
+        self.late: Stream = Stream(stream_name="late", loop=self.loop)
+        """Late elements as ``(window, element)`` pairs, with ``late='side'``."""
+        self.late_count = 0
+        self.dropped_count = 0
         for source in sources:
             source.add_watermark_listener(self._on_watermark)
-
-        # -- aggregation functions --------------------------------------------------------
-        self._create = agg.create
-        self._add = agg.add
-        self._merge = getattr(agg, "merge", None)
-        self._result = agg.result
-        self._agg_func = getattr(agg, "func", None)
-        add_fn: Callable[[Any, Any], Any] | None = None
-        if type(agg) is Sum:
-            add_fn = operator.add
-        self._fast_add = add_fn
-        self._result_is_identity = type(agg) in (Sum, Count)
-
-        # -- state ----------------------------------------------------------------------
-        self._ranks: dict[Any, list[int]] = {}  # key -> [first-seen rank, open windows]
-        self._rank_seq = 0
-        self._windows: WindowStore
-        if kind == "time":
-            self._windows = TimeBuckets(self)
-        elif kind == "session":
-            self._windows = SessionWindows(self)
-        else:
-            self._windows = CountWindows(self)
-        self.update = self._windows.update  # type: ignore[method-assign]
 
     # -- public --------------------------------------------------------------------------
     @property
@@ -357,83 +359,54 @@ class window(Stream):
     def _flush_all(self) -> list[Any]:
         return self._advance(_INF)
 
-    # -- getters and aggregation ---------------------------------------------------------
-    def _timestamp_of(self, x: Any) -> Any:
+    # -- elements ------------------------------------------------------------------------
+    def update(self, x: Any, who: Stream | None = None, metadata: Metadata | None = None) -> Any:
+        """Read ``x``'s timestamp, key and value; its store places it in its windows."""
         func = self._timestamp
-        try:
-            ts = func(x)
-        except Exception as e:
-            annotate_error(e, self, func, x)
-            raise
-        if self._convert and type(ts) is not float and type(ts) is not int:
-            ts = to_timestamp(ts, self, x)
-        if ts != ts:
-            error = ValueError(f"window: timestamp is NaN for element {short_repr(x)}")
-            annotate_error(error, self, func, x)
-            raise error
-        return ts
-
-    def _key_of(self, x: Any) -> Any:
+        ts: Any = None
+        if func is not None:
+            try:
+                ts = func(x)
+            except Exception as e:
+                annotate_error(e, self, func, x)
+                raise
+            if type(ts) is not float and type(ts) is not int:
+                ts = to_timestamp(ts, self, x)
+            elif ts != ts:
+                self._nan_timestamp(func, x)
         func = self._key
         if func is None:
-            return None
-        try:
-            return func(x)
-        except Exception as e:
-            annotate_error(e, self, func, x)
-            raise
-
-    def _value_of(self, x: Any) -> Any:
+            key = None
+        else:
+            try:
+                key = func(x)
+            except Exception as e:
+                annotate_error(e, self, func, x)
+                raise
         func = self._value
         if func is None:
-            return x
-        try:
-            return func(x)
-        except Exception as e:
-            annotate_error(e, self, func, x)
-            raise
-
-    def _fold(self, acc: Any, v: Any, x: Any) -> Any:
-        try:
-            return self._add(acc, v)
-        except Exception as e:
-            annotate_error(e, self, self._agg_func, x)
-            raise
-
-    def _value_for(self, acc: Any) -> Any:
-        try:
-            return self._result(acc)
-        except Exception as e:
-            annotate_error(e, self, self._agg_func, acc, what="accumulator")
-            raise
-
-    def _merge_accs(self, a: Any, b: Any, x: Any) -> Any:
-        try:
-            return self._merge(a, b)  # type: ignore[misc]
-        except Exception as e:
-            annotate_error(e, self, self._agg_func, x)
-            raise
-
-    # -- keys, in first-seen order -------------------------------------------------------
-    def _open_key(self, key: Any) -> None:
-        """``key`` gets one more open window (a rank the first time)."""
-        r = self._ranks.get(key)
-        if r is None:
-            self._ranks[key] = [self._rank_seq, 1]
-            self._rank_seq += 1
+            v = x
         else:
-            r[1] += 1
+            try:
+                v = func(x)
+            except Exception as e:
+                annotate_error(e, self, func, x)
+                raise
+        pending = self._place(ts, key, v, x, metadata, self._wm)
+        if self._tracker is not None and ts > self._max_ts:
+            more = self._observe(ts)
+            if more:
+                return pending + more if pending else more
+        return pending
 
-    def _close_key(self, key: Any) -> None:
-        r = self._ranks.get(key)
-        if r is not None:
-            r[1] -= 1
-            if r[1] <= 0:
-                del self._ranks[key]
+    def _nan_timestamp(self, func: Any, x: Any) -> None:
+        error = ValueError(f"window: timestamp is NaN for element {short_repr(x)}")
+        annotate_error(error, self, func, x)
+        raise error
 
-    def _rank(self, key: Any) -> int:
-        r = self._ranks.get(key)
-        return r[0] if r is not None else self._rank_seq
+    def _note_error(self, error: BaseException, func: Any, arrived: Any, what: str) -> None:
+        """For the store: name this node, ``func`` and the element (or accumulator)."""
+        annotate_error(error, self, func, arrived, what=what)
 
     # -- results and late elements -------------------------------------------------------
     def _emit_final(self, result: WindowResult, held: Metadata | None) -> list[Any]:
@@ -449,9 +422,6 @@ class window(Stream):
             release_refs(held)
         return pending
 
-    def _emit_early(self, key: Any, w: Window, acc: Any) -> list[Any]:
-        return self._emit(WindowResult(key, w, self._value_for(acc), "early"))
-
     def _late(self, w: Window, x: Any, metadata: Metadata | None) -> list[Any] | None:
         """Count ``x``, late for its closed window ``w``, and apply ``late='drop'`` or
         ``'side'`` (what to await is returned); ``None`` for ``late='update'``: the caller
@@ -465,6 +435,10 @@ class window(Stream):
             return self.late._emit((w, x), metadata)
         return None
 
+    def _count_dropped(self) -> None:
+        """A late element was dropped by the store: its window is no longer kept."""
+        self.dropped_count += 1
+
     # -- the watermark -------------------------------------------------------------------
     def _observe(self, ts: float) -> list[Any]:
         """Own watermark: feed a new largest timestamp; fire what closed."""
@@ -474,8 +448,8 @@ class window(Stream):
         tracker.observe(ts)
         wm = tracker.watermark
         if wm > self._wm:
-            windows = self._windows
-            if wm >= windows.next_close or wm >= windows.next_purge:
+            store = self._store
+            if wm >= store.next_close or wm >= store.next_purge:
                 return self._advance(wm)
             self._wm = wm
         return []
@@ -492,7 +466,7 @@ class window(Stream):
         """Move the watermark to ``wm`` (if later) and fire every window that closed."""
         if wm > self._wm:
             self._wm = wm
-        return self._windows.advance(self._wm)
+        return self._store.advance(self._wm)
 
     # -- state ---------------------------------------------------------------------------
     def snapshot(self) -> dict[str, Any]:
@@ -502,7 +476,7 @@ class window(Stream):
         'late_count', 'dropped_count', 'keys', 'open', 'kept', 'positions'}``; ``keys``
         lists the keys with open windows in first-seen order.
         """
-        open_, kept, positions = self._windows.snapshot()
+        open_, kept, positions = self._store.snapshot()
         state = {
             "kind": self._kind,
             "watermark": self._wm,
@@ -510,7 +484,7 @@ class window(Stream):
             "tracker": self._tracker.snapshot() if self._tracker is not None else None,
             "late_count": self.late_count,
             "dropped_count": self.dropped_count,
-            "keys": sorted(self._ranks, key=self._rank),
+            "keys": self._keys.keys(),
             "open": open_,
             "kept": kept,
             "positions": positions,
@@ -526,40 +500,13 @@ class window(Stream):
                 f"{self.assigner!r} windows"
             )
         state = copy.deepcopy(state)
-        self._windows.release_held(RuntimeError(f"{self}: element discarded by restore()"))
+        self._store.release_held(RuntimeError(f"{self}: element discarded by restore()"))
         self._wm = state["watermark"]
         self._max_ts = state["max_ts"]
         if self._tracker is not None and state["tracker"] is not None:
             self._tracker.restore(state["tracker"])
         self.late_count = state["late_count"]
         self.dropped_count = state["dropped_count"]
-        self._ranks.clear()
-        self._rank_seq = 0
-        for key in state["keys"]:
-            self._ranks[key] = [self._rank_seq, 0]
-            self._rank_seq += 1
-        self._windows.restore(state["open"], state["kept"], state["positions"])
-        for key in list(self._ranks):
-            if self._ranks[key][1] <= 0:
-                del self._ranks[key]
-
-    # -- views of the windows' state, for white-box tests --------------------------------
-    @property
-    def _open(self) -> dict[Any, Any]:
-        return self._windows.open
-
-    @property
-    def _heap(self) -> list[Any]:
-        return cast(TimeBuckets, self._windows).heap
-
-    @property
-    def _held(self) -> dict[Any, dict[Any, Metadata]]:
-        return cast(TimeBuckets, self._windows).held
-
-    @property
-    def _kept(self) -> dict[Any, dict[Any, Any]]:
-        return cast(TimeBuckets, self._windows).kept
-
-    @property
-    def _kept_sessions(self) -> dict[Any, Any]:
-        return cast(SessionWindows, self._windows).kept
+        self._keys.restore(state["keys"])
+        self._store.restore(state["open"], state["kept"], state["positions"])
+        self._keys.forget_unused()

@@ -41,7 +41,7 @@ __all__ = [
     "with_timestamps",
 ]
 
-logger = logging.getLogger(__name__)
+logger = logging.getLogger("millstream.time")
 
 #: The watermark before any element: nothing is known, no window may close.
 NO_WATERMARK: float = float("-inf")
