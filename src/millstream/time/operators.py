@@ -33,7 +33,6 @@ results back; the node alone emits):
 
 from __future__ import annotations
 
-import asyncio
 import copy
 import math
 import operator
@@ -42,7 +41,7 @@ from typing import Any
 
 from .._utils import annotate_error, check_positive_int, convert_interval, short_repr
 from ..core.refs import Metadata, release_refs
-from ..core.stream import Stream, push_from_outside
+from ..core.stream import Stream, push_from_outside, release_refs_after
 from ._buckets import time_buckets
 from ._counts import count_windows
 from ._results import WindowResult
@@ -92,18 +91,6 @@ def _duration(name: str, value: Any, allow_inf: bool = False) -> float:
     if not seconds >= 0 or (math.isinf(seconds) and not allow_inf):
         raise ValueError(f"window: {name} must be >= 0 and finite, got {short_repr(value)}")
     return value if isinstance(value, int) else seconds
-
-
-async def _release_after(pending: list[Any], held: Metadata) -> None:
-    try:
-        if len(pending) == 1:
-            await pending[0]
-        else:
-            await asyncio.gather(*pending)
-    except BaseException as e:
-        release_refs(held, error=e)
-        raise
-    release_refs(held)
 
 
 @Stream.register_api()
@@ -418,7 +405,7 @@ class window(Stream):
             raise
         if held:
             if pending:
-                return [_release_after(pending, held)]
+                return [release_refs_after(pending, held)]
             release_refs(held)
         return pending
 
