@@ -5,7 +5,7 @@ a bare worker (no nanny, so it stays dead) that the test kills.
 Tasks that were running on the dead worker, or whose results were only there, are run
 again elsewhere by the scheduler. Data stored with ``client.scatter`` cannot be made
 again: its key is forgotten and every task needing it is cancelled. ``scatter`` puts each
-element on the cluster as a task that loads it (:mod:`millstream.dask.recovery`), which
+element on the cluster as a task that loads it (:mod:`millstream.dask.payloads`), which
 the scheduler runs again, so a stream loses nothing.
 """
 
@@ -21,7 +21,7 @@ from distributed.client import FutureCancelledError
 
 from kafka._produce import committed, params, produce
 from millstream import Stream
-from millstream.dask.recovery import scatter_element, submit_element
+from millstream.dask.payloads import scatter_element, submit_element
 from millstream.testing import wait_for
 
 

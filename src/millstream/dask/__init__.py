@@ -29,8 +29,15 @@ Policy
       ``partition``, ``sliding_window``, ``zip``, ``combine_latest``… keep Streamz's
       tuples of futures. Time nodes (``buffer``, ``delay``, ``timed_window``,
       ``rate_limit``, ``latest``…) run on the client over futures; ``sink`` receives
-      futures; ``sink_to_textfile`` and ``to_kafka`` write gathered values. See
-      :mod:`millstream.dask.operators` for each node.
+      futures; ``sink_to_textfile`` and ``to_kafka`` write gathered values.
+
+Modules
+    :mod:`~millstream.dask.border` (``scatter``, ``gather``, ``buffer``),
+    :mod:`~millstream.dask.stateless` (one task per unit: ``map``, ``filter``…),
+    :mod:`~millstream.dask.stateful` and :mod:`~millstream.dask.multi_input` (state on
+    the cluster: ``accumulate``, ``partition``, ``zip``…), :mod:`~millstream.dask.on_client`
+    (time nodes and sinks over futures), :mod:`~millstream.dask.payloads` (elements sent as
+    tasks the scheduler can run again when a worker is lost).
 
 Invariants
     * ``scatter`` sends each element alone and unhashed (``client.scatter([x],
@@ -48,18 +55,22 @@ Invariants
     * ``import millstream`` never imports dask or distributed; this package does.
 
 Example
-    >>> from distributed import Client
+    The examples of this package use ``client``, an open ``distributed.Client`` (when
+    pytest runs them, one in-process ``Client(processes=False)`` for the session, from
+    the ``doctest_namespace`` fixture of the repository's ``conftest.py``). Create yours
+    before emitting::
+
+        from distributed import Client
+        client = Client()
+
     >>> from millstream import Stream
     >>> from millstream.testing import wait_for
-    >>> client = Client(processes=False, n_workers=1, threads_per_worker=1,
-    ...                 dashboard_address='127.0.0.1:0')
     >>> source = Stream.from_iterable(range(5))
     >>> L = source.scatter().map(lambda x: x * x).gather().sink_to_list()
     >>> source.start()
     >>> wait_for(lambda: len(L) == 5, 10)
     >>> L
     [0, 1, 4, 9, 16]
-    >>> client.close()
 """
 
 from __future__ import annotations
@@ -73,36 +84,20 @@ except ImportError as e:  # pragma: no cover - exercised in a subprocess test
     ) from e
 
 from ._tasks import Batch
-from .operators import (
+from .border import buffer, gather, scatter
+from .multi_input import combine_latest, zip, zip_latest
+from .on_client import delay, latest, rate_limit, sink, timed_window, timed_window_unique, union
+from .stateful import (
     accumulate,
-    buffer,
     collect,
-    combine_latest,
-    delay,
-    filter,
-    flatten,
     frequencies,
-    gather,
-    latest,
-    map,
-    map_async,
     partition,
     partition_unique,
-    pluck,
-    rate_limit,
-    remove,
-    scatter,
-    sink,
     slice,
     sliding_window,
-    starmap,
-    timed_window,
-    timed_window_unique,
-    union,
     unique,
-    zip,
-    zip_latest,
 )
+from .stateless import filter, flatten, map, map_async, pluck, remove, starmap
 from .stream import DaskStream
 
 __all__ = [

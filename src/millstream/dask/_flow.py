@@ -1,6 +1,7 @@
 """How Dask nodes wait for tasks without blocking, keep arrival order, and hold refs.
 
-Three building blocks, shared by the nodes of :mod:`millstream.dask.operators`:
+The building blocks shared by the Dask nodes (:mod:`millstream.dask.stateful`,
+:mod:`millstream.dask.multi_input`, :mod:`millstream.dask.on_client`):
 
 ``_InOrder``
     A backlog of elements handled one at a time, in arrival order, by a task on the
@@ -26,26 +27,30 @@ Three building blocks, shared by the nodes of :mod:`millstream.dask.operators`:
     A client-side node that needs single elements (``rate_limit``, ``latest``,
     ``sink``…): a ``Batch`` is split into element futures (its length, a small result,
     comes to the client; the elements do not) and they go through the core node in order.
+
+``_RunsNode``
+    A core node (``unique``, ``partition``, ``zip``…) run on the workers from its
+    snapshot: the step task (:func:`~millstream.dask._detached.run_node`) restores a detached
+    copy of the node, pushes the unit and snapshots it again. On element futures it runs
+    the core node on the client instead (an ``_Exploding`` node), as Streamz does.
 """
 
 from __future__ import annotations
 
 import asyncio
+import uuid
 from collections import deque
 from collections.abc import Awaitable, Callable
 from typing import Any
 
 from .._utils import annotate_error
-from ..core.refs import release_refs, retain_refs
-from ..core.stream import await_all
-from ._bridge import gather_result, get_client
-from ._tasks import Batch, length, nth
+from ..core import Metadata, Stream, await_all, release_refs, retain_refs
+from ._bridge import gather_result, get_client, record_origin
+from ._detached import NodeSpec, run_node, untag
+from ._tasks import Batch, held_of, length, nth, outputs_of, state_of
 from .stream import DaskStream
 
 __all__ = ["await_result", "fetch", "futures_in", "is_ready", "parts", "wait_ready"]
-
-
-Metadata = list[dict[str, Any]]
 
 
 def parts(x: Any) -> tuple[str, Any, str | None]:
@@ -330,3 +335,82 @@ class _Exploding(_InOrder):
         client = get_client()
         n = await fetch(client.submit(length, x.future, x.source, pure=False))
         return [client.submit(nth, x.future, x.source, i, pure=False) for i in self._positions(n)]
+
+
+class _RunsNode(_OnWorkers, _Exploding):
+    """A core node run on the workers from its snapshot (or, on element futures, on the client).
+
+    ``_on_workers`` is chosen at construction: on the workers when the node needs the
+    elements' values (a ``key``…) or when its input may carry batches; otherwise the core
+    node runs here over futures, as in Streamz (a batch arriving then is split).
+    """
+
+    _spec: NodeSpec
+    _emits_on_push = True
+    _core_cls: type[Stream] = Stream
+
+    def _setup(
+        self,
+        args: tuple[Any, ...] = (),
+        kwargs: dict[str, Any] | None = None,
+        layout: list[tuple[str, Any]] | None = None,
+        key_arg: str | None = None,
+    ) -> None:
+        node_kwargs = dict(kwargs or {})
+        if self.name is not None:
+            node_kwargs["stream_name"] = self.name
+        self._spec = NodeSpec(
+            uuid.uuid4().hex, self._core_cls, args, node_kwargs, str(self), layout, key_arg
+        )
+
+    def _emits_batches(self) -> bool:
+        return self._on_workers and self._emits_on_push
+
+    def _initial_state(self) -> Any:
+        return (self._core_cls.snapshot(self), False)
+
+    def update(self, x: Any, who: Stream | None = None, metadata: Metadata | None = None) -> Any:
+        if self._on_workers:
+            return self._worker_update(x, who, metadata)
+        return self._explode_update(x, who, metadata)
+
+    def _core_update(self, x: Any, who: Any, metadata: Metadata | None) -> Any:
+        return self._core_cls.update(self, x, who, metadata)
+
+    def _submit(
+        self, client: Any, state: Any, x: Any, position: int, tag: int | None, track: bool
+    ) -> tuple[Any, Any, Any]:
+        kind, value, source = parts(x)
+        result = client.submit(
+            run_node, self._spec, state, kind, value, source, position, tag, pure=False
+        )
+        record_origin(result, self, None)
+        new_state = client.submit(state_of, result, pure=False)
+        out = None
+        if self._emits_on_push:
+            outputs = client.submit(outputs_of, result, pure=False)
+            record_origin(outputs, self, None)
+            out = Batch(outputs)
+        report = client.submit(held_of, result, pure=False) if track else None
+        return new_state, out, report
+
+    def snapshot(self) -> Any:
+        """The core node's snapshot; on the workers the state is fetched (blocking: call it
+        outside the event loops). Futures held on the client are fetched as values."""
+        if self._on_workers:
+            return untag(self._fetch_state()[0])
+        return _values(self._core_cls.snapshot(self))
+
+    def restore(self, state: Any) -> None:
+        if self._on_workers:
+            self._discard_held()
+            self._wstate = (state, False)
+        else:
+            self._core_cls.restore(self, state)
+
+
+def _values(state: Any) -> Any:
+    """A snapshot with the futures in it replaced by their values (blocking)."""
+    from distributed import futures_of
+
+    return get_client().gather(state) if futures_of(state) else state

@@ -9,7 +9,19 @@ from typing import Any
 from ..core.stream import Stream
 from ._bridge import client_asyncio_loop, get_client
 
-__all__ = ["DaskStream"]
+__all__ = ["DaskStream", "may_batch", "pop_stream_kwargs"]
+
+_STREAM_KWARGS = ("stream_name", "loop", "asynchronous", "ensure_io_loop", "clock")
+
+
+def pop_stream_kwargs(kwargs: dict[str, Any]) -> dict[str, Any]:
+    """Pop the ``Stream`` keywords out of ``kwargs`` (the rest belongs to the user's function)."""
+    return {k: kwargs.pop(k) for k in _STREAM_KWARGS if k in kwargs}
+
+
+def may_batch(*streams: Any) -> bool:
+    """Whether any of ``streams`` may emit :class:`~millstream.dask.Batch` units."""
+    return any(getattr(s, "_may_batch", False) for s in streams)
 
 
 def _streams_in(args: Iterable[Any], kwargs: dict[str, Any]) -> list[Stream]:
@@ -50,9 +62,6 @@ class DaskStream(Stream):
 
     Examples
     --------
-    >>> from distributed import Client
-    >>> client = Client(processes=False, n_workers=1, threads_per_worker=1,
-    ...                 dashboard_address='127.0.0.1:0')
     >>> source = Stream()
     >>> L = source.scatter().map(lambda x: 10 * x).buffer(4).gather().sink_to_list()
     >>> for i in range(4):
@@ -61,7 +70,6 @@ class DaskStream(Stream):
     >>> wait_for(lambda: len(L) == 4, 10)
     >>> L
     [0, 10, 20, 30]
-    >>> client.close()
     """
 
     def __init__(self, *args: Any, **kwargs: Any):

@@ -121,7 +121,8 @@ class slice(Stream):
     because code written for Streamz relies on it; to get Python slicing with a
     ``start`` that is not a multiple of ``step``, put ``slice(start)`` before
     ``slice(None, None, step)``. Once ``end`` elements have arrived the node
-    detaches itself from its upstreams.
+    detaches itself from its upstreams (the hook ``detach_at_end()``, which a
+    subclass counting elsewhere overrides).
 
     Parameters
     ----------
@@ -171,7 +172,7 @@ class slice(Stream):
         self.end = end
         self.step = step or 1
         Stream.__init__(self, upstream, **kwargs)
-        self._check_end()
+        self.detach_at_end()
 
     @staticmethod
     def _check_index(name: str, value: Any) -> int | None:
@@ -189,7 +190,9 @@ class slice(Stream):
             raise ValueError(f"slice: negative indices are not supported, got {name}={index}")
         return index
 
-    def _check_end(self) -> None:
+    def detach_at_end(self) -> None:
+        """Hook: once ``end`` elements have arrived, detach from the upstreams (a subclass
+        that keeps counting elsewhere, as the Dask node on the workers, overrides it)."""
         if self.end is not None and self.state >= self.end:
             for upstream in list(self.upstreams):
                 if self in upstream.downstreams:
@@ -202,7 +205,7 @@ class slice(Stream):
             return SKIP
         self.state = i + 1
         if end is not None and i + 1 >= end:
-            self._check_end()
+            self.detach_at_end()
         if i >= self.star and i % self.step == 0:
             return x
         return SKIP
@@ -225,7 +228,7 @@ class slice(Stream):
     def restore(self, state: dict[str, Any]) -> None:
         self.state = int(state["count"])
         if self.end is not None and self.state >= self.end:
-            self._check_end()
+            self.detach_at_end()
         else:
             for upstream in self.upstreams:
                 if self not in upstream.downstreams:
@@ -248,6 +251,10 @@ class partition(Stream):
 
     Unlike Streamz, only a ``partition`` with a ``timeout`` needs an event loop: one
     without runs inline in the emitting thread (and in fused code).
+
+    Hooks for subclasses (the Dask node computes keys on the workers through them):
+    ``group_key(x)``, the group of an element, and ``take_group(key) -> (values,
+    metadata)``, which removes a full or timed-out group before it is emitted.
 
     Parameters
     ----------
@@ -309,7 +316,8 @@ class partition(Stream):
     def key(self) -> Any:
         return self._key
 
-    def _get_key(self, x: Any) -> Any:
+    def group_key(self, x: Any) -> Any:
+        """Hook: the group of ``x`` (``None`` without ``key``)."""
         key = self._key
         if key is None:
             return None
@@ -319,8 +327,8 @@ class partition(Stream):
             annotate_error(e, self, key if callable(key) else None, x)
             raise
 
-    def _take(self, key: Any) -> tuple[tuple[Any, ...], Metadata | None]:
-        """Remove ``key``'s group (and its timer); return its values and metadata."""
+    def take_group(self, key: Any) -> tuple[tuple[Any, ...], Metadata | None]:
+        """Hook: remove ``key``'s group (and its timer); return its values and metadata."""
         values = self._buffer.pop(key)
         timer = self._timers.pop(key, None)
         if timer is not None:
@@ -328,7 +336,7 @@ class partition(Stream):
         return tuple(values), self._metadata_buffer.pop(key, None)
 
     def update(self, x: Any, who: Stream | None = None, metadata: Metadata | None = None) -> Any:
-        key = self._get_key(x)
+        key = self.group_key(x)
         group = self._buffer.get(key)
         if group is None:
             group = self._buffer[key] = []
@@ -341,7 +349,7 @@ class partition(Stream):
             else:
                 held.extend(metadata)
         if len(group) >= self.n:
-            values, held_metadata = self._take(key)
+            values, held_metadata = self.take_group(key)
             return _emit_then_release(self, values, held_metadata, held_metadata)
         if len(group) == 1 and self._timeout is not None:
             self._start_timer(key)
@@ -353,7 +361,7 @@ class partition(Stream):
         if self._metadata_buffer:
             _run_detached(self.update(x) or [])
             return SKIP
-        key = self._get_key(x)
+        key = self.group_key(x)
         group = self._buffer.get(key)
         if group is None:
             group = self._buffer[key] = []
@@ -380,7 +388,7 @@ class partition(Stream):
         timer = self._timers.get(key)
         if timer is None or timer[0] is not token or key not in self._buffer:
             return  # stale: the group filled up (or was restored) meanwhile
-        values, held_metadata = self._take(key)
+        values, held_metadata = self.take_group(key)
         try:
             pending = _emit_then_release(self, values, held_metadata, held_metadata)
         except Exception:

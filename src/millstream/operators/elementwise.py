@@ -12,7 +12,7 @@ from .._utils import annotate_error, check_callable, short_repr
 from ..core.fusion import Stage
 from ..core.stream import Stream, fused_attribute
 
-__all__ = ["filter", "flatten", "map", "pluck", "remove", "starmap"]
+__all__ = ["ItemPicker", "filter", "flatten", "map", "pluck", "remove", "starmap"]
 
 
 class _FuncNode(Stream):
@@ -167,8 +167,15 @@ class remove(filter):
         return Stage("filter", self._predicate, self.args, self.kwargs, negate=True)
 
 
-class _Pick:
-    """``x[pick]``, or a tuple of items when ``pick`` is a list."""
+class ItemPicker:
+    """``x[pick]``, or a tuple of items when ``pick`` is a list: what ``pluck`` selects.
+
+    A picklable callable, so that nodes running elsewhere (the Dask ``pluck``, on the
+    workers) select exactly as the local ``pluck`` does.
+
+    >>> ItemPicker([0, 2])(('a', 'b', 'c'))
+    ('a', 'c')
+    """
 
     __slots__ = ("pick",)
 
@@ -186,6 +193,8 @@ class _Pick:
 class pluck(Stream):
     """Select an item (or, with a list, several items as a tuple) from each element.
 
+    The selection is an :class:`ItemPicker` (reused by the Dask ``pluck``).
+
     Examples
     --------
     >>> source = Stream()
@@ -202,7 +211,7 @@ class pluck(Stream):
 
     def __init__(self, upstream: Stream, pick: Any, **kwargs: Any):
         self.pick = pick
-        self._picker = _Pick(pick)
+        self._picker = ItemPicker(pick)
         Stream.__init__(self, upstream, **kwargs)
 
     def update(self, x: Any, who: Stream | None = None, metadata: list[dict] | None = None) -> Any:

@@ -168,7 +168,7 @@ async def _run_windows(ref: weakref.ReferenceType[_TimedWindowBase], token: int)
         if node._token != token:
             return
         if node.stopped:
-            if node._has_data():
+            if node.has_elements():
                 await node._flush()
             return
         wait = node._deadline - node.clock.now()
@@ -214,15 +214,16 @@ class _TimedWindowBase(Stream):
         self._deadline = self.clock.now() + self._seconds
         self.loop.add_callback(_run_windows, weakref.ref(self), self._token)
 
-    # subclasses: what is buffered
-    def _has_data(self) -> bool:
+    # hooks: what is buffered (documented on timed_window and timed_window_unique)
+    def has_elements(self) -> bool:
+        """Whether the open window holds elements."""
         raise NotImplementedError
 
-    def _take(self) -> tuple[Any, Metadata]:
+    def take_window(self) -> tuple[Any, Metadata]:
         """Empty the buffer; return (window to emit, all metadata in it)."""
         raise NotImplementedError
 
-    def _after_add(self) -> Any:
+    def backpressure(self) -> Any:
         """What ``update`` returns: backpressure while a window is being emitted or is due."""
         if self._emitting or (not self.stopped and self.clock.now() >= self._deadline):
             # Streamz hands back the previous window's emit; we also make the emitter wait
@@ -233,7 +234,7 @@ class _TimedWindowBase(Stream):
         return None
 
     async def _flush(self) -> None:
-        window, metadata = self._take()
+        window, metadata = self.take_window()
         try:
             if window or self.emit_empty:
                 self._emitting = True
@@ -278,6 +279,10 @@ class timed_window(_TimedWindowBase):
     (backpressure), and the timer gets the loop even under a source that never yields.
     ``stop()`` emits the elements held and stops the timer; ``start()`` resumes it.
 
+    Hooks for subclasses (the Dask node builds its window on a worker through them):
+    ``has_elements()``, ``take_window() -> (window, metadata)`` (empties the open window)
+    and ``backpressure()`` (what ``update`` returns after adding an element).
+
     Parameters
     ----------
     interval : float or str
@@ -310,12 +315,12 @@ class timed_window(_TimedWindowBase):
         if metadata:
             retain_refs(metadata)
             self._metadata_buffer.extend(metadata)
-        return self._after_add()
+        return self.backpressure()
 
-    def _has_data(self) -> bool:
+    def has_elements(self) -> bool:
         return bool(self._buffer)
 
-    def _take(self) -> tuple[list[Any], Metadata]:
+    def take_window(self) -> tuple[list[Any], Metadata]:
         window, self._buffer = self._buffer, []
         metadata, self._metadata_buffer = self._metadata_buffer, []
         return window, metadata
@@ -340,6 +345,9 @@ class timed_window_unique(_TimedWindowBase):
 
     The metadata emitted is that of the kept elements; a dropped duplicate's refs are
     released when it is dropped (Streamz retains them forever).
+
+    Hooks for subclasses, as on ``timed_window``: ``has_elements()``, ``take_window()``,
+    ``backpressure()``.
 
     Examples
     --------
@@ -390,17 +398,17 @@ class timed_window_unique(_TimedWindowBase):
             raise
         if old is not _MISSING:
             if self.keep == "first":
-                return self._after_add()
+                return self.backpressure()
             del buffer[k]  # 'last': the new element takes the place of the latest arrival
             release_refs(old[1])
         retain_refs(metadata)
         buffer[k] = (x, metadata)
-        return self._after_add()
+        return self.backpressure()
 
-    def _has_data(self) -> bool:
+    def has_elements(self) -> bool:
         return bool(self._buffer)
 
-    def _take(self) -> tuple[tuple[Any, ...], Metadata]:
+    def take_window(self) -> tuple[tuple[Any, ...], Metadata]:
         entries, self._buffer = self._buffer, {}
         metadata = [m for _, md in entries.values() if md for m in md]
         return tuple(x for x, _ in entries.values()), metadata

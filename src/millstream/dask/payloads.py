@@ -84,13 +84,9 @@ def submit_element(client: Client, x: Any, **submit_kwargs: Any) -> Future:
 
     Examples
     --------
-    >>> from distributed import Client
-    >>> client = Client(processes=False, n_workers=1, threads_per_worker=1,
-    ...                 dashboard_address='127.0.0.1:0')
     >>> future = submit_element(client, {'a': 1})
     >>> future.key.startswith('dict-'), future.result()
     (True, {'a': 1})
-    >>> client.close()
     """
     return submit_payload(client, element_payload(x), type(x).__name__, **submit_kwargs)
 
@@ -105,13 +101,9 @@ async def scatter_element(client: Client, x: Any, **submit_kwargs: Any) -> Futur
     Examples
     --------
     >>> import asyncio
-    >>> from distributed import Client
-    >>> client = Client(processes=False, n_workers=1, threads_per_worker=1,
-    ...                 dashboard_address='127.0.0.1:0')
     >>> future = asyncio.run(scatter_element(client, [1, 2]))
     >>> future.status, future.result()
     ('finished', [1, 2])
-    >>> client.close()
     """
     future = submit_element(client, x, **submit_kwargs)
     loop = asyncio.get_running_loop()
