@@ -7,7 +7,9 @@ from typing import Any
 __all__ = [
     "KafkaConnectError",
     "KafkaDeliveryError",
+    "KafkaNotReady",
     "MillstreamError",
+    "TestingAbort",
     "UnknownTopicError",
 ]
 
@@ -44,3 +46,23 @@ class KafkaDeliveryError(MillstreamError):
         self.kafka_error = kafka_error
         self.topic = topic
         self.value = value
+
+
+class KafkaNotReady(MillstreamError):
+    """A step kept failing with retriable Kafka errors until its time bound ran out.
+
+    ``problem`` is the last error sorted by cause (a
+    :class:`millstream.kafka.errors.KafkaProblem`), ``timeout`` the bound in seconds.
+    """
+
+    def __init__(self, problem: Any, timeout: float) -> None:
+        super().__init__(f"not ready within {timeout:g} s: {problem.describe()}")
+        self.problem = problem
+        self.timeout = timeout
+
+
+class TestingAbort(RuntimeError):
+    """The error a :class:`millstream.testing.TestingSource` raises at an ``ABORT()`` marker
+    (a crash injection)."""
+
+    __test__ = False

@@ -24,6 +24,7 @@ from typing import Any
 
 from .core.clock import ManualClock, use_clock
 from .core.stream import Stream
+from .exceptions import TestingAbort
 from .sources.base import Source
 
 __all__ = [
@@ -101,12 +102,6 @@ async def await_for(
                 fail_func()
             raise TimeoutError(f"condition not reached within {timeout} s")
         await asyncio.sleep(period)
-
-
-class TestingAbort(RuntimeError):
-    """The error a :class:`TestingSource` raises at an ``ABORT()`` marker (a crash injection)."""
-
-    __test__ = False
 
 
 class _Marker:
@@ -188,7 +183,7 @@ class TestingSource(Source):
     >>> run_pipeline(source)
     Traceback (most recent call last):
     ...
-    millstream.testing.TestingAbort: injected failure at item 2 of <TestingSource>
+    millstream.exceptions.TestingAbort: injected failure at item 2 of <TestingSource>
     >>> L, source.snapshot()
     ([10, 20], 3)
     >>> run_pipeline(source)

@@ -27,7 +27,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Literal, TypeVar
 
-from ..exceptions import KafkaConnectError, UnknownTopicError
+from ..exceptions import KafkaConnectError, KafkaNotReady, UnknownTopicError
 from .log import logger as kafka_logger
 
 __all__ = [
@@ -81,15 +81,6 @@ class KafkaProblem:
         if not self.name:
             return self.message
         return f"{self.name} ({self.message})" if self.message else self.name
-
-
-class KafkaNotReady(Exception):
-    """A step kept failing with retriable Kafka errors until its time bound ran out."""
-
-    def __init__(self, problem: KafkaProblem, timeout: float) -> None:
-        super().__init__(f"not ready within {timeout:g} s: {problem.describe()}")
-        self.problem = problem
-        self.timeout = timeout
 
 
 def _kafka_error(error: BaseException) -> Any:
