@@ -18,8 +18,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from millstream import Stream
+from millstream.core.awaitables import run_awaitables
 from millstream.core.fusion import is_fusible
-from millstream.core.stream import run_awaitables
 from millstream.operators.elementwise import map as map_node
 
 PLAIN_MD = [{"x": 1}]

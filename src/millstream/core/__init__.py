@@ -5,20 +5,17 @@ base class, the helpers for awaiting what a push returned, the graph version, re
 the metadata type.
 """
 
-from .clock import Clock, ManualClock, SystemClock, get_default_clock, use_clock
-from .loop import EventLoop, get_io_loop, in_loop_thread, log_task_error, sync
-from .refs import Metadata, RefCounter, release_refs, retain_refs
-from .stream import (
-    Stream,
+from .awaitables import (
     await_all,
-    fused_attribute,
-    graph_changed,
-    graph_version,
     push_from_outside,
     release_refs_after,
     run_awaitables,
     run_on_graph_loop,
 )
+from .clock import Clock, ManualClock, SystemClock, get_default_clock, use_clock
+from .loop import EventLoop, get_io_loop, in_loop_thread, log_task_error, sync
+from .refs import Metadata, RefCounter, release_refs, retain_refs
+from .stream import Stream, fused_attribute, graph_changed, graph_version
 
 __all__ = [
     "Clock",

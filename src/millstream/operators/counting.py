@@ -36,16 +36,11 @@ from .._utils import (
     identity,
     short_repr,
 )
+from ..core.awaitables import await_all, push_from_outside, release_refs_after, run_awaitables
 from ..core.fusion import SKIP, Stage
 from ..core.loop import in_loop_thread, sync
 from ..core.refs import Metadata, release_refs, retain_refs
-from ..core.stream import (
-    Stream,
-    await_all,
-    push_from_outside,
-    release_refs_after,
-    run_awaitables,
-)
+from ..core.stream import Stream
 
 __all__ = [
     "LRU",

@@ -34,8 +34,9 @@ from .._utils import (
     identity,
     short_repr,
 )
+from ..core.awaitables import await_all
 from ..core.refs import Metadata, release_refs, retain_refs
-from ..core.stream import Stream, await_all
+from ..core.stream import Stream
 
 __all__ = [
     "buffer",

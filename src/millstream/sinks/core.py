@@ -13,9 +13,10 @@ from collections.abc import Callable
 from typing import Any
 
 from .._utils import annotate_error, check_callable
+from ..core.awaitables import release_refs_after
 from ..core.fusion import Stage
 from ..core.refs import retain_refs
-from ..core.stream import Stream, fused_attribute, release_refs_after
+from ..core.stream import Stream, fused_attribute
 
 __all__ = ["Sink", "_global_sinks", "sink", "sink_to_list"]
 

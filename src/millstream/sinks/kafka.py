@@ -31,9 +31,10 @@ from collections.abc import Mapping
 from typing import Any
 
 from .._utils import add_note, annotate_error, short_repr
+from ..core.awaitables import await_all
 from ..core.loop import in_loop_thread, sync
 from ..core.refs import release_refs, retain_refs
-from ..core.stream import Stream, await_all
+from ..core.stream import Stream
 from ..exceptions import KafkaDeliveryError
 from ..kafka.log import librdkafka_log
 

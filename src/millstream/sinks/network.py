@@ -12,9 +12,10 @@ import contextlib
 import threading
 from typing import Any
 
+from ..core.awaitables import release_refs_after
 from ..core.loop import in_loop_thread, sync
 from ..core.refs import retain_refs
-from ..core.stream import Stream, release_refs_after
+from ..core.stream import Stream
 from .core import Sink
 
 __all__ = ["to_mqtt", "to_websocket"]

@@ -24,8 +24,9 @@ import threading
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+from ..core.awaitables import await_all
 from ..core.loop import in_loop_thread
-from ..core.stream import Stream, await_all
+from ..core.stream import Stream
 
 __all__ = ["STOPPED", "ManagedSource", "Source"]
 

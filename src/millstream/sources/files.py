@@ -15,7 +15,8 @@ import os
 from typing import IO, Any
 
 from .._utils import convert_interval
-from ..core.stream import Stream, await_all
+from ..core.awaitables import await_all
+from ..core.stream import Stream
 from .base import STOPPED, ManagedSource
 
 __all__ = ["filenames", "from_textfile"]

@@ -7,7 +7,8 @@ import itertools
 from collections.abc import Iterable
 from typing import Any
 
-from ..core.stream import Stream, await_all
+from ..core.awaitables import await_all
+from ..core.stream import Stream
 from .base import Source
 
 __all__ = ["from_iterable"]

@@ -17,8 +17,8 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from .._utils import add_note, check_positive_int, convert_interval
+from ..core.awaitables import await_all
 from ..core.refs import RefCounter
-from ..core.stream import await_all
 from ..kafka.consumer import ConsumerThread
 from ..kafka.log import logger
 from ..kafka.offsets import OffsetRange, OffsetTracker

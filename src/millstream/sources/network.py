@@ -22,7 +22,8 @@ from collections.abc import Awaitable
 from typing import Any
 from urllib.parse import urlsplit
 
-from ..core.stream import Stream, await_all
+from ..core.awaitables import await_all
+from ..core.stream import Stream
 from .base import STOPPED, ManagedSource
 
 __all__ = ["from_http_server", "from_mqtt", "from_q", "from_tcp", "from_websocket"]

@@ -10,7 +10,8 @@ import sys
 from collections.abc import Iterator
 from typing import Any
 
-from ..core.stream import Stream, await_all
+from ..core.awaitables import await_all
+from ..core.stream import Stream
 from .base import STOPPED, ManagedSource
 
 __all__ = ["from_process"]

@@ -40,8 +40,9 @@ from collections.abc import Callable
 from typing import Any
 
 from .._utils import annotate_error, check_positive_int, convert_interval, short_repr
+from ..core.awaitables import push_from_outside, release_refs_after
 from ..core.refs import Metadata, release_refs
-from ..core.stream import Stream, push_from_outside, release_refs_after
+from ..core.stream import Stream
 from ._buckets import time_buckets
 from ._counts import count_windows
 from ._results import WindowResult

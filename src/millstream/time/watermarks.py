@@ -28,9 +28,10 @@ from collections.abc import Callable, Hashable, Iterable
 from typing import Any
 
 from .._utils import annotate_error, check_callable, convert_interval, short_repr
+from ..core.awaitables import await_all, run_on_graph_loop
 from ..core.clock import Clock, get_default_clock
 from ..core.loop import in_loop_thread, log_task_error, sync
-from ..core.stream import Stream, await_all, graph_version, run_on_graph_loop
+from ..core.stream import Stream, graph_version
 
 __all__ = [
     "NO_WATERMARK",
