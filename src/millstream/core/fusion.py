@@ -89,7 +89,9 @@ class Stage:
     ``func(x, *args, **kwargs)`` is true, or false with ``negate``), ``step``
     (``y = func(x)``; with ``may_skip``, ``SKIP`` means emit nothing), ``flatten``
     (emit each item of ``x``), ``sink`` (call ``func(x, *args, **kwargs)``, keep an
-    awaitable result unless ``returns_none``).
+    awaitable result unless ``returns_none``), ``push`` (``func(x)`` is the node's own
+    ``update``: it emits downstream by itself, annotates its own errors and may hold
+    elements, and returns the awaitables downstream gave back, which are kept).
     """
 
     kind: str
@@ -188,7 +190,7 @@ def _write_node(w: _Writer, node: Stream, invar: str, indent: int, shared: bool 
     if stage.kind != "flatten":
         fn = w.const("f", stage.func)
     info = (node, user, invar)
-    emits = stage.kind != "sink"
+    emits = stage.kind not in ("sink", "push")
     out = w.var() if emits else ""
     if stage.kind == "call":
         w.line(indent, f"{out} = {fn}({invar}{_call_args(w, stage)})", info)
@@ -217,6 +219,14 @@ def _write_node(w: _Writer, node: Stream, invar: str, indent: int, shared: bool 
             w.pends = True
             w.line(indent, f"if {r} is not None and _isawaitable({r}):")
             w.line(indent + 1, f"_pend.append({r})")
+        return
+    elif stage.kind == "push":
+        r = w.var()
+        w.line(indent, f"{r} = {fn}({invar})")  # no line info: the node annotates itself
+        w.line(indent, f"if {r}:")
+        w.line(indent + 1, f"_pend.extend({r})")
+        w.pends = True
+        w.complete = False  # the node may hold the element (a window): refs are needed
         return
     else:  # pragma: no cover - a programming error in a node class
         raise ValueError(f"unknown fusion stage {stage.kind!r} for {node}")

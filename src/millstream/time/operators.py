@@ -41,6 +41,7 @@ from typing import Any
 
 from .._utils import annotate_error, check_positive_int, convert_interval, short_repr
 from ..core.awaitables import push_from_outside, release_refs_after
+from ..core.fusion import Stage
 from ..core.refs import Metadata, release_refs
 from ..core.stream import Stream
 from ._buckets import time_buckets
@@ -386,6 +387,13 @@ class window(Stream):
             if more:
                 return pending + more if pending else more
         return pending
+
+    _fusion_update = update
+
+    def _fusion_stage(self) -> Stage:
+        # a source's fused code calls update(x) directly (elements without metadata):
+        # the same call the per-element path makes, without the hop through _emit
+        return Stage("push", self.update)
 
     def _nan_timestamp(self, func: Any, x: Any) -> None:
         error = ValueError(f"window: timestamp is NaN for element {short_repr(x)}")
