@@ -541,7 +541,7 @@ class with_timestamps(Stream):
         ``[]``.
 
         Returns the awaitables the listeners gave back (await them, or pass them to
-        :func:`millstream.core.stream.run_awaitables` in a graph without a loop).
+        :func:`millstream.core.awaitables.run_awaitables` in a graph without a loop).
 
         >>> source = Stream()
         >>> events = source.with_timestamps(lambda t: t)
