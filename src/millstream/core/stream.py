@@ -224,15 +224,12 @@ class Stream:
                 "duplicate method name."
             )
 
-        def stub(*args: Any, **kwargs: Any) -> Any:
+        def load() -> Any:
             from .plugins import load_plugin_class
 
-            node = load_plugin_class(entry_point, Stream)
-            if getattr(cls, entry_point.name).__name__ == "stub":
-                cls.register_api(modifier=modifier, attribute_name=entry_point.name)(node)
-            return node(*args, **kwargs)
+            return load_plugin_class(entry_point, Stream)
 
-        setattr(cls, entry_point.name, modifier(stub))
+        cls._register_on_first_use(entry_point.name, load, modifier, "stub")
 
     @classmethod
     def register_lazy(
@@ -262,7 +259,7 @@ class Stream:
         """
         module_name, _, attribute = target.partition(":")
 
-        def stub(*args: Any, **kwargs: Any) -> Any:
+        def load() -> Any:
             import importlib
 
             try:
@@ -271,13 +268,32 @@ class Stream:
                 if missing is None:
                     raise
                 raise ImportError(f"Stream.{name}() needs {missing}") from e
-            func = getattr(module, attribute)
+            return getattr(module, attribute)
+
+        cls._register_on_first_use(
+            name, load, modifier, name, f"``{target}``, imported on first use."
+        )
+
+    @classmethod
+    def _register_on_first_use(
+        cls,
+        name: str,
+        load: Callable[[], Any],
+        modifier: Callable[[Any], Any],
+        stub_name: str,
+        doc: str | None = None,
+    ) -> None:
+        """Attach a stub as the method ``name``: its first call runs ``load()`` (the node
+        class or function), registers that in its place and calls it (plugins, lazy layers)."""
+
+        def stub(*args: Any, **kwargs: Any) -> Any:
+            func = load()
             if cls.__dict__.get(name) is registered:  # not replaced meanwhile
                 cls.register_api(modifier=modifier, attribute_name=name)(func)
             return func(*args, **kwargs)
 
-        stub.__name__ = stub.__qualname__ = name
-        stub.__doc__ = f"``{target}``, imported on first use."
+        stub.__name__ = stub.__qualname__ = stub_name
+        stub.__doc__ = doc
         registered = modifier(stub)
         setattr(cls, name, registered)
 
