@@ -287,6 +287,25 @@ def test_no_module_imports_another_packages_private_names():
     assert not wrong, "private names of another package:\n" + "\n".join(wrong)
 
 
+def _extension_points(cls: ast.ClassDef) -> set[str]:
+    """The names a class lists in ``extension_points = (...)`` (annotated or not)."""
+    names: set[str] = set()
+    for stmt in cls.body:
+        if isinstance(stmt, ast.Assign):
+            targets, value = stmt.targets, stmt.value
+        elif isinstance(stmt, ast.AnnAssign) and stmt.value is not None:
+            targets, value = [stmt.target], stmt.value
+        else:
+            continue
+        if any(isinstance(t, ast.Name) and t.id == "extension_points" for t in targets):
+            names |= {
+                c.value
+                for c in ast.walk(value)
+                if isinstance(c, ast.Constant) and isinstance(c.value, str)
+            }
+    return names
+
+
 def _class_private_names() -> tuple[dict[str, set[str]], dict[str, set[str]]]:
     """(underscore name -> packages whose classes define it, package -> the names its
     classes list in ``extension_points``)."""
@@ -295,38 +314,9 @@ def _class_private_names() -> tuple[dict[str, set[str]], dict[str, set[str]]]:
     for module in MODULES.values():
         package = package_of(module.name)
         for cls in (n for n in ast.walk(module.tree) if isinstance(n, ast.ClassDef)):
-            for node in ast.walk(cls):
-                if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)) and _private(
-                    node.name
-                ):
-                    defined[node.name].add(package)
-                elif (
-                    isinstance(node, ast.Attribute)
-                    and isinstance(node.ctx, ast.Store)
-                    and isinstance(node.value, ast.Name)
-                    and node.value.id == "self"
-                    and _private(node.attr)
-                ):
-                    defined[node.attr].add(package)
-            for stmt in cls.body:
-                targets = (
-                    stmt.targets
-                    if isinstance(stmt, ast.Assign)
-                    else [stmt.target]
-                    if isinstance(stmt, ast.AnnAssign)
-                    else []
-                )
-                for target in targets:
-                    if isinstance(target, ast.Name) and _private(target.id):
-                        defined[target.id].add(package)
-                    if (
-                        isinstance(target, ast.Name)
-                        and target.id == "extension_points"
-                        and stmt.value is not None
-                    ):
-                        for const in ast.walk(stmt.value):
-                            if isinstance(const, ast.Constant) and isinstance(const.value, str):
-                                open_names[package].add(const.value)
+            for name in _own_private_names(cls):
+                defined[name].add(package)
+            open_names[package] |= _extension_points(cls)
     return defined, open_names
 
 
@@ -437,9 +427,7 @@ def test_no_subclass_uses_private_members_of_a_base_class_in_another_package():
             ):
                 base = ".".join(foreign[name])
                 wrong.append(f"{_where(module, node.lineno)}: {class_name} uses {base}.{name}")
-    assert not wrong, "private members of a base class in another package:\n" + "\n".join(
-        wrong
-    )
+    assert not wrong, "private members of a base class in another package:\n" + "\n".join(wrong)
 
 
 def test_no_source_file_over_1000_lines():

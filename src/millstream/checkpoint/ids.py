@@ -69,7 +69,6 @@ def node_ids(*nodes: Stream) -> dict[Stream, str]:
     Raises ``ValueError`` if two nodes of the graph have the same name.
     """
     walk = graph_nodes(*nodes)
-    order = {id(n): i for i, n in enumerate(walk)}
     names = Counter(n.name for n in walk if n.name)
     twice = sorted(name for name, count in names.items() if count > 1)
     if twice:
@@ -78,7 +77,7 @@ def node_ids(*nodes: Stream) -> dict[Stream, str]:
             "name more than one node"
         )
     ids: dict[Stream, str] = {}
-    roots = [n for n in walk if not [u for u in n.upstreams if u is not None]]
+    roots = [n for n in walk if _first_upstream(n) is None]
     root_paths = _numbered((type(r).__name__, r) for r in roots)
     pending: list[tuple[Stream, str]] = [(r, root_paths[id(r)]) for r in reversed(roots)]
     while pending:
@@ -87,11 +86,7 @@ def node_ids(*nodes: Stream) -> dict[Stream, str]:
             continue
         ids[node] = node.name or path
         base = ids[node]
-        children = [
-            d
-            for d in node.downstreams
-            if d not in ids and _first_upstream(d, order) is node
-        ]
+        children = [d for d in node.downstreams if d not in ids and _first_upstream(d) is node]
         child_paths = _numbered((type(d).__name__, d) for d in children)
         pending.extend((d, f"{base}/{child_paths[id(d)]}") for d in reversed(children))
     # nodes no source leads to through first upstreams (a loop of nodes): in walk order
@@ -102,9 +97,9 @@ def node_ids(*nodes: Stream) -> dict[Stream, str]:
     return ids
 
 
-def _first_upstream(node: Stream, order: dict[int, int]) -> Stream | None:
-    upstreams = [u for u in node.upstreams if u is not None and id(u) in order]
-    return upstreams[0] if upstreams else None
+def _first_upstream(node: Stream) -> Stream | None:
+    """The node's parent in the id tree (every upstream is in the walk: it follows them)."""
+    return next((u for u in node.upstreams if u is not None), None)
 
 
 def _numbered(items: Iterable[tuple[str, Stream]]) -> dict[int, str]:
