@@ -18,23 +18,13 @@ from .stream import DaskStream, may_batch
 __all__ = ["combine_latest", "zip", "zip_latest"]
 
 
-def _distinct(streams: list[Stream]) -> list[Stream]:
-    seen: set[int] = set()
-    out = []
-    for s in streams:
-        if id(s) not in seen:
-            seen.add(id(s))
-            out.append(s)
-    return out
-
-
 class _MultiInput(_RunsNode):
     """Inputs are positions; on the workers each distinct input stream is one head."""
 
     _inputs: dict[int, int]
 
     def _index_inputs(self, streams: list[Stream]) -> None:
-        self._inputs = {id(s): i for i, s in enumerate(_distinct(streams))}
+        self._inputs = {id(s): i for i, s in enumerate(combine.distinct_streams(streams))}
 
     def _position(self, who: Any) -> int:
         return self._inputs[id(who)]

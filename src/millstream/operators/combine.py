@@ -40,8 +40,9 @@ _END: Any = object()
 
 
 # -- helpers shared by the multi-input nodes ----------------------------------------------
-def _unique(streams: Iterable[Stream]) -> list[Stream]:
-    """``streams`` without repeats (by identity), in first-seen order."""
+def distinct_streams(streams: Iterable[Stream]) -> list[Stream]:
+    """``streams`` without repeats (by identity), in first-seen order: the upstreams of a
+    multi-input node (``zip(a, a)`` has one), also for the Dask versions."""
     seen: set[int] = set()
     out = []
     for s in streams:
@@ -197,7 +198,7 @@ class zip(Stream):
         self._buffers: list[deque[tuple[Any, list[dict] | None]]] = [deque() for _ in streams]
         self._waiters: list[deque[asyncio.Future[None]]] = [deque() for _ in streams]
         self._n_waiters = 0
-        Stream.__init__(self, upstreams=_unique(streams), **kwargs)
+        Stream.__init__(self, upstreams=distinct_streams(streams), **kwargs)
         self.upstreams = streams
         self._reindex()
 
@@ -431,7 +432,7 @@ class combine_latest(Stream):
         self.metadata: list[list[dict] | None] = [None] * len(streams)
         self.missing: set[Stream] = set(streams)
         self.emit_on = streams if emit_on is None else _emit_on_streams(streams, emit_on)
-        Stream.__init__(self, upstreams=_unique(streams), **kwargs)
+        Stream.__init__(self, upstreams=distinct_streams(streams), **kwargs)
         self.upstreams = streams
         self._index = _index(streams)
 
@@ -542,7 +543,7 @@ class zip_latest(Stream):
         self.last: list[Any] = [None] * len(streams)
         self.metadata: list[list[dict] | None] = [None] * len(streams)
         self.missing: set[Stream] = set(streams)
-        Stream.__init__(self, upstreams=_unique(streams), **kwargs)
+        Stream.__init__(self, upstreams=distinct_streams(streams), **kwargs)
         self.upstreams = streams
         self._index = _index(streams)
 
@@ -639,7 +640,7 @@ class union(Stream):
         for u in upstreams:
             if not isinstance(u, Stream):
                 raise TypeError(f"union: upstreams must be streams, got {short_repr(u)}")
-        Stream.__init__(self, upstreams=_unique(upstreams), **kwargs)
+        Stream.__init__(self, upstreams=distinct_streams(upstreams), **kwargs)
         self.upstreams = list(upstreams)
 
     def _add_upstream(self, upstream: Stream) -> None:
