@@ -21,6 +21,8 @@ import asyncio
 from collections.abc import Generator
 from typing import Any
 
+from .awaitables import await_all
+
 __all__ = ["EmitFuture"]
 
 
@@ -80,7 +82,7 @@ class EmitFuture(asyncio.Future[None]):
 
     async def _drive(self, pending: list[Any]) -> None:
         try:
-            await _wait(pending)
+            await await_all(pending)
         except asyncio.CancelledError:
             asyncio.Future.cancel(self)
         except BaseException as e:  # stored on the future, raised to its awaiters
@@ -99,7 +101,7 @@ class EmitFuture(asyncio.Future[None]):
             if len(pending) == 1 and hasattr(pending[0], "__await__"):
                 yield from pending[0].__await__()
             else:
-                yield from _wait(pending).__await__()
+                yield from await_all(pending).__await__()
         except asyncio.CancelledError:
             asyncio.Future.cancel(self)
             raise
@@ -128,15 +130,3 @@ _unstarted: dict[asyncio.AbstractEventLoop, list[EmitFuture]] = {}
 def _start_unawaited(loop: asyncio.AbstractEventLoop) -> None:
     for future in _unstarted.pop(loop, ()):
         future._start()
-
-
-def _wait(pending: list[Any]) -> Any:
-    """One awaitable for all of ``pending`` (the awaitable itself when there is one)."""
-    if len(pending) == 1:
-        first = pending[0]
-        return first if hasattr(first, "__await__") else _await_one(first)
-    return asyncio.gather(*pending)
-
-
-async def _await_one(awaitable: Any) -> None:
-    await awaitable
