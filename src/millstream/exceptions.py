@@ -5,10 +5,13 @@ from __future__ import annotations
 from typing import Any
 
 __all__ = [
+    "CheckpointError",
+    "FailpointError",
     "KafkaConnectError",
     "KafkaDeliveryError",
     "KafkaNotReady",
     "MillstreamError",
+    "StateError",
     "TestingAbort",
     "UnknownTopicError",
 ]
@@ -66,3 +69,16 @@ class TestingAbort(RuntimeError):
     (a crash injection)."""
 
     __test__ = False
+
+
+class StateError(MillstreamError, ValueError):
+    """A node cannot restore the state given to it (wrong shape, wrong types, another
+    node's state): the message names the node and what is wrong. The node is unchanged."""
+
+
+class CheckpointError(MillstreamError):
+    """A checkpoint could not be taken, written or read back."""
+
+
+class FailpointError(MillstreamError):
+    """Raised at a fail-point set to ``raise`` in ``MILLSTREAM_FAILPOINTS`` (tests only)."""

@@ -227,8 +227,11 @@ class TestingSource(Source):
                     self.index += 1
                     break
                 else:
-                    await self._emit_and_wait(item)
-                    self.index += 1
+                    await self._wait_if_held()
+                    pending = self._emit(item)
+                    self.index += 1  # before the await: a checkpoint there counts it emitted
+                    if pending:
+                        await self._absorb(pending)
                     await asyncio.sleep(0)  # let stop() and other tasks in
         finally:
             self.stopped = True

@@ -1,9 +1,23 @@
-"""Checkpoints: node ids, snapshots with source positions, stores, recovery.
+"""Checkpoints: consistent snapshots of a running graph, and recovery from them.
 
-This package grows with issue 11 of the project; today it holds the stable node ids a
-checkpoint files state under (:mod:`.ids`).
+``millstream.checkpoint.enable(graph, location, interval='1s')`` before ``start()`` is the
+one call: see :mod:`.coordinator` for the protocol, :mod:`millstream.core.state` for the
+contract of node state, :mod:`.ids` for node ids and :mod:`.store` for the files; the
+user's guide is docs/checkpoints.md.
 """
 
+from .coordinator import FAILPOINTS, CheckpointInfo, Checkpoints, enable
 from .ids import GraphMismatchError, check_same_graph, graph_nodes, node_ids
+from .store import CheckpointStore
 
-__all__ = ["GraphMismatchError", "check_same_graph", "graph_nodes", "node_ids"]
+__all__ = [
+    "FAILPOINTS",
+    "CheckpointInfo",
+    "CheckpointStore",
+    "Checkpoints",
+    "GraphMismatchError",
+    "check_same_graph",
+    "enable",
+    "graph_nodes",
+    "node_ids",
+]

@@ -95,9 +95,7 @@ def retain_refs(metadata: Metadata | None, n: int = 1) -> None:
                 ref.retain(n)
 
 
-def release_refs(
-    metadata: Metadata | None, n: int = 1, error: BaseException | None = None
-) -> None:
+def release_refs(metadata: Metadata | None, n: int = 1, error: BaseException | None = None) -> None:
     """Release every ref in ``metadata`` ``n`` times, marking it failed if ``error`` is given."""
     if metadata:
         for m in metadata:

@@ -33,6 +33,7 @@ from .refs import release_refs, retain_refs
 
 if TYPE_CHECKING:
     from .fusion import CompiledGraph
+    from .hold import Hold
 
 __all__ = ["Stream", "fused_attribute", "graph_changed", "graph_version"]
 
@@ -143,6 +144,9 @@ class Stream:
 
     _compiled: CompiledGraph | None = None
     _compiled_version = -1
+    #: Set by a checkpoint coordinator on the nodes that await in the middle of an
+    #: element (sources, buffers, Dask nodes): see :mod:`millstream.core.hold`
+    hold: Hold | None = None
 
     def __init__(
         self,

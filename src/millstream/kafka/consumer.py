@@ -101,8 +101,7 @@ def call_until_ready(
                 f"{what} within {timeout:g} s: {problem.describe()}"
             ) from e
         raise KafkaConnectError(
-            f"{node}: Kafka at bootstrap.servers={servers!r} refused {what}: "
-            f"{problem.describe()}"
+            f"{node}: Kafka at bootstrap.servers={servers!r} refused {what}: {problem.describe()}"
         ) from e
 
 

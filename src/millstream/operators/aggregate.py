@@ -8,6 +8,7 @@ from typing import Any
 
 from .._utils import annotate_error, check_callable, no_default
 from ..core.fusion import Stage
+from ..core.state import detached, expect_fields
 from ..core.stream import Stream, fused_attribute
 
 __all__ = ["FrequencyTable", "accumulate", "frequencies"]
@@ -89,11 +90,14 @@ class accumulate(Stream):
         return Stage("step", self._step, user_func=self._func)
 
     def snapshot(self) -> dict[str, Any]:
-        """``{'state': ...}`` (the no-state marker while no element has arrived)."""
-        return {"state": self.state}
+        """``{'state': a copy of the state}`` (the no-state marker while no element has
+        arrived)."""
+        return {"state": detached(self.state)}
 
     def restore(self, state: dict[str, Any]) -> None:
-        self.state = state["state"]
+        value = detached(expect_fields(self, state, {"state": None})["state"])
+        # the marker is compared by identity: one read back from a file is an equal copy
+        self.state = no_default if type(value) is str and value == no_default else value
 
 
 _MISSING: Any = object()

@@ -53,9 +53,18 @@ class Source(Stream):
     _graphviz_shape = "doubleoctagon"
 
     #: Besides :attr:`Stream.extension_points`, what a source in another package may use:
-    #: ``_run`` (one polling cycle, to override) and ``_emit_and_wait`` (emit with
-    #: backpressure).
-    extension_points = (*Stream.extension_points, "_run", "_emit_and_wait")
+    #: ``_run`` (one polling cycle, to override), ``_emit_and_wait`` (emit with
+    #: backpressure), and for sources that emit through ``_emit``/``_emit_batch`` and
+    #: await what it returned themselves: ``_absorb(pending)`` (await it, counting the
+    #: element as in hand for a checkpoint) and ``_wait_if_held()`` (call before taking
+    #: new input; returns at once unless a checkpoint holds the source).
+    extension_points = (
+        *Stream.extension_points,
+        "_run",
+        "_emit_and_wait",
+        "_absorb",
+        "_wait_if_held",
+    )
     #: True while a caller (a blocking ``start()``) waits to receive an error of ``run``
     #: itself: that error is raised there, not also logged
     _error_has_caller = False
@@ -131,10 +140,34 @@ class Source(Stream):
         raise NotImplementedError(f"{type(self).__name__} must implement run() or _run()")
 
     async def _emit_and_wait(self, x: Any, metadata: list[dict] | None = None) -> None:
-        """Emit ``x`` and wait until downstream has absorbed it (backpressure)."""
+        """Emit ``x`` and wait until downstream has absorbed it (backpressure); while a
+        checkpoint holds the source, wait for it first."""
+        hold = self.hold
+        if hold is None:
+            pending = self._emit(x, metadata=metadata)
+            if pending:
+                await await_all(pending)
+            return
+        if hold.closed:
+            await hold.wait_open()
+        hold.passed += 1
         pending = self._emit(x, metadata=metadata)
         if pending:
+            await hold.carry(pending)
+
+    async def _absorb(self, pending: list[Any]) -> None:
+        """Await what an emit returned (the element counts as in hand for a checkpoint)."""
+        hold = self.hold
+        if hold is None:
             await await_all(pending)
+        else:
+            await hold.carry(pending)
+
+    async def _wait_if_held(self) -> None:
+        """Return once no checkpoint holds this source (at once when none does)."""
+        hold = self.hold
+        if hold is not None and hold.closed:
+            await hold.wait_open()
 
 
 #: Returned by :meth:`ManagedSource._interruptible` when ``stop()`` cut the wait short.

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import operator
 from collections.abc import Iterable
 from typing import Any
 
-from ..core.awaitables import await_all
 from ..core.stream import Stream
+from ..exceptions import StateError
 from .base import Source
 
 __all__ = ["from_iterable"]
@@ -41,13 +42,23 @@ class from_iterable(Source):
         self._iterator: Any = None
         self._unsent: list[Any] = []
         self.chunk_size = chunk_size
+        #: items emitted before the chunk in progress
+        self._emitted = 0
+        #: the chunk in progress and its iterator (the items taken from it are emitted)
+        self._chunk: list[Any] | None = None
+        self._items: Any = None
         super().__init__(**kwargs)
 
     async def run(self) -> None:
         if self._iterator is None:
             self._iterator = iter(self._iterable)
+            if self._emitted:  # restored: skip what was emitted before
+                skipped = sum(1 for _ in itertools.islice(self._iterator, self._emitted))
+                if skipped < self._emitted:
+                    self.exhausted = True
         iterator = self._iterator
         while not self.stopped:
+            await self._wait_if_held()
             if self._unsent:
                 chunk, self._unsent = self._unsent, []
             else:
@@ -55,10 +66,36 @@ class from_iterable(Source):
             if not chunk:
                 self.exhausted = True
                 break
-            items = iter(chunk)
+            items = self._items = iter(chunk)
+            self._chunk = chunk
             for pending in self._emit_batch(items, until=self):
-                await await_all(pending)
+                await self._absorb(pending)
+            self._emitted += len(chunk) - operator.length_hint(items)
+            self._chunk = self._items = None
             self._unsent = list(items)
             await asyncio.sleep(0)
         if not self._unsent:
             self.stopped = True
+
+    def snapshot(self) -> int:
+        """The number of items emitted."""
+        chunk = self._chunk
+        if chunk is None:
+            return self._emitted
+        return self._emitted + len(chunk) - operator.length_hint(self._items)
+
+    def restore(self, state: int) -> None:
+        """Start again from the beginning of the iterable, skipping ``state`` items
+        (call while the source is stopped)."""
+        if type(state) is not int or state < 0:
+            raise StateError(
+                f"{self} cannot restore state {state!r}: expected the number of items "
+                "emitted (an int >= 0)"
+            )
+        if not self.stopped:
+            raise StateError(f"{self}: restore() needs a stopped source")
+        self._iterator = None
+        self._unsent = []
+        self._chunk = self._items = None
+        self._emitted = state
+        self.exhausted = False

@@ -1,0 +1,433 @@
+"""The checkpoint coordinator: consistent snapshots of a running graph, and recovery.
+
+:func:`enable` turns checkpoints on for a graph before it starts. It restores every
+node and source from the newest complete checkpoint at the location (if there is one),
+then, while the graph runs, takes a checkpoint every ``interval`` and/or every ``every``
+elements, and a last one when the input ends:
+
+1. hold: each source stops before its next element and waits until the elements it
+   emitted are absorbed; then each node that emits from a task of its own (a buffer,
+   a Dask gather) stops likewise, in graph order;
+2. snapshot: every node with ``snapshot()`` and every source's position, taken in one
+   go on the event loop, so that the positions are exactly those of the elements whose
+   effects the state holds (:mod:`millstream.core.state` is the contract);
+3. release: the graph goes on while the snapshot is pickled and written in a worker
+   thread, atomically (:mod:`.store`);
+4. complete: sources are told (``checkpoint_complete``), so Kafka commits the group's
+   offsets of the checkpoint; checkpoints beyond the ``keep`` newest are removed.
+
+Each step is a fail-point (:data:`FAILPOINTS`, see :mod:`millstream.core.failpoints`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import pickle
+import time
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from .._utils import convert_interval, short_repr
+from ..core.failpoints import failpoint
+from ..core.hold import Hold
+from ..core.loop import in_loop_thread, log_task_error, sync
+from ..core.state import restore_atomically, snapshot_version_of
+from ..core.stream import Stream
+from ..exceptions import CheckpointError, StateError
+from ..sources.base import Source
+from .ids import GraphMismatchError, graph_nodes, node_ids
+from .store import CheckpointStore
+
+__all__ = ["FAILPOINTS", "CheckpointInfo", "Checkpoints", "enable"]
+
+logger = logging.getLogger("millstream.checkpoint")
+
+#: The fail-points of the checkpoint protocol, in the order a checkpoint reaches them.
+FAILPOINTS = (
+    "before_hold",
+    "after_snapshot",
+    "during_checkpoint_write",
+    "before_checkpoint_rename",
+    "after_snapshot_write",
+    "after_commit",
+)
+
+#: The format of a checkpoint's body (the dict pickled in each file).
+FORMAT = 1
+
+
+@dataclass(frozen=True)
+class CheckpointInfo:
+    """What one checkpoint took: its id, when it completed (``time.time()``), how long
+    sources were held and the whole checkpoint lasted (seconds), and its size in bytes."""
+
+    id: int
+    completed_at: float
+    held_s: float
+    duration_s: float
+    size: int
+
+
+def _has_state(node: Stream) -> bool:
+    return callable(getattr(node, "snapshot", None)) and callable(getattr(node, "restore", None))
+
+
+def _depths(nodes: list[Stream]) -> dict[int, int]:
+    """Longest distance from a source, per node (by ``id``): the order holds close in."""
+    depth: dict[int, int] = {}
+    members = {id(n) for n in nodes}
+
+    def visit(node: Stream, seen: frozenset[int]) -> int:
+        key = id(node)
+        if key in depth:
+            return depth[key]
+        ups = [
+            u for u in node.upstreams if u is not None and id(u) in members and id(u) not in seen
+        ]
+        d = 0 if not ups else 1 + max(visit(u, seen | {key}) for u in ups)
+        depth[key] = d
+        return d
+
+    for node in nodes:
+        visit(node, frozenset())
+    return depth
+
+
+class Checkpoints:
+    """Checkpoints of one graph at one location; made by :func:`enable`.
+
+    Attributes
+    ----------
+    ids : dict
+        The node id of each node with state (``{node: id}``).
+    restored : int or None
+        The id of the checkpoint the graph was restored from at :func:`enable`.
+    last : CheckpointInfo or None
+        The newest checkpoint taken by this process.
+    """
+
+    def __init__(
+        self,
+        graph: Stream,
+        location: str | os.PathLike[str],
+        interval: float | str | None,
+        every: int | None,
+        keep: int,
+        rename: Mapping[str, str] | None,
+        drop: Iterable[str],
+        fresh: Iterable[str],
+        storage_options: Mapping[str, Any] | None,
+    ):
+        if keep < 1:
+            raise ValueError(f"checkpoints: keep must be >= 1, got {keep!r}")
+        if every is not None and (type(every) is not int or every < 1):
+            raise ValueError(f"checkpoints: every must be a number of elements >= 1, got {every!r}")
+        self.interval = None if interval is None else convert_interval(interval)
+        self.every = every
+        self.keep = keep
+        self.store = CheckpointStore(location, **dict(storage_options or {}))
+        nodes = graph_nodes(graph)
+        all_ids = node_ids(graph)
+        self.sources: list[Source] = [n for n in nodes if isinstance(n, Source)]
+        if not self.sources:
+            raise ValueError(f"checkpoints: the graph of {graph} has no source to resume")
+        running = [s for s in self.sources if not s.stopped]
+        if running:
+            raise RuntimeError(
+                f"checkpoints: enable() before start(): {short_repr(running)} already running"
+            )
+        self.ids: dict[Stream, str] = {n: all_ids[n] for n in nodes if _has_state(n)}
+        self.loop = self.sources[0].loop
+        self.restored: int | None = None
+        self.last: CheckpointInfo | None = None
+        self.error: BaseException | None = None
+        self._next_id = 1
+        self._positions: dict[str, Any] = {}
+        self._lock: asyncio.Lock | None = None
+        self._task: asyncio.Task[Any] | None = None
+        self._closed = False
+        self._restore(dict(rename or {}), set(drop), set(fresh))
+        self._install_holds(nodes)
+        for node in self.ids:
+            mode = getattr(node, "checkpoint_mode", None)
+            if callable(mode):
+                mode(True)
+        if self.interval is not None or self.every is not None:
+            self.loop.add_callback(self._launch)
+
+    # -- restoring ----------------------------------------------------------------------
+    def _restore(self, rename: dict[str, str], drop: set[str], fresh: set[str]) -> None:
+        self.store.clean_temporary()
+        found = self.store.latest()
+        if found is None:
+            return
+        checkpoint_id, body = found
+        try:
+            record = pickle.loads(body)
+            if record.get("format") != FORMAT:
+                raise CheckpointError(f"format {record.get('format')!r}, expected {FORMAT}")
+        except Exception as e:
+            raise CheckpointError(
+                f"checkpoint {checkpoint_id} in {self.store.location} cannot be read: {e}"
+            ) from e
+        saved: dict[str, Any] = {rename.get(k, k): v for k, v in record["nodes"].items()}
+        for key in drop:
+            saved.pop(key, None)
+        by_id = {node_id: node for node, node_id in self.ids.items()}
+        unknown = sorted(set(saved) - set(by_id))
+        missing = sorted(set(by_id) - set(saved) - fresh)
+        if unknown or missing:
+            raise GraphMismatchError(
+                f"the checkpoint {checkpoint_id} in {self.store.location} was taken from another "
+                f"graph: state of {unknown} has no node here, and {missing} have no state in "
+                "it. Give nodes names (stream_name=...) to keep ids stable; to go on anyway, "
+                "pass rename={old id: new id}, drop=[ids of state to discard] or "
+                "fresh=[ids of nodes that start empty] to enable()"
+            )
+        done: list[tuple[Stream, Any]] = []
+        try:
+            for node_id, entry in saved.items():
+                node = by_id[node_id]
+                state = self._upgraded(node, node_id, entry)
+                before = node.snapshot()
+                restore_atomically(node, node.restore, state)
+                done.append((node, before))
+        except BaseException:
+            for node, before in reversed(done):  # all or nothing
+                node.restore(before)
+            raise
+        self._positions = {
+            self.ids[s]: saved[self.ids[s]]["state"]
+            for s in self.sources
+            if s in self.ids and self.ids[s] in saved
+        }
+        self.restored = checkpoint_id
+        self._next_id = checkpoint_id + 1
+        logger.info(
+            "restored %d node(s) from checkpoint %d in %s",
+            len(saved),
+            checkpoint_id,
+            self.store.location,
+        )
+
+    @staticmethod
+    def _upgraded(node: Stream, node_id: str, entry: Any) -> Any:
+        version, state = entry["version"], entry["state"]
+        current = snapshot_version_of(node)
+        if version == current:
+            return state
+        upgrade = getattr(type(node), "upgrade_state", None)
+        if version < current and callable(upgrade):
+            return upgrade(version, state)
+        raise StateError(
+            f"{node} ({node_id!r}) cannot restore state of format version {version}: "
+            f"it reads version {current}"
+        )
+
+    # -- holds --------------------------------------------------------------------------
+    def _install_holds(self, nodes: list[Stream]) -> None:
+        held = [n for n in nodes if isinstance(n, Source) or getattr(n, "emits_from_task", False)]
+        depth = _depths(nodes)
+        levels: dict[int, list[Hold]] = {}
+        for node in held:
+            if node.hold is None:
+                node.hold = Hold()
+            levels.setdefault(depth.get(id(node), 0), []).append(node.hold)
+        self._levels = [levels[d] for d in sorted(levels)]
+        self._source_holds = [s.hold for s in self.sources if s.hold is not None]
+
+    # -- taking checkpoints -------------------------------------------------------------
+    def _launch(self) -> None:
+        self._task = asyncio.ensure_future(self._periodic())
+        self._task.add_done_callback(log_task_error)
+
+    async def _periodic(self) -> None:
+        tick = 0.05 if self.every is not None else (self.interval or 1.0)
+        if self.interval is not None:
+            tick = min(tick, self.interval)
+        due = time.monotonic() + (self.interval or float("inf"))
+        passed_at_last = 0
+        while not self._closed:
+            await asyncio.sleep(tick)
+            if self._closed:
+                break
+            passed = sum(h.passed for h in self._source_holds)
+            ended = all(s.stopped for s in self.sources)
+            now = time.monotonic()
+            trigger = now >= due or (
+                self.every is not None and passed - passed_at_last >= self.every
+            )
+            if not (trigger or ended):
+                continue
+            try:
+                await self.checkpoint_async(only_if_changed=True)
+            except Exception as e:
+                self.error = e
+                logger.error("checkpoint failed; retried at the next interval", exc_info=e)
+            passed_at_last = passed
+            due = now + (self.interval or float("inf"))
+
+    async def checkpoint_async(self, only_if_changed: bool = False) -> CheckpointInfo | None:
+        """Take a checkpoint now (on the graph's loop); returns what it took, or None when
+        ``only_if_changed`` and no source moved since the last one."""
+        if self._lock is None:
+            self._lock = asyncio.Lock()
+        async with self._lock:
+            return await self._take(only_if_changed)
+
+    def checkpoint(self, timeout: float | None = 60) -> CheckpointInfo | None:
+        """Take a checkpoint now, from any thread but the loop's; returns what it took."""
+        return sync(self.loop, self.checkpoint_async, callback_timeout=timeout)
+
+    async def _take(self, only_if_changed: bool) -> CheckpointInfo | None:
+        failpoint("before_hold")
+        started = time.monotonic()
+        try:
+            for level in self._levels:
+                for hold in level:
+                    hold.close()
+                for hold in level:
+                    await hold.quiet()
+            for node in self.ids:  # a node that keeps work elsewhere (Dask) settles it
+                settle = getattr(node, "settle_for_checkpoint", None)
+                if callable(settle):
+                    await settle()
+            positions = {self.ids[s]: s.snapshot() for s in self.sources if s in self.ids}
+            if only_if_changed and positions == self._positions:
+                return None
+            states: dict[str, Any] = {}
+            for node, node_id in self.ids.items():
+                if getattr(node, "snapshot_blocks", False):
+                    state = await asyncio.to_thread(node.snapshot)
+                else:
+                    state = positions[node_id] if node_id in positions else node.snapshot()
+                states[node_id] = {"version": snapshot_version_of(node), "state": state}
+        finally:
+            for level in self._levels:
+                for hold in level:
+                    hold.open()
+        held = time.monotonic() - started
+        failpoint("after_snapshot")
+        checkpoint_id = self._next_id
+        record = {
+            "format": FORMAT,
+            "id": checkpoint_id,
+            "created": time.time(),
+            "nodes": states,
+        }
+        size = await asyncio.to_thread(self._write, checkpoint_id, record)
+        self._next_id = checkpoint_id + 1
+        failpoint("after_snapshot_write")
+        for source in self.sources:
+            complete = getattr(source, "checkpoint_complete", None)
+            if callable(complete) and source in self.ids:
+                await _maybe_await(complete(positions[self.ids[source]]))
+        failpoint("after_commit")
+        self._positions = positions
+        await asyncio.to_thread(self._prune)
+        info = CheckpointInfo(checkpoint_id, time.time(), held, time.monotonic() - started, size)
+        self.last = info
+        logger.debug("checkpoint %s", info)
+        return info
+
+    def _write(self, checkpoint_id: int, record: dict[str, Any]) -> int:
+        body = pickle.dumps(record, protocol=pickle.HIGHEST_PROTOCOL)
+        return self.store.write(checkpoint_id, body)
+
+    def _prune(self) -> None:
+        for old in self.store.ids()[self.keep :]:
+            self.store.delete(old)
+
+    # -- the end ------------------------------------------------------------------------
+    def close(self, final: bool = True, timeout: float | None = 60) -> CheckpointInfo | None:
+        """Stop taking checkpoints; with ``final``, take a last one if a source moved."""
+
+        async def finish() -> CheckpointInfo | None:
+            self._closed = True
+            if self._task is not None:
+                self._task.cancel()
+            return await self.checkpoint_async(only_if_changed=True) if final else None
+
+        if in_loop_thread(self.loop):
+            raise RuntimeError("Checkpoints.close() from the loop's thread: await aclose()")
+        return sync(self.loop, finish, callback_timeout=timeout)
+
+    async def aclose(self, final: bool = True) -> CheckpointInfo | None:
+        """:meth:`close` for code running on the graph's loop."""
+        self._closed = True
+        if self._task is not None:
+            self._task.cancel()
+        return await self.checkpoint_async(only_if_changed=True) if final else None
+
+    def __repr__(self) -> str:
+        return (
+            f"<Checkpoints at {self.store.location!r}: {len(self.ids)} node(s) with state, "
+            f"restored from {self.restored}, last {self.last.id if self.last else None}>"
+        )
+
+
+async def _maybe_await(value: Any) -> None:
+    if asyncio.isfuture(value) or asyncio.iscoroutine(value):
+        await value
+
+
+def enable(
+    graph: Stream,
+    location: str | os.PathLike[str],
+    interval: float | str | None = "10s",
+    every: int | None = None,
+    keep: int = 3,
+    rename: Mapping[str, str] | None = None,
+    drop: Iterable[str] = (),
+    fresh: Iterable[str] = (),
+    storage_options: Mapping[str, Any] | None = None,
+) -> Checkpoints:
+    """Turn checkpoints on for the graph of ``graph`` (any node of it), before it starts.
+
+    Restores every node and source from the newest complete checkpoint in ``location``,
+    then checkpoints every ``interval`` (seconds or a duration such as ``'1s'``; None:
+    only on request) and/or every ``every`` elements emitted by the sources, and once
+    more when the input ends; the ``keep`` newest are kept.
+
+    Parameters
+    ----------
+    graph : Stream
+        Any node of the graph; every node connected to it is covered.
+    location : str or path
+        A local directory or an fsspec URL (``s3://bucket/path``, ``memory://x``).
+    rename, drop, fresh
+        For a graph that changed since the checkpoint: ``rename`` maps old node ids to
+        new ones, ``drop`` lists ids whose saved state is discarded, ``fresh`` lists ids
+        of new nodes that start without state. Anything else that does not match raises
+        :class:`~millstream.checkpoint.GraphMismatchError`.
+    storage_options : dict, optional
+        Passed to fsspec for a URL.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> from millstream import Stream
+    >>> from millstream.testing import run_pipeline
+    >>> where = tempfile.mkdtemp()
+    >>> def build():
+    ...     source = Stream.from_iterable(['a b', 'b c', 'c d'], stream_name='lines')
+    ...     counts = source.map(str.split).flatten().frequencies()
+    ...     return source, counts.sink_to_list()
+    >>> source, out = build()
+    >>> checkpoints = enable(source, where, interval=None)
+    >>> run_pipeline(source)
+    >>> checkpoints.close().id                 # the state after all three lines
+    1
+    >>> source, out = build()                  # a new process would build it again
+    >>> checkpoints = enable(source, where)
+    >>> checkpoints.restored, source.snapshot()
+    (1, 3)
+    >>> run_pipeline(source)
+    >>> out                                    # nothing left to read: nothing emitted
+    []
+    >>> checkpoints.close()
+    """
+    return Checkpoints(graph, location, interval, every, keep, rename, drop, fresh, storage_options)
