@@ -179,8 +179,9 @@ class TestingSource(Source):
       after the marker, so each ``ABORT`` fires once;
     * ``TestingSource.EOF()`` ends this run cleanly; ``start()`` again continues after it.
 
-    :meth:`snapshot` is the index of the next item to process (an item counts as
-    processed once downstream has absorbed it), and :meth:`restore` sets it, so a
+    :meth:`snapshot` is the index of the next item to emit (an item counts as emitted
+    from the moment it is pushed, also while the source awaits downstream: a checkpoint
+    taken then finds its effects in node state), and :meth:`restore` sets it, so a
     pipeline rebuilt from a snapshot resumes where the old one stopped.
     Also available as ``Stream.from_testing(items, **kwargs)``.
 
@@ -244,6 +245,8 @@ class TestingSource(Source):
                     break
                 else:
                     await self._wait_if_held()
+                    if self.hold is not None:
+                        self.hold.count()
                     pending = self._emit(item)
                     self.index += 1  # before the await: a checkpoint there counts it emitted
                     if pending:
