@@ -72,7 +72,8 @@ class CheckpointInfo:
 
 
 def _has_state(node: Stream) -> bool:
-    return callable(getattr(node, "snapshot", None)) and callable(getattr(node, "restore", None))
+    """Whether ``node``'s class keeps state (overrides the stateless ``Stream.snapshot``)."""
+    return getattr(type(node), "snapshot", Stream.snapshot) is not Stream.snapshot
 
 
 def _depths(nodes: list[Stream]) -> dict[int, int]:
