@@ -22,6 +22,7 @@ Each step is a fail-point (:data:`FAILPOINTS`, see :mod:`millstream.core.failpoi
 from __future__ import annotations
 
 import asyncio
+import collections
 import logging
 import os
 import pickle
@@ -108,6 +109,8 @@ class Checkpoints:
         The id of the checkpoint the graph was restored from at :func:`enable`.
     last : CheckpointInfo or None
         The newest checkpoint taken by this process.
+    history : collections.deque of CheckpointInfo
+        The last 100 checkpoints taken by this process, oldest first.
     """
 
     def __init__(
@@ -144,6 +147,7 @@ class Checkpoints:
         self.loop = self.sources[0].loop
         self.restored: int | None = None
         self.last: CheckpointInfo | None = None
+        self.history: collections.deque[CheckpointInfo] = collections.deque(maxlen=100)
         self.error: BaseException | None = None
         self._next_id = 1
         self._positions: dict[str, Any] = {}
@@ -342,6 +346,7 @@ class Checkpoints:
         await asyncio.to_thread(self._prune)
         info = CheckpointInfo(checkpoint_id, time.time(), held, time.monotonic() - started, size)
         self.last = info
+        self.history.append(info)
         logger.debug("checkpoint %s", info)
         return info
 
