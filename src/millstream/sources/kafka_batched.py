@@ -331,8 +331,12 @@ def from_kafka_batched(
     ``offset`` and ``timestamp`` (milliseconds).
 
     Offsets are committed for the consumer group ``group.id`` (if given) once a batch and
-    every batch before it in its partition have been fully processed; a batch whose
-    processing raised is never committed past, and the error stops the source. Reading
+    every batch before it in its partition have been fully processed (each batch as it
+    finishes, while later ones are in flight); a batch whose processing raised is never
+    committed past, and the error stops the source. With checkpoints
+    (:func:`millstream.checkpoint.enable`) the source's position is the next offset of
+    each partition after the batches (or ranges) emitted, a restored pipeline plans or
+    reads from there, and only the offsets of completed checkpoints are committed. Reading
     resumes from the committed offsets, or, with none, from the end of each partition
     (``'auto.offset.reset': 'latest'``, the default) or its beginning (``'earliest'``).
     Partitions found later with ``refresh_partitions`` start from their beginning. At
