@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import os
 import pickle
+import select
 import signal
 import subprocess
 import sys
@@ -36,9 +37,11 @@ def start_child(bootstrap, topic, group, where, delay):
 
 
 def first_record(child, timeout=60.0):
-    """The child's JSON line about its first record (it is killed if none comes)."""
-    line = child.stdout.readline()  # the child prints it, or dies (then EOF)
-    assert line, f"the child exited with {child.wait(timeout)} before its first record"
+    """The child's JSON line about its first record."""
+    ready, _, _ = select.select([child.stdout], [], [], timeout)
+    assert ready, f"no first record from the child within {timeout} s"
+    line = child.stdout.readline()  # a whole line (the child flushes each), or EOF
+    assert line, f"the child exited with {child.wait(10)} before its first record"
     return json.loads(line)
 
 

@@ -175,6 +175,24 @@ def test_a_snapshot_is_plain_data_detached_from_the_source(kafka_bootstrap, kafk
     assert source.snapshot() == {topic: {0: 5}}
 
 
+def test_the_position_passes_tombstones_left_out(kafka_bootstrap, kafka_topic, tmp_path):
+    topic = kafka_topic(1)
+    produce(kafka_bootstrap, topic, [b"a", None, b"b", None], partition=0)
+    config = params(kafka_bootstrap)
+    source = Stream.from_kafka(topic, config, poll_interval=0.02)
+    L = source.sink_to_list()
+    checkpoints = enable(source, tmp_path, interval=None)
+    source.start()
+    try:
+        wait_for(lambda: source.snapshot() == {topic: {0: 4}}, 15)
+        checkpoints.checkpoint()
+    finally:
+        source.stop()
+        checkpoints.close(final=False)
+    assert L == [b"a", b"b"]
+    assert committed(kafka_bootstrap, config["group.id"], topic, 1) == {0: 4}
+
+
 # -- checkpoint mode: commits ----------------------------------------------------------------
 def test_checkpoint_mode_commits_only_completed_checkpoints(kafka_bootstrap, kafka_topic, tmp_path):
     topic = kafka_topic(1)

@@ -200,6 +200,8 @@ class from_kafka(KafkaSource):
                 value = message_record(msg)
             elif value is None:
                 self.tombstones += 1
+                # nothing to emit: the position passes it (all before it was emitted)
+                self._emitted[(msg.topic(), msg.partition())] = msg.offset() + 1
                 continue
             offset = msg.offset()
             rng = begin(msg.topic(), msg.partition(), offset, offset)
