@@ -115,8 +115,11 @@ class from_kafka(KafkaSource):
         return tp in self.assignment
 
     def consumer_settings(self) -> dict[str, Any]:
-        """The librdkafka settings the next ``start()`` uses (without the logger): in
+        """The librdkafka settings the next ``start()`` uses (but the logger): in
         checkpoint mode without auto-commit, and a static member of the group."""
+        return {k: v for k, v in self._consumer_config().items() if k != "logger"}
+
+    def _consumer_config(self) -> dict[str, Any]:
         config = dict(self._config)
         if self._checkpointing:
             config["enable.auto.commit"] = False
@@ -130,7 +133,7 @@ class from_kafka(KafkaSource):
 
     def _connect(self) -> Any:
         self._commits_enabled = self._checkpointing or not self._auto_commit
-        consumer = make_consumer("from_kafka", self.consumer_settings())
+        consumer = make_consumer("from_kafka", self._consumer_config())
         try:
             for topic in self.topics:
                 topic_partitions(str(self), consumer, topic, self.connect_timeout, self._servers)
