@@ -157,10 +157,10 @@ class Checkpoints:
         self._wake = asyncio.Event()
         self._restore(dict(rename or {}), set(drop), set(fresh))
         self._install_holds(nodes)
-        for node in self.ids:
+        for node, node_id in self.ids.items():
             mode = getattr(node, "checkpoint_mode", None)
             if callable(mode):
-                mode(True)
+                mode(True, identity=f"{self.store.location}#{node_id}")
         if self.interval is not None or self.every is not None:
             self.loop.add_callback(self._launch)
 
