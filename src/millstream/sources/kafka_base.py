@@ -366,7 +366,7 @@ class KafkaSource(ManagedSource):
         if hold is not None:
             if hold.closed:
                 await hold.wait_open()
-            hold.passed += count
+            hold.count(count)
         tracker = self.tracker
         emitted = self._emitted
         key = (rng.topic, rng.partition)
