@@ -154,6 +154,12 @@ class ConsumerThread:
         future = self._executor.submit(fn, *args, **kwargs)
         return await asyncio.wrap_future(future)
 
+    def call_blocking(self, timeout: float, fn: Callable[..., T], *args: Any) -> T:
+        """Run ``fn(*args)`` on the thread (after the calls queued before it) and wait for it
+        here, at most ``timeout`` seconds (then ``TimeoutError``): for a caller off the loop
+        while the loop cannot run (a ``stop()`` that finds the loop blocked)."""
+        return self._executor.submit(fn, *args).result(timeout)
+
     def shutdown(self) -> None:
         self._executor.shutdown(wait=True)
 
