@@ -205,7 +205,7 @@ class ManagedSource(Source):
 
     def _drain_bound(self) -> float:
         """Seconds ``run()`` may spend, after ``stop()``, finishing the work in hand (a Kafka
-        source's ``drain_timeout``); ``stop()`` never gives up before it. None by default."""
+        source's ``drain_timeout``); ``stop()`` never gives up before it. 0 by default."""
         return 0.0
 
     # -- lifecycle ----------------------------------------------------------------------
