@@ -29,6 +29,7 @@ BENCHMARKS = [
     "dask_kafka",
     "event_windows",
     "checkpoints",
+    "kafka_checkpoints",
 ]
 
 

@@ -470,10 +470,10 @@ def crash_and_recover(
 ) -> CrashReport:
     r"""Run ``command`` again and again, crashing it, then once to the end.
 
-    First ``kills`` runs are killed with SIGKILL at a random moment (uniform in
-    ``between`` seconds, drawn from ``seed``), then one run per entry of ``failpoints``
-    (``'after_snapshot_write'`` kills at that step; ``'name:kill@3'`` at its third hit),
-    then a last run is left to finish. Each faulty run must really have been killed: a
+    First one run per entry of ``failpoints`` (``'after_snapshot_write'`` kills at that
+    step; ``'name:kill@3'`` at its third hit), then ``kills`` runs killed with SIGKILL at
+    a random moment (uniform in ``between`` seconds, drawn from ``seed``), then a last run
+    is left to finish. Each faulty run must really have been killed: a
     run that ended by itself first raises ``AssertionError`` naming the fault (a crash
     test whose crash did not happen proves nothing). The command must resume from its
     own saved state (e.g. ``millstream.checkpoint.enable`` on a fixed location); compare
@@ -500,12 +500,12 @@ def crash_and_recover(
     rng = random.Random(seed)
     faults: list[tuple[str, ChildRun]] = []
     schedule: list[tuple[str, float | None, str | None]] = []
-    for _ in range(kills):
-        seconds = rng.uniform(*between)
-        schedule.append((f"kill after {seconds:.2f} s", seconds, None))
     for point in failpoints:
         entry = point if ":" in point else f"{point}:kill"
         schedule.append((f"fail-point {entry}", None, entry))
+    for _ in range(kills):
+        seconds = rng.uniform(*between)
+        schedule.append((f"kill after {seconds:.2f} s", seconds, None))
     for fault, delay, spec in schedule:
         run = run_child(command, kill_after=delay, failpoints=spec, env=env, timeout=timeout)
         faults.append((fault, run))

@@ -35,7 +35,7 @@ def test_killed_and_restarted_wordcount_counts_every_word_once(big_text, tmp_pat
     command = wordcount(
         str(big_text), "--json", "--checkpoint", str(location), "--checkpoint-interval", "100ms"
     )
-    # random kills, then each fail-point (at its 2nd hit, after some progress)
+    # each fail-point (at its 2nd hit, after some progress), then random kills
     report = crash_and_recover(
         command,
         kills=5,

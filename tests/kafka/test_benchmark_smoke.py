@@ -73,3 +73,21 @@ def test_kafka_wordcount_prints_one_valid_json_line(kafka_bootstrap):
     assert memory["capped"]["max_in_flight_seen"] >= 1
     assert memory["capped"]["samples"] > 0
     assert result["machine"]["streamz"] == "0.6.6"
+
+
+def test_kafka_checkpoints_prints_one_valid_json_line(kafka_bootstrap):
+    proc = subprocess.run(
+        [sys.executable, str(BENCH / "run_all.py"), "--only", "kafka_checkpoints", "--",
+         "--bootstrap", kafka_bootstrap, "--size", "3000", "--repeat", "1", "--interval", "0.02"],
+        capture_output=True, text=True, timeout=120, check=False,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    (line,) = proc.stdout.splitlines()
+    result = json.loads(line)
+    assert result["benchmark"] == "kafka_checkpoints"
+    assert set(result["times_s"]) == {
+        "batch_plain", "batch_checkpoints", "per_word_plain", "per_word_checkpoints"
+    }  # fmt: skip
+    assert set(result["targets"]) == {"batch_checkpoints_vs_plain", "per_word_checkpoints_vs_plain"}
+    assert result["checkpoints"]["per_word_checkpoints"]["checkpoints"] >= 1
+    assert all(result["checks"].values()), result["checks"]

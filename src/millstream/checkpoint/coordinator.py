@@ -271,13 +271,13 @@ class Checkpoints:
             if not (wake.is_set() or time.monotonic() >= due or at_end):
                 continue
             wake.clear()
+            due = time.monotonic() + (self.interval or float("inf"))  # start to start
             try:
                 await self.checkpoint_async(only_if_changed=True)
             except Exception as e:
                 self.error = e
                 logger.error("checkpoint failed; retried at the next interval", exc_info=e)
             self._arm_counts()
-            due = time.monotonic() + (self.interval or float("inf"))
 
     def _arm_counts(self) -> None:
         """With ``every``: wake the periodic task once a source has emitted that many more
