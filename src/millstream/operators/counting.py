@@ -40,6 +40,7 @@ from ..core.awaitables import await_all, push_from_outside, release_refs_after, 
 from ..core.fusion import SKIP, Stage
 from ..core.loop import in_loop_thread, sync
 from ..core.refs import Metadata, release_refs, retain_refs
+from ..core.state import COUNT, SEQUENCE, bad_state, dict_of_pairs, expect_fields
 from ..core.stream import Stream
 
 __all__ = [
@@ -221,7 +222,7 @@ class slice(Stream):
         return {"count": self.state}
 
     def restore(self, state: dict[str, Any]) -> None:
-        self.state = int(state["count"])
+        self.state = expect_fields(self, state, {"count": COUNT})["count"]
         if self.end is not None and self.state >= self.end:
             self.detach_at_end()
         else:
@@ -407,12 +408,24 @@ class partition(Stream):
 
     def restore(self, state: dict[str, Any]) -> None:
         """Load buffers; with a ``timeout``, each restored group gets a fresh full timeout."""
+        expect_fields(self, state, {"buffers": SEQUENCE})
+        groups = dict_of_pairs(self, state, "buffers")
+        for key, values in groups.items():
+            if type(values) not in SEQUENCE or len(values) >= self.n:
+                raise bad_state(
+                    self,
+                    state,
+                    f"the group of {short_repr(key)} must be a list of fewer "
+                    f"than n={self.n} elements, got {short_repr(values)}",
+                )
+            if key is not None and self._key is None:
+                raise bad_state(self, state, f"a group has a key {short_repr(key)}, without key=")
         _discard(self._metadata_buffer.values(), self)
         for _token, handle in self._timers.values():
             handle.cancel()
         self._timers = {}
         self._metadata_buffer = {}
-        self._buffer = {k: list(v) for k, v in state["buffers"] if v}
+        self._buffer = {k: list(v) for k, v in groups.items() if v}
         if self._timeout is None or not self._buffer:
             return
         asyncio_loop = getattr(self.loop, "asyncio_loop", self.loop)
@@ -552,9 +565,13 @@ class partition_unique(Stream):
         return {"buffer": [[k, v] for k, v in self._buffer.items()]}
 
     def restore(self, state: dict[str, Any]) -> None:
+        expect_fields(self, state, {"buffer": SEQUENCE})
+        buffer = dict_of_pairs(self, state, "buffer")
+        if len(buffer) >= self.n:
+            raise bad_state(self, state, f"the group must hold fewer than n={self.n} elements")
         _discard(self._metadata_buffer.values(), self)
         self._metadata_buffer = {}
-        self._buffer = {k: v for k, v in state["buffer"]}
+        self._buffer = buffer
 
 
 # -- sliding_window ----------------------------------------------------------------------
@@ -637,8 +654,9 @@ class sliding_window(Stream):
         return {"window": list(self._buffer)}
 
     def restore(self, state: dict[str, Any]) -> None:
+        """Take the last ``n`` elements of ``state['window']`` (a list)."""
+        values = list(expect_fields(self, state, {"window": SEQUENCE})["window"])[-self.n :]
         _discard(self.metadata_buffer, self)
-        values = list(state["window"])[-self.n :]
         self._buffer = deque(values, maxlen=self.n)
         keep = len(values) if len(values) < self.n else self.n - 1
         self.metadata_buffer = deque([None] * keep)
@@ -810,13 +828,14 @@ class unique(Stream):
         return {"seen": [[k, v] for k, v in seen.items()]}
 
     def restore(self, state: dict[str, Any]) -> None:
-        items = state["seen"]
+        items = expect_fields(self, state, {"seen": SEQUENCE})["seen"]
         if not self.hashable:
             self.seen = list(items)
-        elif self.maxsize:
-            self.seen = LRU(self.maxsize, ((k, v) for k, v in items))
-        else:
-            self.seen = {k: v for k, v in items}
+            if self.maxsize:
+                del self.seen[self.maxsize :]
+            return
+        seen = dict_of_pairs(self, state, "seen", distinct=False)
+        self.seen = LRU(self.maxsize, seen.items()) if self.maxsize else seen
 
 
 # -- collect -----------------------------------------------------------------------------
@@ -888,6 +907,7 @@ class collect(Stream):
         return {"cache": list(self.cache)}
 
     def restore(self, state: dict[str, Any]) -> None:
+        expect_fields(self, state, {"cache": SEQUENCE})
         if self.metadata_cache:
             _discard([list(self.metadata_cache)], self)
         self.metadata_cache.clear()
