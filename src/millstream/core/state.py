@@ -67,6 +67,7 @@ from ..exceptions import StateError
 
 __all__ = [
     "COUNT",
+    "IMMUTABLE",
     "NUMBER",
     "SEQUENCE",
     "Check",
@@ -79,7 +80,9 @@ __all__ = [
     "snapshot_version_of",
 ]
 
-_IMMUTABLE = (int, float, complex, str, bytes, bool, type(None), frozenset)
+#: The types whose values never change: a snapshot may hold them as they are.
+IMMUTABLE = (int, float, complex, str, bytes, bool, type(None), frozenset)
+_IMMUTABLE = IMMUTABLE
 
 
 def detached(value: Any) -> Any:

@@ -35,6 +35,7 @@ from .._utils import (
     short_repr,
 )
 from ..core.awaitables import await_all
+from ..core.loop import in_loop_thread, sync
 from ..core.refs import Metadata, release_refs, retain_refs
 from ..core.state import NUMBER, SEQUENCE, bad_state, dict_of_pairs, expect_fields
 from ..core.stream import Stream
@@ -328,16 +329,26 @@ class timed_window(_TimedWindowBase):
         return window, metadata
 
     def snapshot(self) -> dict[str, Any]:
-        """``{'buffer': [elements of the open window]}``."""
-        return {"buffer": list(self._buffer)}
+        """``{'buffer': [elements of the open window], 'closes_in': seconds until it closes}``
+        (``closes_in`` is ``None`` while the node is stopped)."""
+        now = self.clock.now()
+        closes_in = None if self.stopped else max(0.0, self._deadline - now)
+        return {"buffer": list(self._buffer), "closes_in": closes_in}
 
     def restore(self, state: dict[str, Any]) -> None:
-        """Make ``state['buffer']`` the open window (its elements hold no refs); the refs
-        of the elements it replaces are released marked failed."""
+        """Make ``state['buffer']`` the open window (its elements hold no refs), closing
+        ``state['closes_in']`` seconds from now (a state without it keeps this node's
+        timer); the refs of the elements it replaces are released marked failed."""
         buffer = list(expect_fields(self, state, {"buffer": SEQUENCE})["buffer"])
+        closes_in = state.get("closes_in")
+        if closes_in is not None and not (NUMBER(closes_in) and 0 <= closes_in < math.inf):
+            raise bad_state(self, state, "field 'closes_in' must be a number >= 0 or None")
         release_refs(self._metadata_buffer, error=RuntimeError(f"{self}: discarded by restore()"))
         self._buffer = buffer
         self._metadata_buffer = []
+        if closes_in is not None and not self.stopped:
+            self._deadline = self.clock.now() + closes_in
+            self.loop.add_callback(self._wake_up)  # the timer waits for the new deadline
 
 
 @Stream.register_api()
@@ -420,18 +431,28 @@ class timed_window_unique(_TimedWindowBase):
         return tuple(x for x, _ in entries.values()), metadata
 
     def snapshot(self) -> dict[str, Any]:
-        """``{'buffer': [(key, element), ...]}`` in arrival order."""
-        return {"buffer": [(k, x) for k, (x, _) in self._buffer.items()]}
+        """``{'buffer': [(key, element), ...], 'closes_in': seconds}``, in arrival order
+        (``closes_in`` as on ``timed_window``)."""
+        now = self.clock.now()
+        closes_in = None if self.stopped else max(0.0, self._deadline - now)
+        return {"buffer": [(k, x) for k, (x, _) in self._buffer.items()], "closes_in": closes_in}
 
     def restore(self, state: dict[str, Any]) -> None:
-        """Make ``state['buffer']`` the open window (its elements hold no refs); the refs
-        of the elements it replaces are released marked failed."""
+        """Make ``state['buffer']`` the open window (its elements hold no refs), closing
+        ``state['closes_in']`` seconds from now (a state without it keeps this node's
+        timer); the refs of the elements it replaces are released marked failed."""
         expect_fields(self, state, {"buffer": SEQUENCE})
         buffer = dict_of_pairs(self, state, "buffer")
+        closes_in = state.get("closes_in")
+        if closes_in is not None and not (NUMBER(closes_in) and 0 <= closes_in < math.inf):
+            raise bad_state(self, state, "field 'closes_in' must be a number >= 0 or None")
         error = RuntimeError(f"{self}: discarded by restore()")
         for _, metadata in self._buffer.values():
             release_refs(metadata, error=error)
         self._buffer = {k: (x, None) for k, x in buffer.items()}
+        if closes_in is not None and not self.stopped:
+            self._deadline = self.clock.now() + closes_in
+            self.loop.add_callback(self._wake_up)  # the timer waits for the new deadline
 
 
 # -- queues ------------------------------------------------------------------------------
@@ -917,8 +938,14 @@ class map_async(Stream):
         if self._jobs or self._backlog:
             raise bad_state(self, state, "restore() needs a node with no call in progress")
 
-        def resubmit() -> None:
+        async def resubmit() -> None:
             for x in pending:
                 self.update(x)
 
-        self.loop.add_callback(resubmit)
+        asyncio_loop = self.loop.asyncio_loop
+        if in_loop_thread(self.loop) or not asyncio_loop.is_running():
+            # now, so that the restored inputs come before any new element
+            for x in pending:
+                self.update(x)
+        else:
+            sync(self.loop, resubmit)

@@ -47,6 +47,8 @@ class SessionWindows(WindowStore):
     sessions the watermark closed and forgets the kept ones that expired.
     """
 
+    accumulator_index = 3
+
     def __init__(self, context: StoreContext):
         super().__init__(context)
         assigner = context.assigner

@@ -270,6 +270,8 @@ class WindowStore(ABC):
 
     next_close: float = math.inf
     next_purge: float = math.inf
+    #: Where the accumulator is in each entry of ``open`` and ``kept`` of a snapshot.
+    accumulator_index = 2
 
     def __init__(self, context: StoreContext):
         self.context = context

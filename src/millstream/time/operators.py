@@ -43,7 +43,16 @@ from .._utils import annotate_error, check_positive_int, convert_interval, short
 from ..core.awaitables import push_from_outside, release_refs_after
 from ..core.fusion import Stage
 from ..core.refs import Metadata, release_refs
-from ..core.state import COUNT, NUMBER, SEQUENCE, Check, bad_state, detached, expect_fields
+from ..core.state import (
+    COUNT,
+    IMMUTABLE,
+    NUMBER,
+    SEQUENCE,
+    Check,
+    bad_state,
+    detached,
+    expect_fields,
+)
 from ..core.stream import Stream
 from ..exceptions import StateError
 from ._buckets import time_buckets
@@ -475,7 +484,8 @@ class window(Stream):
         'tracker', 'late_count', 'dropped_count', 'keys', 'open', 'kept', 'positions'}``;
         ``keys`` lists the keys with open windows in first-seen order.
         """
-        open_, kept, positions = self._store.snapshot()
+        store = self._store
+        open_, kept, positions = store.snapshot()
         state = {
             "kind": self._kind,
             "watermark": self._wm,
@@ -488,7 +498,8 @@ class window(Stream):
             "kept": kept,
             "positions": positions,
         }
-        return detached(state)
+        # the containers are new; accumulators may be changed in place by the aggregation
+        return state if _plain(store, state) else detached(state)
 
     def restore(self, state: dict[str, Any]) -> None:
         """Load a :meth:`snapshot` (a copy of it: the node never changes ``state``).
@@ -506,9 +517,10 @@ class window(Stream):
                 f"it holds {state['kind']!r} windows, this node "
                 f"{self.assigner!r} windows ({self._kind!r})",
             )
-        state = detached(state)
         keys = KeyOrder()
         store = _STORES[self._kind](dataclasses.replace(self._context, keys=keys))
+        if not _plain(store, state):
+            state = detached(state)  # the node's own accumulators
         tracker = self._tracker
         try:
             if tracker is not None:
@@ -531,6 +543,18 @@ class window(Stream):
         self._max_ts = state["max_ts"]
         self.late_count = state["late_count"]
         self.dropped_count = state["dropped_count"]
+
+
+def _plain(store: WindowStore, state: dict[str, Any]) -> bool:
+    """Whether every accumulator in ``state`` is immutable (a number...): the state then
+    shares nothing that changes with the store it comes from or goes to."""
+    i = store.accumulator_index
+    try:
+        return all(type(e[i]) in IMMUTABLE for e in state["open"]) and all(
+            type(e[i]) in IMMUTABLE for e in state["kept"]
+        )
+    except (TypeError, IndexError, KeyError):
+        return False  # not entries: the store says what is wrong
 
 
 _OPTIONAL_NUMBER = Check("a number or None", lambda v: v is None or NUMBER(v))
