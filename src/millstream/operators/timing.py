@@ -558,18 +558,22 @@ class delay(_QueueNode):
         the elements they replace are released marked failed."""
         pending = expect_fields(self, state, {"pending": SEQUENCE})["pending"]
         for entry in pending:
-            if type(entry) not in SEQUENCE or len(entry) != 2 or not NUMBER(entry[0]):
+            if (
+                type(entry) not in SEQUENCE
+                or len(entry) != 2
+                or not (NUMBER(entry[0]) and entry[0] >= 0)
+            ):
                 raise bad_state(
                     self,
                     state,
-                    f"each pending entry must be [seconds to wait, element], "
+                    f"each pending entry must be [seconds to wait (>= 0), element], "
                     f"got {short_repr(entry)}",
                 )
         error = RuntimeError(f"{self}: discarded by restore()")
         for _, _, metadata in self._queue.items:
             release_refs(metadata, error=error)
         now = self.clock.now()
-        self._queue.replace((now + max(wait, 0.0), x, None) for wait, x in pending)
+        self._queue.replace((now + wait, x, None) for wait, x in pending)
         if self._queue.items:
             self._ensure_worker()
 
