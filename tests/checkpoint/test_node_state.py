@@ -879,6 +879,31 @@ def test_sources_refuse_junk_positions(tmp_path: Any) -> None:
         source.stop()
 
 
+def test_states_of_the_earlier_formats_still_restore(manual_clock: ManualClock) -> None:
+    # timed windows had no 'closes_in', partition(timeout=) no 'due_in'; a window's
+    # watermark may be None (no watermark yet)
+    source = Stream()
+    window = source.timed_window(2, emit_empty=False)
+    L = window.sink_to_list()
+    window.restore({"buffer": [1, 2]})
+    manual_clock.advance(2)
+    wait_for(lambda: L == [[1, 2]], 5)
+    unique = Stream().timed_window_unique(1)
+    unique.restore({"buffer": [(1, 1)]})
+    assert unique.snapshot()["buffer"] == [(1, 1)]
+    source = Stream()
+    groups = source.partition(2, timeout=5)
+    out = groups.sink_to_list()
+    groups.restore({"buffers": [[None, [1]]]})
+    manual_clock.advance(5)
+    wait_for(lambda: out == [(1,)], 5)
+    events = Stream()
+    node = events.window(Tumbling(10), "sum", timestamp=lambda x: x)
+    state = {**node.snapshot(), "watermark": None}
+    node.restore(state)
+    assert node.watermark == float("-inf")
+
+
 def test_a_stateless_node_takes_only_none() -> None:
     node = Stream().map(str)
     node.restore(None)

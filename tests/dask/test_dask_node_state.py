@@ -76,6 +76,11 @@ CASES = [
     case("partition-futures", stateful.partition, lambda s: s.partition(2)),
     case("partition-batches", stateful.partition, lambda s: s.partition(3), batches=True),
     case("partition-key", stateful.partition, lambda s: s.partition(2, key=parity)),
+    case(
+        "partition-timeout-key",
+        stateful.partition,
+        lambda s: s.partition(2, timeout=1000, key=parity),
+    ),
     case("sliding_window-futures", stateful.sliding_window, lambda s: s.sliding_window(2)),
     case(
         "sliding_window-batches",

@@ -14,14 +14,19 @@ it to users and :mod:`millstream.checkpoint` relies on nothing else.
 ``restore(state)``
     Makes the node hold ``state`` (a value its ``snapshot()`` returned, possibly in
     another process). It checks ``state`` first and raises :class:`StateError` naming the
-    node and what is wrong, and it is atomic: on an error the node is left as it was
-    (:func:`restore_atomically` gives any node this, and :func:`expect_fields` the usual
-    checks).
+    node and what is wrong (``restore(None)`` included), and it is atomic: on an error the
+    node is left as it was. A node checks everything before it changes anything
+    (:func:`expect_fields` with the checks :data:`NUMBER`, :data:`COUNT`,
+    :data:`SEQUENCE` or a :class:`Check`, :func:`dict_of_pairs`, :func:`bad_state` for
+    the rest), or wraps its restore in :func:`restore_atomically`. It takes a copy: the
+    node never changes ``state``.
 
 ``snapshot_version`` (class attribute, default 1)
     The format version of ``snapshot()``. A checkpoint records it next to each state; a
     node whose format changes raises the number and may define
-    ``upgrade_state(version, state) -> state`` (a classmethod) to read older ones.
+    ``upgrade_state(version, state) -> state`` (a classmethod) to read older ones. A field
+    added as optional (``restore`` reads a state without it, as ``closes_in`` of
+    ``timed_window``) keeps the version: older states still restore.
 
 Sources follow the same contract, their state being their *position*: what they emitted
 so far, as needed to resume after it (Kafka: the next offset per partition; a file: the

@@ -25,7 +25,7 @@ from ..core.state import detached, expect_fields
 from ..operators import aggregate, counting
 from ._bridge import get_client, record_origin
 from ._detached import run_node
-from ._flow import _Exploding, _OnWorkers, _RunsNode, fetch, parts, wait_ready
+from ._flow import _Exploding, _OnWorkers, _RunsNode, _values, fetch, parts, wait_ready
 from ._tasks import (
     Batch,
     accumulate_start,
@@ -374,6 +374,18 @@ class partition(_RunsNode, counting.partition):
     def take_group(self, key: Any) -> tuple[tuple[Any, ...], Metadata | None]:
         values, metadata = super().take_group(key)
         return tuple(v.x if type(v) is _Keyed else v for v in values), metadata
+
+    def snapshot(self) -> Any:
+        """The local node's snapshot with the elements' values (fetched, blocking: call it
+        outside the event loops); restored, they are local values whose keys are computed
+        here."""
+        if not self._always_queue:
+            return super().snapshot()
+        state = counting.partition.snapshot(self)
+        state["buffers"] = [
+            [k, [v.x if type(v) is _Keyed else v for v in values]] for k, values in state["buffers"]
+        ]
+        return _values(state)
 
 
 class _Keyed:
