@@ -28,6 +28,7 @@ BENCHMARKS = [
     "dask_scaling",
     "dask_kafka",
     "event_windows",
+    "checkpoints",
 ]
 
 

@@ -177,6 +177,32 @@ def test_event_windows_prints_one_valid_json_line() -> None:
     assert all(result["memory"][k]["peak_rss_bytes"] > 0 for k in ("small", "large"))
 
 
+def test_checkpoints_benchmark_prints_one_valid_json_line() -> None:
+    """Hold, recovery and the word count against bytewax with recovery, at tiny sizes."""
+    proc = run_script("checkpoints.py", *TINY, "--keys", "30000", "--recovery-keys", "2000")
+    assert proc.returncode == 0, proc.stderr
+    (line,) = proc.stdout.splitlines()
+    result = json.loads(line)
+    assert result["benchmark"] == "checkpoints"
+    assert set(result["times_s"]) == {
+        "recovery_s",
+        "cold_start_s",
+        "millstream_checkpoints",
+        "millstream_no_checkpoints",
+        "bytewax_recovery",
+        "bytewax_no_recovery",
+    }
+    assert set(result["targets"]) == {
+        "held_30000_keys",
+        "recovery",
+        "millstream_vs_bytewax_with_recovery",
+    }
+    assert result["hold"]["30000"]["checkpoints"] >= 2
+    assert result["hold"]["30000"]["size_bytes_max"] > 30000 * 10
+    assert all(result["checks"].values()), result["checks"]
+    assert result["all_checks_passed"] is True
+
+
 LOCAL = ["map_chain", "wordcount", "import_time"]  # the Kafka ones: tests/kafka/
 
 

@@ -9,7 +9,12 @@ Everything here is importable by users writing tests for their own pipelines:
 * :func:`run_pipeline`: start a source and block until it has stopped, re-raising its error;
 * :class:`metadata`: a node emitting the metadata of each element instead of its value;
 * :func:`captured_logger`: capture what a logger writes;
-* :class:`ManualClock` and :func:`use_clock` (re-exported): deterministic time.
+* :class:`ManualClock` and :func:`use_clock` (re-exported): deterministic time;
+* crash testing of a pipeline's recovery: :func:`run_child` runs it in a child process and
+  can kill it (SIGKILL) after a delay or at a fail-point (``MILLSTREAM_FAILPOINTS``, see
+  :mod:`millstream.core.failpoints`); :func:`crash_and_recover` kills and restarts it on a
+  seeded schedule and returns the final, uninterrupted run to compare with a run that
+  was never killed.
 """
 
 from __future__ import annotations
@@ -18,8 +23,15 @@ import asyncio
 import contextlib
 import io
 import logging
+import os
+import random
+import re
+import signal
+import subprocess
+import sys
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
 from .core.clock import ManualClock, use_clock
@@ -29,12 +41,16 @@ from .exceptions import TestingAbort
 from .sources.base import Source
 
 __all__ = [
+    "ChildRun",
+    "CrashReport",
     "ManualClock",
     "TestingAbort",
     "TestingSource",
     "await_for",
     "captured_logger",
+    "crash_and_recover",
     "metadata",
+    "run_child",
     "run_pipeline",
     "use_clock",
     "wait_for",
@@ -164,8 +180,9 @@ class TestingSource(Source):
       after the marker, so each ``ABORT`` fires once;
     * ``TestingSource.EOF()`` ends this run cleanly; ``start()`` again continues after it.
 
-    :meth:`snapshot` is the index of the next item to process (an item counts as
-    processed once downstream has absorbed it), and :meth:`restore` sets it, so a
+    :meth:`snapshot` is the index of the next item to emit (an item counts as emitted
+    from the moment it is pushed, also while the source awaits downstream: a checkpoint
+    taken then finds its effects in node state), and :meth:`restore` sets it, so a
     pipeline rebuilt from a snapshot resumes where the old one stopped.
     Also available as ``Stream.from_testing(items, **kwargs)``.
 
@@ -229,6 +246,8 @@ class TestingSource(Source):
                     break
                 else:
                     await self._wait_if_held()
+                    if self.hold is not None:
+                        self.hold.count()
                     pending = self._emit(item)
                     self.index += 1  # before the await: a checkpoint there counts it emitted
                     if pending:
@@ -336,3 +355,169 @@ def captured_logger(
         logger.removeHandler(handler)
         logger.setLevel(old_level)
         logger.propagate = old_propagate
+
+
+# -- crash testing ---------------------------------------------------------------------------
+
+_FAILPOINT_LINE = re.compile(r"^millstream failpoint (\S+) (\S+)$", re.MULTILINE)
+
+
+@dataclass
+class ChildRun:
+    """One run of a child process: its exit status (``-9`` when killed by SIGKILL), its
+    output, whether this kit killed it, and the fail-points it reported reaching."""
+
+    returncode: int
+    stdout: str
+    stderr: str
+    killed: bool
+    failpoints_hit: list[str] = field(default_factory=list)
+    seconds: float = 0.0
+
+    @property
+    def crashed(self) -> bool:
+        """True when the process ended by SIGKILL (from this kit or a fail-point)."""
+        return self.returncode == -signal.SIGKILL
+
+
+def run_child(
+    command: Sequence[str],
+    kill_after: float | None = None,
+    failpoints: str | None = None,
+    env: dict[str, str] | None = None,
+    timeout: float = 120.0,
+    cwd: str | None = None,
+) -> ChildRun:
+    r"""Run ``command`` in a child process and wait for it; return a :class:`ChildRun`.
+
+    ``kill_after``: seconds after which the child is killed with SIGKILL if it still runs
+    (only this child, by its pid). ``failpoints``: the value of ``MILLSTREAM_FAILPOINTS``
+    for the child (e.g. ``'after_snapshot_write:kill@2'``). Raises ``TimeoutError`` (after
+    killing it) if the child runs longer than ``timeout``.
+
+    Examples
+    --------
+    >>> import sys
+    >>> run_child([sys.executable, '-c', 'print(6 * 7)']).stdout
+    '42\n'
+    >>> run = run_child([sys.executable, '-c', 'import time; time.sleep(30)'], kill_after=0.2)
+    >>> run.killed, run.crashed
+    (True, True)
+    """
+    child_env = dict(os.environ if env is None else env)
+    if failpoints is not None:
+        child_env["MILLSTREAM_FAILPOINTS"] = failpoints
+    started = time.monotonic()
+    process = subprocess.Popen(
+        list(command),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=child_env,
+        cwd=cwd,
+    )
+    killed = False
+    try:
+        wait = timeout if kill_after is None else min(kill_after, timeout)
+        try:
+            stdout, stderr = process.communicate(timeout=wait)
+        except subprocess.TimeoutExpired:
+            if kill_after is None or kill_after >= timeout:
+                process.kill()
+                process.communicate()
+                raise TimeoutError(f"{command!r} still running after {timeout} s") from None
+            if process.poll() is None:
+                os.kill(process.pid, signal.SIGKILL)
+                killed = True
+            stdout, stderr = process.communicate(timeout=timeout)
+    finally:
+        if process.poll() is None:  # pragma: no cover - only on an error above
+            process.kill()
+            process.wait()
+    return ChildRun(
+        returncode=process.returncode,
+        stdout=stdout,
+        stderr=stderr,
+        killed=killed and process.returncode == -signal.SIGKILL,
+        failpoints_hit=[m.group(1) for m in _FAILPOINT_LINE.finditer(stderr)],
+        seconds=time.monotonic() - started,
+    )
+
+
+@dataclass
+class CrashReport:
+    """What :func:`crash_and_recover` did: the seed, each faulty run in order (with the
+    fault it was given), and the final run that was left to finish."""
+
+    seed: int
+    faults: list[tuple[str, ChildRun]]
+    final: ChildRun
+
+    def describe(self) -> str:
+        """The seed and the fault schedule, one line (print it in a test's output)."""
+        steps = ", ".join(
+            f"{fault} -> rc {run.returncode} after {run.seconds:.2f} s"
+            for fault, run in self.faults
+        )
+        return f"seed {self.seed}: {steps}; final rc {self.final.returncode}"
+
+
+def crash_and_recover(
+    command: Sequence[str],
+    kills: int = 5,
+    failpoints: Sequence[str] = (),
+    seed: int | None = None,
+    between: tuple[float, float] = (0.5, 2.0),
+    env: dict[str, str] | None = None,
+    timeout: float = 120.0,
+) -> CrashReport:
+    r"""Run ``command`` again and again, crashing it, then once to the end.
+
+    First ``kills`` runs are killed with SIGKILL at a random moment (uniform in
+    ``between`` seconds, drawn from ``seed``), then one run per entry of ``failpoints``
+    (``'after_snapshot_write'`` kills at that step; ``'name:kill@3'`` at its third hit),
+    then a last run is left to finish. Each faulty run must really have been killed: a
+    run that ended by itself first raises ``AssertionError`` naming the fault (a crash
+    test whose crash did not happen proves nothing). The command must resume from its
+    own saved state (e.g. ``millstream.checkpoint.enable`` on a fixed location); compare
+    ``report.final.stdout`` with a run that was never killed.
+
+    Examples
+    --------
+    >>> import sys, tempfile, os
+    >>> where = os.path.join(tempfile.mkdtemp(), 'n')
+    >>> script = ('import os, sys, time\n'
+    ...           'p = sys.argv[1]\n'
+    ...           'n = int(open(p).read()) if os.path.exists(p) else 0\n'
+    ...           'while n < 30:\n'
+    ...           '    n += 1; open(p + ".tmp", "w").write(str(n)); os.replace(p + ".tmp", p)\n'
+    ...           '    time.sleep(0.01)\n'
+    ...           'print(n)\n')
+    >>> report = crash_and_recover([sys.executable, '-c', script, where], kills=2,
+    ...                            seed=1, between=(0.05, 0.1))
+    >>> [run.crashed for _, run in report.faults], report.final.stdout
+    ([True, True], '30\n')
+    """
+    if seed is None:
+        seed = random.SystemRandom().randrange(2**32)
+    rng = random.Random(seed)
+    faults: list[tuple[str, ChildRun]] = []
+    schedule: list[tuple[str, float | None, str | None]] = []
+    for _ in range(kills):
+        seconds = rng.uniform(*between)
+        schedule.append((f"kill after {seconds:.2f} s", seconds, None))
+    for point in failpoints:
+        entry = point if ":" in point else f"{point}:kill"
+        schedule.append((f"fail-point {entry}", None, entry))
+    for fault, delay, spec in schedule:
+        run = run_child(command, kill_after=delay, failpoints=spec, env=env, timeout=timeout)
+        faults.append((fault, run))
+        if not run.crashed:
+            raise AssertionError(
+                f"seed {seed}: the run with fault '{fault}' was not killed (exit status "
+                f"{run.returncode}); stderr: {run.stderr[-2000:]}"
+            )
+    final = run_child(command, env=env, timeout=timeout)
+    report = CrashReport(seed, faults, final)
+    print(report.describe(), file=sys.stderr)
+    return report

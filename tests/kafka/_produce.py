@@ -28,9 +28,7 @@ def committed(bootstrap, group, topic, partitions):
     """The group's committed offset per partition (None where nothing is committed)."""
     consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": group})
     try:
-        tps = consumer.committed(
-            [TopicPartition(topic, p) for p in range(partitions)], timeout=10
-        )
+        tps = consumer.committed([TopicPartition(topic, p) for p in range(partitions)], timeout=10)
     finally:
         consumer.close()
     return {tp.partition: (tp.offset if tp.offset >= 0 else None) for tp in tps}

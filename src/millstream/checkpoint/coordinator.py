@@ -22,6 +22,7 @@ Each step is a fail-point (:data:`FAILPOINTS`, see :mod:`millstream.core.failpoi
 from __future__ import annotations
 
 import asyncio
+import collections
 import logging
 import os
 import pickle
@@ -72,7 +73,8 @@ class CheckpointInfo:
 
 
 def _has_state(node: Stream) -> bool:
-    return callable(getattr(node, "snapshot", None)) and callable(getattr(node, "restore", None))
+    """Whether ``node``'s class keeps state (overrides the stateless ``Stream.snapshot``)."""
+    return getattr(type(node), "snapshot", Stream.snapshot) is not Stream.snapshot
 
 
 def _depths(nodes: list[Stream]) -> dict[int, int]:
@@ -107,6 +109,8 @@ class Checkpoints:
         The id of the checkpoint the graph was restored from at :func:`enable`.
     last : CheckpointInfo or None
         The newest checkpoint taken by this process.
+    history : collections.deque of CheckpointInfo
+        The last 100 checkpoints taken by this process, oldest first.
     """
 
     def __init__(
@@ -143,18 +147,20 @@ class Checkpoints:
         self.loop = self.sources[0].loop
         self.restored: int | None = None
         self.last: CheckpointInfo | None = None
+        self.history: collections.deque[CheckpointInfo] = collections.deque(maxlen=100)
         self.error: BaseException | None = None
         self._next_id = 1
         self._positions: dict[str, Any] = {}
         self._lock: asyncio.Lock | None = None
         self._task: asyncio.Task[Any] | None = None
         self._closed = False
+        self._wake = asyncio.Event()
         self._restore(dict(rename or {}), set(drop), set(fresh))
         self._install_holds(nodes)
-        for node in self.ids:
+        for node, node_id in self.ids.items():
             mode = getattr(node, "checkpoint_mode", None)
             if callable(mode):
-                mode(True)
+                mode(True, identity=f"{self.store.location}#{node_id}")
         if self.interval is not None or self.every is not None:
             self.loop.add_callback(self._launch)
 
@@ -245,30 +251,40 @@ class Checkpoints:
         self._task.add_done_callback(log_task_error)
 
     async def _periodic(self) -> None:
-        tick = 0.05 if self.every is not None else (self.interval or 1.0)
-        if self.interval is not None:
-            tick = min(tick, self.interval)
+        wake = self._wake = asyncio.Event()
+        self._arm_counts()
         due = time.monotonic() + (self.interval or float("inf"))
-        passed_at_last = 0
+        end_seen = False  # the end of input got its checkpoint
         while not self._closed:
-            await asyncio.sleep(tick)
+            wait = min(due - time.monotonic(), 0.05)
+            if wait > 0:
+                try:
+                    await asyncio.wait_for(wake.wait(), wait)
+                except asyncio.TimeoutError:
+                    pass
             if self._closed:
                 break
-            passed = sum(h.passed for h in self._source_holds)
             ended = all(s.stopped for s in self.sources)
-            now = time.monotonic()
-            trigger = now >= due or (
-                self.every is not None and passed - passed_at_last >= self.every
-            )
-            if not (trigger or ended):
+            at_end = ended and not end_seen
+            end_seen = ended
+            if not (wake.is_set() or time.monotonic() >= due or at_end):
                 continue
+            wake.clear()
             try:
                 await self.checkpoint_async(only_if_changed=True)
             except Exception as e:
                 self.error = e
                 logger.error("checkpoint failed; retried at the next interval", exc_info=e)
-            passed_at_last = passed
-            due = now + (self.interval or float("inf"))
+            self._arm_counts()
+            due = time.monotonic() + (self.interval or float("inf"))
+
+    def _arm_counts(self) -> None:
+        """With ``every``: wake the periodic task once a source has emitted that many more."""
+        if self.every is None:
+            return
+        for hold in self._source_holds:
+            hold.due_at = hold.passed + self.every
+            hold.on_due = self._wake.set
 
     async def checkpoint_async(self, only_if_changed: bool = False) -> CheckpointInfo | None:
         """Take a checkpoint now (on the graph's loop); returns what it took, or None when
@@ -330,6 +346,7 @@ class Checkpoints:
         await asyncio.to_thread(self._prune)
         info = CheckpointInfo(checkpoint_id, time.time(), held, time.monotonic() - started, size)
         self.last = info
+        self.history.append(info)
         logger.debug("checkpoint %s", info)
         return info
 

@@ -9,10 +9,14 @@ import io
 import sys
 from collections.abc import Iterable, Iterator
 from importlib import resources
-from typing import IO
+from typing import IO, Any
+
+from .._utils import convert_interval
 
 __all__ = [
     "DEFAULT_TEXT",
+    "duration",
+    "enable_checkpoints",
     "error",
     "open_input",
     "positive_int",
@@ -64,6 +68,50 @@ def seconds(text: str) -> float:
     if not value > 0 or value == float("inf"):
         raise argparse.ArgumentTypeError(f"expected a number of seconds > 0, got {text}")
     return value
+
+
+def duration(text: str) -> float:
+    """argparse type: a duration > 0, in seconds or with a unit (``500ms``, ``2s``, ``1min``).
+
+    Examples
+    --------
+    >>> duration('500ms'), duration('2')
+    (0.5, 2.0)
+    >>> duration('later')
+    Traceback (most recent call last):
+    ...
+    argparse.ArgumentTypeError: expected a duration > 0 such as 2, 500ms or 1s, got 'later'
+    """
+    try:
+        value = float(convert_interval(text if not _is_number(text) else float(text)))
+    except (ValueError, TypeError):
+        value = float("nan")
+    if not value > 0 or value == float("inf"):
+        raise argparse.ArgumentTypeError(
+            f"expected a duration > 0 such as 2, 500ms or 1s, got {text!r}"
+        )
+    return value
+
+
+def _is_number(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
+
+
+def enable_checkpoints(source: Any, args: argparse.Namespace) -> Any:
+    """Turn checkpoints on for ``source``'s graph at ``--checkpoint`` (restoring the newest
+    one); print a one-line error and return None when the checkpoints cannot be used."""
+    from ..checkpoint import enable
+    from ..exceptions import CheckpointError, StateError
+
+    try:
+        return enable(source, args.checkpoint, interval=args.checkpoint_interval)
+    except (CheckpointError, StateError, ValueError, OSError) as e:
+        error("wordcount", f"cannot use the checkpoints at {args.checkpoint}: {e}")
+        return None
 
 
 @contextlib.contextmanager

@@ -13,10 +13,13 @@ table on screen is drawn from it a few times per second (never per word).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import heapq
+import json
 import re
+import sys
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from typing import Any
 
 from rich.console import Console, Group
@@ -24,7 +27,15 @@ from rich.table import Table
 from rich.text import Text
 
 from ..core.stream import Stream
-from ._args import DEFAULT_TEXT, error, open_input, positive_int, read_error
+from ._args import (
+    DEFAULT_TEXT,
+    duration,
+    enable_checkpoints,
+    error,
+    open_input,
+    positive_int,
+    read_error,
+)
 from ._display import live, show_interrupted
 
 __all__ = [
@@ -34,6 +45,7 @@ __all__ = [
     "build_pipeline",
     "count_words",
     "normalize_line",
+    "print_json",
     "read_error",
     "run",
     "top_words",
@@ -131,6 +143,8 @@ class WordCount:
             head: Any = upstream
             self.source, counts_node = build_pipeline(normalize, head.map(self._seen))
         counts: Any = counts_node
+        #: the ``frequencies`` node (its state is what a checkpoint keeps)
+        self.counts_node = counts_node
         self._latest: Mapping[str, int] = {}
         self._sink = counts.sink(self._keep)
         self.started = time.perf_counter()
@@ -138,6 +152,12 @@ class WordCount:
 
     def _keep(self, table: Mapping[str, int]) -> None:
         self._latest = table
+
+    def resume(self) -> None:
+        """Show the counts the ``frequencies`` node holds (after a restore), before any new
+        word arrives; call while the pipeline is not running."""
+        counts: Any = self.counts_node
+        self._latest = dict(counts.snapshot()["counts"])
 
     def _seen(self, line: str) -> str:
         self.lines += 1
@@ -235,6 +255,32 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="how many of the most frequent words to show (N >= 1, default 10)",
     )
     parser.add_argument(
+        "--json",
+        action="store_true",
+        help=(
+            "print only the final counts, as one JSON object {word: count} on standard "
+            "output (no table)"
+        ),
+    )
+    parser.add_argument(
+        "--checkpoint",
+        metavar="LOCATION",
+        default=None,
+        help=(
+            "keep the counts and the read position in checkpoints at LOCATION (a directory "
+            "or an fsspec URL); a run with the same LOCATION resumes from the newest one, "
+            "so a killed run restarted counts every line exactly once (a file or --kafka; "
+            "not standard input)"
+        ),
+    )
+    parser.add_argument(
+        "--checkpoint-interval",
+        type=duration,
+        default=1.0,
+        metavar="DURATION",
+        help="time between two checkpoints: seconds or e.g. 500ms, 2s (default 1s)",
+    )
+    parser.add_argument(
         "--raw",
         action="store_true",
         help=(
@@ -247,6 +293,18 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace, console: Console | None = None) -> int:
     """Run ``millstream wordcount`` over a file, stdin or the shipped text; return the exit code."""
     console = console if console is not None else Console()
+    if args.checkpoint is not None:
+        return _run_checkpointed(args, console)
+    if args.json:
+        try:
+            with open_input(args.path) as (lines, _name):
+                print_json(count_words(lines, normalize=not args.raw))
+        except BrokenPipeError:
+            raise
+        except OSError as e:
+            error("wordcount", read_error(args.path, e))
+            return 2
+        return 0
     try:
         with open_input(args.path) as (lines, name):
             wc = WordCount(top=args.top, normalize=not args.raw, title=name)
@@ -265,4 +323,69 @@ def run(args: argparse.Namespace, console: Console | None = None) -> int:
         return 2
     wc.finish()
     console.print(wc.render())
+    return 0
+
+
+def print_json(counts: Mapping[str, int]) -> None:
+    """Print ``counts`` as one JSON object on standard output (``--json``)."""
+    sys.stdout.write(json.dumps(dict(counts), ensure_ascii=False) + "\n")
+    sys.stdout.flush()
+
+
+class _FileLines:
+    """The lines of a file (None: the shipped text), read anew at each iteration, so that a
+    source restored from a checkpoint can skip the lines already counted."""
+
+    def __init__(self, path: str | None):
+        self.path = path
+
+    def __iter__(self) -> Iterator[str]:
+        with open_input(self.path) as (lines, _name):
+            yield from lines
+
+
+def _run_checkpointed(args: argparse.Namespace, console: Console) -> int:
+    """``wordcount [PATH] --checkpoint LOCATION``: count through ``from_iterable`` (whose
+    position is the number of lines emitted) with checkpoints; resume from the newest."""
+    if args.path == "-":
+        error(
+            "wordcount",
+            "--checkpoint needs a file or --kafka: standard input cannot be read again "
+            "after a restart",
+        )
+        return 2
+    try:
+        with open_input(args.path) as (_lines, name):
+            pass
+    except OSError as e:
+        error("wordcount", read_error(args.path, e))
+        return 2
+    stream: Any = Stream
+    source = stream.from_iterable(_FileLines(args.path), stream_name="lines")
+    wc = WordCount(top=args.top, normalize=not args.raw, title=name, upstream=source)
+    checkpoints = enable_checkpoints(source, args)
+    if checkpoints is None:
+        return 1
+    wc.resume()
+    try:
+        with live(console, wc.render) if not args.json else contextlib.nullcontext():
+            source.start()
+            while not source.stopped:
+                time.sleep(0.05)
+    except KeyboardInterrupt:
+        source.stop()
+        checkpoints.close()
+        wc.finish()
+        console.print(wc.render())
+        show_interrupted("wordcount")
+        return 130
+    if source.error is not None:
+        error("wordcount", f"reading stopped: {source.error}")
+        return 1
+    checkpoints.close()
+    wc.finish()
+    if args.json:
+        print_json(wc.counts())
+    else:
+        console.print(wc.render())
     return 0

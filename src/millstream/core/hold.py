@@ -49,7 +49,7 @@ __all__ = ["Hold"]
 class Hold:
     """A gate one node passes before each new element, with a count of elements in hand."""
 
-    __slots__ = ("_opened", "_quiet", "closed", "in_hand", "passed")
+    __slots__ = ("_opened", "_quiet", "closed", "due_at", "in_hand", "on_due", "passed")
 
     def __init__(self) -> None:
         self.closed = False
@@ -57,6 +57,9 @@ class Hold:
         self.in_hand = 0
         #: elements counted through :meth:`count` (checkpoints every N elements use it)
         self.passed = 0
+        #: when ``passed`` reaches ``due_at``, ``on_due()`` is called (checkpoints every N)
+        self.due_at: float = float("inf")
+        self.on_due: Any = None
         self._opened: asyncio.Event | None = None
         self._quiet: asyncio.Event | None = None
 
@@ -93,6 +96,9 @@ class Hold:
     def count(self, n: int = 1) -> None:
         """Count ``n`` elements emitted (for checkpoints every N elements)."""
         self.passed += n
+        if self.passed >= self.due_at and self.on_due is not None:
+            self.due_at = float("inf")
+            self.on_due()
 
     # -- the coordinator's side ---------------------------------------------------------
     def close(self) -> None:

@@ -34,8 +34,10 @@ byte offset; an iterable: the number of items emitted). ``restore(position)`` is
 while the source is stopped and it resumes there on ``start()``. Two optional methods let
 a source take part in checkpoints:
 
-* ``checkpoint_mode(on: bool)``: from now on, commit positions only when told (Kafka's
-  group offsets then follow completed checkpoints);
+* ``checkpoint_mode(on: bool, identity: str | None = None)``: from now on, commit
+  positions only when told (Kafka's group offsets then follow completed checkpoints);
+  ``identity`` names the checkpointed node, the same on every restart from the same
+  checkpoints (the coordinator passes ``'<location>#<node id>'``);
 * ``checkpoint_complete(position)``: a checkpoint holding ``position`` is durable.
 
 Nodes that await in the middle of an element (sources, buffers, Dask nodes) get a

@@ -151,6 +151,11 @@ class ConsumerThread:
         future = self._executor.submit(fn, *args, **kwargs)
         return await asyncio.wrap_future(future)
 
+    def submit(self, fn: Callable[..., T], *args: Any) -> concurrent.futures.Future[T]:
+        """Queue ``fn(*args)`` on the thread and return at once (after the calls queued
+        before it, before those queued after it)."""
+        return self._executor.submit(fn, *args)
+
     def shutdown(self) -> None:
         self._executor.shutdown(wait=True)
 

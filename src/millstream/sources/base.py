@@ -150,7 +150,7 @@ class Source(Stream):
             return
         if hold.closed:
             await hold.wait_open()
-        hold.passed += 1
+        hold.count()
         pending = self._emit(x, metadata=metadata)
         if pending:
             await hold.carry(pending)

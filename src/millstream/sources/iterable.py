@@ -70,7 +70,10 @@ class from_iterable(Source):
             self._chunk = chunk
             for pending in self._emit_batch(items, until=self):
                 await self._absorb(pending)
-            self._emitted += len(chunk) - operator.length_hint(items)
+            taken = len(chunk) - operator.length_hint(items)
+            self._emitted += taken
+            if self.hold is not None:
+                self.hold.count(taken)
             self._chunk = self._items = None
             self._unsent = list(items)
             await asyncio.sleep(0)

@@ -16,6 +16,7 @@ from ..kafka.consumer import (
     topic_partitions,
 )
 from ..kafka.log import logger
+from ..kafka.positions import static_member_id
 from .kafka_base import KafkaSource
 
 __all__ = ["from_kafka"]
@@ -35,6 +36,15 @@ class from_kafka(KafkaSource):
     record again. Records without a value (tombstones) are counted in ``tombstones``
     and not emitted (with ``keys=True`` they are emitted as records). ``consumer_params``
     is not modified.
+
+    With checkpoints (:func:`millstream.checkpoint.enable`) its position is the next
+    offset of each partition after the records emitted; a restored pipeline resumes each
+    partition there when the group assigns it, the group's committed offsets follow the
+    completed checkpoints, and the source is a static member of its group (a
+    ``group.instance.id`` derived from the group, the topics, the checkpoint location and
+    the node's id, unless ``consumer_params`` sets one; ``''`` turns it off), so a restart
+    after a crash gets its partitions back at once instead of after the dead member's
+    session timeout.
 
     Parameters
     ----------
@@ -93,12 +103,37 @@ class from_kafka(KafkaSource):
         auto = str(config.get("enable.auto.commit", "false")).lower() in ("true", "1")
         config["enable.auto.commit"] = auto
         self._config = config
+        self._auto_commit = auto
         super().__init__(
             consumer_params, poll_interval, max_in_flight, connect_timeout, not auto, **kwargs
         )
 
+    def _topics_read(self) -> list[str]:
+        return self.topics
+
+    def _may_commit(self, tp: tuple[str, int]) -> bool:
+        return tp in self.assignment
+
+    def consumer_settings(self) -> dict[str, Any]:
+        """The librdkafka settings the next ``start()`` uses (but the logger): in
+        checkpoint mode without auto-commit, and a static member of the group."""
+        return {k: v for k, v in self._consumer_config().items() if k != "logger"}
+
+    def _consumer_config(self) -> dict[str, Any]:
+        config = dict(self._config)
+        if self._checkpointing:
+            config["enable.auto.commit"] = False
+            if "group.instance.id" not in config:
+                config["group.instance.id"] = static_member_id(
+                    str(config["group.id"]), self.topics, self._checkpoint_identity
+                )
+        if "group.instance.id" in config and not config["group.instance.id"]:
+            del config["group.instance.id"]  # '' or None: no static membership
+        return config
+
     def _connect(self) -> Any:
-        consumer = make_consumer("from_kafka", self._config)
+        self._commits_enabled = self._checkpointing or not self._auto_commit
+        consumer = make_consumer("from_kafka", self._consumer_config())
         try:
             for topic in self.topics:
                 topic_partitions(str(self), consumer, topic, self.connect_timeout, self._servers)
@@ -109,20 +144,44 @@ class from_kafka(KafkaSource):
         return consumer
 
     def _on_assign(self, consumer: Any, partitions: list[Any]) -> None:
+        """On the consumer thread, inside a poll: partitions with a known position (restored,
+        or in checkpoint mode what was emitted of them) start there."""
         self.assignment = self.assignment | {(tp.topic, tp.partition) for tp in partitions}
+        placed = False
+        for tp in partitions:
+            key = (tp.topic, tp.partition)
+            offset = self._resume_offset(key)
+            if offset is not None:
+                tp.offset = offset
+                self._emitted[key] = offset
+                placed = True
+        if placed:  # assign with offsets (else librdkafka assigns the committed ones)
+            if self._incremental():
+                consumer.incremental_assign(partitions)
+            else:
+                consumer.assign(partitions)
+
+    def _incremental(self) -> bool:
+        """Whether the group rebalances incrementally (cooperative-sticky, or KIP-848)."""
+        config = self._config
+        strategy = str(config.get("partition.assignment.strategy", ""))
+        protocol = str(config.get("group.protocol", "classic")).lower()
+        return "cooperative" in strategy or protocol == "consumer"
 
     def _on_revoke(self, consumer: Any, partitions: list[Any]) -> None:
         """On the consumer thread, inside a poll: commit what is done of the lost partitions."""
         import confluent_kafka
 
         lost = {(tp.topic, tp.partition) for tp in partitions}
+        if self._checkpointing:  # commit a completed checkpoint while still the owner
+            self._commit_checkpoint(consumer)
         self.assignment = self.assignment - lost
         offsets = []
         for tp in partitions:
             offset = self.tracker.forget((tp.topic, tp.partition))
             if offset is not None:
                 offsets.append(confluent_kafka.TopicPartition(tp.topic, tp.partition, offset))
-        if offsets and self._commits_enabled:
+        if offsets and self._commits_enabled and not self._checkpointing:
             try:
                 consumer.commit(offsets=offsets, asynchronous=False)
                 self.committed.update({(tp.topic, tp.partition): tp.offset for tp in offsets})
@@ -144,6 +203,8 @@ class from_kafka(KafkaSource):
                 value = message_record(msg)
             elif value is None:
                 self.tombstones += 1
+                # nothing to emit: the position passes it (all before it was emitted)
+                self._emitted[(msg.topic(), msg.partition())] = msg.offset() + 1
                 continue
             offset = msg.offset()
             rng = begin(msg.topic(), msg.partition(), offset, offset)

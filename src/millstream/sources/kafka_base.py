@@ -1,5 +1,6 @@
 """What both Kafka sources share: the consumer thread, offset tracking, ordered commits of
-the completed prefix, bounded in-flight records, and drain/commit/close on stop.
+the completed prefix, bounded in-flight records, drain/commit/close on stop, and their
+part in checkpoints (position, holds, commits that follow completed checkpoints).
 
 An offset is committed only once every record before it in its partition has been fully
 processed by every branch of the graph (see :mod:`millstream.kafka.offsets`). Every blocking
@@ -7,21 +8,29 @@ librdkafka call runs on a thread of the source, never on the event loop; the num
 records (or batches) in the graph at once is capped, so a slow pipeline slows the reading
 down instead of filling memory; ``stop()`` drains what is in flight, commits and closes
 the consumer.
+
+Checkpoints (:mod:`millstream.core.state`): ``snapshot()`` is the source's position,
+``{topic: {partition: next offset}}`` after the records emitted into the graph, exact at
+every await point of the run; ``restore(position)`` makes the next start resume there. In
+checkpoint mode the ref-based commits stop: ``checkpoint_complete(position)`` commits the
+offsets of each completed checkpoint, and nothing beyond the last one is ever committed.
 """
 
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import time
 from collections.abc import Mapping, Sequence
 from typing import Any
 
 from .._utils import add_note, check_positive_int, convert_interval
-from ..core.awaitables import await_all
 from ..core.refs import RefCounter
+from ..exceptions import StateError
 from ..kafka.consumer import ConsumerThread
 from ..kafka.log import logger
 from ..kafka.offsets import OffsetRange, OffsetTracker
+from ..kafka.positions import position_of, position_offsets
 from .base import ManagedSource
 
 __all__ = ["KafkaSource"]
@@ -46,6 +55,8 @@ class KafkaSource(ManagedSource):
     _stop_timeout = 30.0
     #: seconds ``stop()`` waits for in-flight records to finish before the last commit
     drain_timeout = 10.0
+    #: the format of :meth:`snapshot`: ``{topic: {partition: next offset}}``
+    snapshot_version = 1
 
     def __init__(
         self,
@@ -76,6 +87,17 @@ class KafkaSource(ManagedSource):
         self._servers = str(
             consumer_params.get("bootstrap.servers") or consumer_params.get("metadata.broker.list")
         )
+        self._background_commit: concurrent.futures.Future[None] | None = None
+        # -- checkpoints --
+        #: the offset after the last record emitted, per (topic, partition): the position
+        self._emitted: dict[tuple[str, int], int] = {}
+        #: offsets from restore() where partitions start when next assigned or planned
+        self._resume_at: dict[tuple[str, int], int] = {}
+        self._checkpointing = False
+        self._checkpoint_identity: str | None = None
+        #: the offsets of the last completed checkpoint (committed when the consumer can)
+        self._checkpoint_offsets: dict[tuple[str, int], int] = {}
+        self._checkpoint_commit_due = False
         super().__init__(**kwargs)
 
     # -- the run ------------------------------------------------------------------------
@@ -162,15 +184,43 @@ class KafkaSource(ManagedSource):
     async def _commit(self, thread: ConsumerThread, final: bool = False) -> None:
         if not self._commits_enabled:
             return
-        offsets = self.tracker.take_commits()
-        if not offsets:
+        if self._checkpointing:  # only what a completed checkpoint holds
+            if final or self._checkpoint_commit_due:
+                await thread.call(self._commit_checkpoint, self.consumer)
             return
+        offsets = self.tracker.take_commits()
+        if offsets:
+            await thread.call(self._commit_now, self.consumer, offsets, final)
+
+    def _commit_soon(self) -> None:
+        """Commit the completed prefix now, on the consumer thread, without waiting for it
+        (one such commit at a time): a long fetch of many batches commits as they finish."""
+        thread = self._thread
+        if thread is None or not self._commits_enabled or self._checkpointing:
+            return
+        running = self._background_commit
+        if running is not None and not running.done():
+            return
+        offsets = self.tracker.take_commits()
+        if offsets:
+            try:
+                self._background_commit = thread.submit(
+                    self._commit_now, self.consumer, offsets, False
+                )
+            except RuntimeError:  # the thread is shut down: the run is over
+                self.tracker.retry_commits(offsets)
+
+    def _commit_now(self, consumer: Any, offsets: dict[tuple[str, int], int], final: bool) -> None:
+        """On the consumer thread: commit ``offsets`` (from ``tracker.take_commits()``) with
+        ``consumer`` (the source's when the commit was asked for: it is closed after)."""
         import confluent_kafka
 
         tps = [confluent_kafka.TopicPartition(t, p, o) for (t, p), o in offsets.items()]
-        consumer = self.consumer
+        if consumer is None:
+            self.tracker.retry_commits(offsets)
+            return
         try:
-            await thread.call(consumer.commit, offsets=tps, asynchronous=False)
+            consumer.commit(offsets=tps, asynchronous=False)
         except confluent_kafka.KafkaException as e:
             # a rebalance took the partition away (then it is forgotten), or the broker
             # did not answer in time: the offsets are offered again at the next commit
@@ -190,6 +240,109 @@ class KafkaSource(ManagedSource):
         self._commit_failures = 0
         self.committed.update(offsets)
 
+    # -- checkpoints --------------------------------------------------------------------
+    def snapshot(self) -> dict[str, dict[int, int]]:
+        """The position: ``{topic: {partition: next offset}}`` after the records emitted
+        into the graph so far (a partition whose record raised stays at that record)."""
+        offsets = dict(self._emitted)
+        failure = self.tracker.failure
+        if failure is not None:
+            rng = failure[0]
+            key = (rng.topic, rng.partition)
+            if offsets.get(key, rng.first) > rng.first:
+                offsets[key] = rng.first
+        return position_of(offsets)
+
+    def restore(self, position: dict[str, dict[int, int]]) -> None:
+        """Resume from ``position`` (a :meth:`snapshot`) at the next ``start()``: each
+        partition it names from that offset, the others from the group's committed
+        offsets. Call while the source is stopped; :class:`StateError` on a bad position."""
+        if not self.stopped:
+            raise StateError(f"{self}: restore() needs a stopped source")
+        offsets = position_offsets(self, position, self._topics_read())
+        self._emitted = dict(offsets)
+        self._resume_at = dict(offsets)
+        # the newest checkpoint may not have been committed (a crash right after it)
+        self._checkpoint_offsets = dict(offsets)
+        self._checkpoint_commit_due = True
+
+    def checkpoint_mode(self, on: bool, identity: str | None = None) -> None:
+        """Commit only the offsets of completed checkpoints (from the next ``start()``).
+
+        ``identity`` names this checkpointed source (the coordinator passes the checkpoint
+        location and the node's id); ``from_kafka`` derives its static group membership
+        from it."""
+        self._checkpointing = bool(on)
+        self._checkpoint_identity = identity
+
+    async def checkpoint_complete(self, position: dict[str, dict[int, int]]) -> None:
+        """A checkpoint holding ``position`` is durable: commit its offsets to the group
+        (on the consumer thread; a failure is logged, and the next checkpoint commits)."""
+        try:
+            offsets = position_offsets(self, position)
+        except StateError as e:
+            logger.warning("%s: not committing checkpoint: %s", self, e)
+            return
+        self._checkpoint_offsets = offsets
+        self._checkpoint_commit_due = True
+        thread, consumer = self._thread, self.consumer
+        if thread is None or consumer is None:
+            return  # stopped: committed at the next start
+        try:
+            await thread.call(self._commit_checkpoint, consumer)
+        except RuntimeError:  # the run ended meanwhile (its thread is shut down)
+            pass
+
+    def _commit_checkpoint(self, consumer: Any) -> None:
+        """On the consumer thread: commit the last completed checkpoint's offsets with
+        ``consumer`` (of the partitions this source may commit now; the others stay due)."""
+        if consumer is None or not self._commits_enabled:
+            return
+        todo: dict[tuple[str, int], int] = {}
+        waiting = False
+        for tp, offset in self._checkpoint_offsets.items():
+            if self.committed.get(tp) == offset:
+                continue
+            if self._may_commit(tp):
+                todo[tp] = offset
+            else:
+                waiting = True
+        self._checkpoint_commit_due = waiting
+        if not todo:
+            return
+        import confluent_kafka
+
+        tps = [confluent_kafka.TopicPartition(t, p, o) for (t, p), o in todo.items()]
+        try:
+            consumer.commit(offsets=tps, asynchronous=False)
+        except Exception as e:  # never into the graph: the next checkpoint commits again
+            logger.warning(
+                "%s: commit of the checkpoint's offsets %s failed (retried at the next "
+                "checkpoint): %s",
+                self,
+                todo,
+                e,
+            )
+            return
+        self.committed.update(todo)
+
+    def _may_commit(self, tp: tuple[str, int]) -> bool:
+        """Whether this source may commit an offset of ``tp`` now (a group member: only
+        the partitions it is assigned)."""
+        return True
+
+    def _topics_read(self) -> list[str]:
+        raise NotImplementedError
+
+    def _resume_offset(self, tp: tuple[str, int]) -> int | None:
+        """Where ``tp`` starts when it is assigned or planned: a restored position (used
+        once), or in checkpoint mode after what this source emitted of it; None: from the
+        group's committed offset."""
+        offset = self._resume_at.pop(tp, None)
+        if offset is None and self._checkpointing:
+            offset = self._emitted.get(tp)
+        return offset
+
     # -- handing records to the graph ---------------------------------------------------
     def _needs_refs(self) -> bool:
         """False when nothing below can hold an element past its update (all fused)."""
@@ -202,17 +355,29 @@ class KafkaSource(ManagedSource):
         needs_refs: bool,
         values: list[Any] | None = None,
         offsets: Sequence[int] | None = None,
+        count: int = 1,
     ) -> None:
         """Emit ``x`` for the records of ``rng``; finish ``rng`` once every holder let go.
 
-        ``values`` and their ``offsets`` (a batch) let an error name the exact record."""
+        ``values`` and their ``offsets`` (a batch) let an error name the exact record. The
+        position moves past ``rng`` as ``x`` is emitted; while a checkpoint holds the
+        source, it waits first (``count`` records are counted for ``every=N``)."""
+        hold = self.hold
+        if hold is not None:
+            if hold.closed:
+                await hold.wait_open()
+            hold.count(count)
         tracker = self.tracker
+        emitted = self._emitted
+        key = (rng.topic, rng.partition)
         if not needs_refs:
             try:
                 pending = self._emit(x)
+                emitted[key] = rng.last + 1
                 if pending:
-                    await await_all(pending)
+                    await self._absorb(pending)
             except Exception as e:
+                emitted[key] = rng.first  # it failed: a checkpoint keeps it to read again
                 tracker.finish(rng, e)
                 _add_position_note(e, rng, _locate(e, values, offsets))
                 raise
@@ -233,9 +398,11 @@ class KafkaSource(ManagedSource):
         ]
         try:
             pending = self._emit(x, metadata=metadata)
+            emitted[key] = rng.last + 1
             if pending:
-                await await_all(pending)
+                await self._absorb(pending)
         except Exception as e:
+            emitted[key] = rng.first  # it failed: a checkpoint keeps it to read again
             ref.fail(e)
             ref.release()
             _add_position_note(e, rng, _locate(e, values, offsets))

@@ -119,7 +119,11 @@ class FromKafkaBatched(KafkaSource):
         )
 
     # -- setup --------------------------------------------------------------------------
+    def _topics_read(self) -> list[str]:
+        return [self.topic]
+
     def _connect(self) -> Any:
+        self.positions = {}  # placed again: restored, committed, or auto.offset.reset
         config = self._config
         if "group.id" not in config:
             # librdkafka's Consumer needs a group.id; without one in consumer_params this
@@ -160,7 +164,10 @@ class FromKafkaBatched(KafkaSource):
                     committed[tp.partition] = tp.offset
         reset = str(self._config.get("auto.offset.reset", "latest")).lower()
         for tp in tps:
-            if tp.partition in committed:
+            resume = self._resume_offset((self.topic, tp.partition))
+            if resume is not None:
+                tp.offset = resume
+            elif tp.partition in committed:
                 tp.offset = committed[tp.partition]
             elif first and reset in ("latest", "end", "largest"):
                 tp.offset = OFFSET_END
@@ -180,6 +187,10 @@ class FromKafkaBatched(KafkaSource):
             consumer.incremental_assign(tps)
             for tp in tps:
                 self.positions[tp.partition] = tp.offset
+        for tp in tps:  # where reading starts, when known: the position until a batch
+            start = self.positions[tp.partition]
+            if start >= 0:
+                self._emitted[(self.topic, tp.partition)] = start
         self.partitions = sorted(self.positions)
 
     # -- each cycle ---------------------------------------------------------------------
@@ -209,7 +220,8 @@ class FromKafkaBatched(KafkaSource):
             rng = begin(topic, partition, first, last)
             x = _FetchedRange((self.kafka_params, topic, partition, self.keys, first, last))
             x.records = records
-            await self._emit_tracked(x, rng, needs_refs, records, offsets)
+            await self._emit_tracked(x, rng, needs_refs, records, offsets, len(records))
+            self._commit_soon()  # what is done is committed while later batches go on
             if self.stopped:
                 break
 
@@ -264,7 +276,8 @@ class FromKafkaBatched(KafkaSource):
         for partition, low, high in ranges:
             rng = self.tracker.begin(self.topic, partition, low, high)
             x = (self.kafka_params, self.topic, partition, self.keys, low, high)
-            await self._emit_tracked(x, rng, needs_refs)
+            await self._emit_tracked(x, rng, needs_refs, count=high - low + 1)
+            self._commit_soon()
             if self.stopped:
                 break
 
@@ -318,8 +331,12 @@ def from_kafka_batched(
     ``offset`` and ``timestamp`` (milliseconds).
 
     Offsets are committed for the consumer group ``group.id`` (if given) once a batch and
-    every batch before it in its partition have been fully processed; a batch whose
-    processing raised is never committed past, and the error stops the source. Reading
+    every batch before it in its partition have been fully processed (each batch as it
+    finishes, while later ones are in flight); a batch whose processing raised is never
+    committed past, and the error stops the source. With checkpoints
+    (:func:`millstream.checkpoint.enable`) the source's position is the next offset of
+    each partition after the batches (or ranges) emitted, a restored pipeline plans or
+    reads from there, and only the offsets of completed checkpoints are committed. Reading
     resumes from the committed offsets, or, with none, from the end of each partition
     (``'auto.offset.reset': 'latest'``, the default) or its beginning (``'earliest'``).
     Partitions found later with ``refresh_partitions`` start from their beginning. At
