@@ -931,8 +931,18 @@ def stateful_classes() -> set[type]:
     }
 
 
-#: Local nodes covered by the tests above besides :data:`CASES` (sources).
-SOURCES_COVERED = {"from_iterable", "from_textfile", "filenames", "TestingSource"}
+#: Sources, covered by the tests above besides :data:`CASES` or (they need a broker) by
+#: ``tests/kafka/test_kafka_checkpoints.py`` (positions exact while records flow, restore
+#: checks, snapshots detached) and ``tests/kafka/test_kafka_checkpoint_restart.py``.
+SOURCES_COVERED = {
+    "from_iterable",
+    "from_textfile",
+    "filenames",
+    "TestingSource",
+    "KafkaSource",
+    "from_kafka",
+    "FromKafkaBatched",
+}
 
 
 def test_every_stateful_node_has_a_case() -> None:
