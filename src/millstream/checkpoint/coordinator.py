@@ -155,6 +155,7 @@ class Checkpoints:
         self._task: asyncio.Task[Any] | None = None
         self._closed = False
         self._wake = asyncio.Event()
+        self._passed_at: dict[int, int] = {}
         self._restore(dict(rename or {}), set(drop), set(fresh))
         self._install_holds(nodes)
         for node, node_id in self.ids.items():
@@ -279,12 +280,17 @@ class Checkpoints:
             due = time.monotonic() + (self.interval or float("inf"))
 
     def _arm_counts(self) -> None:
-        """With ``every``: wake the periodic task once a source has emitted that many more."""
+        """With ``every``: wake the periodic task once a source has emitted that many more
+        than at the last snapshot (at once if it already has)."""
         if self.every is None:
             return
         for hold in self._source_holds:
-            hold.due_at = hold.passed + self.every
+            due = self._passed_at.get(id(hold), 0) + self.every
             hold.on_due = self._wake.set
+            if hold.passed >= due:
+                self._wake.set()
+            else:
+                hold.due_at = due
 
     async def checkpoint_async(self, only_if_changed: bool = False) -> CheckpointInfo | None:
         """Take a checkpoint now (on the graph's loop); returns what it took, or None when
@@ -312,6 +318,7 @@ class Checkpoints:
                 if callable(settle):
                     await settle()
             positions = {self.ids[s]: s.snapshot() for s in self.sources if s in self.ids}
+            self._passed_at = {id(h): h.passed for h in self._source_holds}
             if only_if_changed and positions == self._positions:
                 return None
             states: dict[str, Any] = {}

@@ -24,13 +24,14 @@ from __future__ import annotations
 import argparse
 import logging
 import time
+from contextlib import nullcontext
 from typing import Any
 
 from rich.console import Console
 
 from ..core.stream import Stream
 from ..kafka.errors import classify_kafka_error, retry_retriable
-from ._args import error, seconds
+from ._args import enable_checkpoints, error, seconds
 from ._display import live, show_interrupted
 from ._kafka_client import (
     add_connection_arguments,
@@ -41,7 +42,7 @@ from ._kafka_client import (
     timeout_of,
 )
 from .load_kafka import add_load_arguments, run_load
-from .wordcount import WordCount
+from .wordcount import WordCount, print_json
 
 __all__ = [
     "DEFAULT_GROUP",
@@ -210,7 +211,15 @@ def run_wordcount(args: argparse.Namespace, console: Console | None = None) -> i
     if not require_kafka_client("wordcount", "--kafka"):
         return 1
     with client_logging(args.verbose):
-        return _KafkaWordCount(args, console if console is not None else Console()).run()
+        try:
+            job = _KafkaWordCount(args, console if console is not None else Console())
+        except _CheckpointsUnusable:
+            return 1  # enable_checkpoints printed why
+        return job.run()
+
+
+class _CheckpointsUnusable(Exception):
+    """The checkpoints at ``--checkpoint`` cannot be used (the error is printed)."""
 
 
 class _KafkaWordCount:
@@ -220,6 +229,7 @@ class _KafkaWordCount:
         self.timeout = timeout_of(args)
         self.group = None if args.from_beginning else (args.group or DEFAULT_GROUP)
         self.source: Any = None
+        self.checkpoints: Any = None
         self._build(self.timeout)
 
     def _build(self, connect_timeout: float) -> None:
@@ -239,6 +249,20 @@ class _KafkaWordCount:
         self.wc = WordCount(
             top=args.top, normalize=not args.raw, title=f"Kafka topic {args.topic}", upstream=lines
         )
+        if args.checkpoint is not None:
+            self._enable_checkpoints()
+
+    def _enable_checkpoints(self) -> None:
+        """Checkpoints at ``--checkpoint``: restore the counts and the read positions of
+        the newest one; the reader starts from those positions."""
+        if self.checkpoints is not None:  # a failed try: its graph is gone
+            self.checkpoints.close(final=False)
+        self.checkpoints = enable_checkpoints(self.source, self.args)
+        if self.checkpoints is None:
+            raise _CheckpointsUnusable
+        self.wc.resume()
+        position = self.source.snapshot().get(self.args.topic, {})
+        self.reader.progress.update({p: offset - 1 for p, offset in position.items()})
 
     def _connect(self, seconds_left: float) -> dict[int, int] | None:
         """Start the source (a new one if a try failed); with ``--exit-at-end``, the
@@ -258,9 +282,12 @@ class _KafkaWordCount:
 
     def run(self) -> int:
         args = self.args
+        display = live(self.console, self.wc.render) if not args.json else nullcontext()
         try:
             try:
                 ends = retry_retriable(self._connect, self.timeout, log=logger)
+            except _CheckpointsUnusable:
+                return 1  # enable_checkpoints printed why
             except ValueError as e:  # librdkafka rejected a setting (e.g. a malformed address)
                 self.source.stop()
                 error("wordcount", str(e))
@@ -273,14 +300,16 @@ class _KafkaWordCount:
                 return 1
             self.wc.started = time.perf_counter()
             self.reader.last_seen = time.monotonic()
-            with live(self.console, self.wc.render):
+            with display:
                 self._wait(ends)
         except KeyboardInterrupt:
+            self._close_checkpoints()
             self.source.stop()
             self._show()
             show_interrupted("wordcount")
             return 130
         source = self.source
+        self._close_checkpoints()  # a last checkpoint of everything counted, then commit
         source.stop()  # lets what is in flight finish, commits it, closes the consumer
         self._show()
         if source.error is not None:
@@ -298,9 +327,16 @@ class _KafkaWordCount:
                 return
             time.sleep(CHECK_INTERVAL)
 
+    def _close_checkpoints(self) -> None:
+        if self.checkpoints is not None:
+            self.checkpoints.close()
+
     def _show(self) -> None:
         self.wc.finish()
-        self.console.print(self.wc.render())
+        if self.args.json:
+            print_json(self.wc.counts())
+        else:
+            self.console.print(self.wc.render())
 
 
 def _one_line(failure: BaseException) -> str:

@@ -4,9 +4,10 @@
 * :mod:`.consumer`: consumer configuration, one thread per consumer for blocking calls,
   clear errors for a missing broker or topic, the ``keys=True`` record of a message;
 * :mod:`.offsets`: which offsets of a partition are done, and so may be committed;
-* :mod:`.batch`: reading one range of offsets (on the loop or on a Dask worker).
+* :mod:`.batch`: reading one range of offsets (on the loop or on a Dask worker);
+* :mod:`.settings`: librdkafka settings checked when a Kafka node is made.
 
-Nothing here imports ``confluent_kafka`` until a consumer is made, so importing this
+Nothing here imports ``confluent_kafka`` until a Kafka node is made, so importing this
 package is cheap.
 """
 

@@ -15,6 +15,7 @@ from .._utils import short_repr
 from ..exceptions import KafkaConnectError, UnknownTopicError
 from .errors import KafkaNotReady, classify_kafka_error, retry_retriable
 from .log import librdkafka_log, logger
+from .settings import check_settings
 
 __all__ = [
     "OFFSET_BEGINNING",
@@ -37,7 +38,8 @@ OFFSET_BEGINNING, OFFSET_END, OFFSET_STORED, OFFSET_INVALID = -2, -1, -1000, -10
 
 
 def consumer_config(node: str, consumer_params: Mapping[str, Any], **overrides: Any) -> dict:
-    """A copy of ``consumer_params`` (never mutated) with ``overrides`` and a logger.
+    """A copy of ``consumer_params`` (never mutated) with ``overrides`` and a logger,
+    checked by librdkafka (``ValueError`` naming ``node`` and the setting it rejects).
 
     librdkafka's own log lines go to the ``millstream.kafka`` logger instead of stderr.
     """
@@ -57,6 +59,7 @@ def consumer_config(node: str, consumer_params: Mapping[str, Any], **overrides: 
     # librdkafka pauses a partition's fetching for 1 s whenever its prefetch queue is full;
     # the sources keep their own bound (max_in_flight), so resume after 10 ms instead
     config.setdefault("fetch.queue.backoff.ms", 10)
+    check_settings(node, config, "consumer", "consumer_params")
     return config
 
 
@@ -155,6 +158,12 @@ class ConsumerThread:
         """Queue ``fn(*args)`` on the thread and return at once (after the calls queued
         before it, before those queued after it)."""
         return self._executor.submit(fn, *args)
+
+    def call_blocking(self, timeout: float, fn: Callable[..., T], *args: Any) -> T:
+        """Run ``fn(*args)`` on the thread (after the calls queued before it) and wait for it
+        here, at most ``timeout`` seconds (then ``TimeoutError``): for a caller off the loop
+        while the loop cannot run (a ``stop()`` that finds the loop blocked)."""
+        return self._executor.submit(fn, *args).result(timeout)
 
     def shutdown(self) -> None:
         self._executor.shutdown(wait=True)

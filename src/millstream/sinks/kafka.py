@@ -11,6 +11,10 @@ How it works (and how it differs from Streamz's ``to_kafka``):
 * When librdkafka's queue is full (``BufferError``), ``update`` hands back an awaitable that
   finishes once the element has been queued: that is the backpressure a source waits on.
   Elements arriving meanwhile queue behind it, so the order is kept.
+* Every message is delivered or failed within ``message.timeout.ms`` (default
+  :data:`DEFAULT_MESSAGE_TIMEOUT_MS`, not librdkafka's five minutes), so ``flush()`` is
+  bounded; a message that timed out is reported with the broker and the last error
+  librdkafka met talking to it (a host that does not resolve, a refused connection).
 * An element's refs (``metadata``) are held until its delivery report: an upstream Kafka
   source then commits an offset only once the produced copy is stored. A failed delivery
   releases them as failed.
@@ -18,8 +22,8 @@ How it works (and how it differs from Streamz's ``to_kafka``):
   loop thread. A failed delivery is raised, once, by the next ``update`` (whose element is
   then not sent) or by ``flush()``.
 
-``confluent_kafka`` is imported when the producer is made (the first element), never by
-``import millstream``.
+``confluent_kafka`` is imported when the node is made (to check ``producer_config``), never
+by ``import millstream``.
 """
 
 from __future__ import annotations
@@ -27,6 +31,7 @@ from __future__ import annotations
 import asyncio
 import collections
 import functools
+import time
 from collections.abc import Mapping
 from typing import Any
 
@@ -37,8 +42,14 @@ from ..core.refs import release_refs, retain_refs
 from ..core.stream import Stream
 from ..exceptions import KafkaDeliveryError
 from ..kafka.log import librdkafka_log
+from ..kafka.settings import check_settings
 
-__all__ = ["POLL_INTERVAL", "KafkaDeliveryError", "to_kafka"]
+__all__ = ["DEFAULT_MESSAGE_TIMEOUT_MS", "POLL_INTERVAL", "KafkaDeliveryError", "to_kafka"]
+
+#: ``message.timeout.ms`` unless ``producer_config`` sets it (or ``delivery.timeout.ms``):
+#: the longest a message waits for the broker before it fails (librdkafka's own default
+#: is five minutes, so a ``flush()`` with no broker would block that long).
+DEFAULT_MESSAGE_TIMEOUT_MS = 30_000
 
 
 #: Seconds between the polls that serve delivery reports while messages are outstanding.
@@ -49,12 +60,29 @@ _RETRY_INTERVAL = 0.001
 _POLL_EVERY = 16
 
 _SERVER_KEYS = ("bootstrap.servers", "metadata.broker.list", "test.mock.num.brokers")
+_TIMEOUT_KEYS = ("message.timeout.ms", "delivery.timeout.ms")
+_LINGER_KEYS = ("linger.ms", "queue.buffering.max.ms")
+#: errors librdkafka reports (``error_cb``) that say no broker has been reached
+_UNREACHABLE = ("_RESOLVE", "_TRANSPORT", "_ALL_BROKERS_DOWN", "_AUTHENTICATION", "_SSL")
 
 
 def _truthy(value: Any) -> bool:
     if isinstance(value, str):
         return value.strip().lower() in ("true", "1", "yes")
     return bool(value)
+
+
+def _default_message_timeout(config: dict[str, Any]) -> int:
+    """:data:`DEFAULT_MESSAGE_TIMEOUT_MS`, longer than a ``linger.ms`` of that order (librdkafka
+    wants the message timeout above the linger)."""
+    for key in _LINGER_KEYS:
+        try:
+            linger = float(config.get(key) or 0)
+        except (TypeError, ValueError):
+            continue  # a bad value: check_settings names it
+        if linger >= DEFAULT_MESSAGE_TIMEOUT_MS:
+            return int(linger) + DEFAULT_MESSAGE_TIMEOUT_MS
+    return DEFAULT_MESSAGE_TIMEOUT_MS
 
 
 @Stream.register_api()
@@ -67,9 +95,13 @@ class to_kafka(Stream):
     librdkafka's local queue is full (``queue.buffering.max.messages``) the node applies
     backpressure until there is room. A failed delivery raises :class:`KafkaDeliveryError`
     from the next element's ``update`` (that element is not sent) or from :meth:`flush`.
+    A message the broker has not stored within ``message.timeout.ms`` (default 30 s,
+    :data:`DEFAULT_MESSAGE_TIMEOUT_MS`) fails; its error names ``bootstrap.servers`` and
+    the last error met reaching them (a host that does not resolve, a refused connection).
 
-    The producer (``confluent_kafka.Producer``) is made with the first element, so a bad
-    setting in ``producer_config`` is reported then; ``destroy()`` flushes and closes it.
+    ``producer_config`` is checked by librdkafka when the node is made (``ValueError``
+    naming the setting); the producer (``confluent_kafka.Producer``) is made with the
+    first element, and ``destroy()`` flushes and closes it.
 
     Parameters
     ----------
@@ -78,7 +110,8 @@ class to_kafka(Stream):
     producer_config : dict
         librdkafka settings (https://github.com/confluentinc/librdkafka/blob/master/CONFIGURATION.md),
         at least ``bootstrap.servers``. Copied, never modified. librdkafka's log lines go
-        to the ``millstream.kafka`` logger unless a ``logger`` is given.
+        to the ``millstream.kafka`` logger unless a ``logger`` is given;
+        ``message.timeout.ms`` is 30000 unless given.
     **kwargs
         ``Stream`` parameters (``stream_name``…).
 
@@ -102,15 +135,13 @@ class to_kafka(Stream):
     {'test.mock.num.brokers': 1}
     >>> kafka.destroy()
 
-    A bad setting is reported with the first element:
+    A bad setting is reported when the node is made:
 
-    >>> source = Stream()
-    >>> kafka = source.to_kafka('numbers', {'bootstrap.servers': 'localhost:9092', 'linger': 5})
-    >>> source.emit(b'x')
+    >>> source.to_kafka('numbers', {'bootstrap.servers': 'localhost:9092', 'linger': 5})
     Traceback (most recent call last):
     ...
-    ValueError: to_kafka(topic='numbers'): librdkafka rejected ... property: "linger"
-    """
+    ValueError: to_kafka(topic='numbers'): librdkafka rejected producer_config setting 'linger': 5: No such configuration property: "linger"
+    """  # noqa: E501
 
     def __init__(
         self, upstream: Stream, topic: str, producer_config: Mapping[str, Any], **kwargs: Any
@@ -137,9 +168,14 @@ class to_kafka(Stream):
                 "the report of every message (to emit it and release its refs): remove it"
             )
         config.setdefault("logger", librdkafka_log)
+        if not any(k in config for k in _TIMEOUT_KEYS):
+            config["message.timeout.ms"] = _default_message_timeout(config)
+        check_settings(label, config, "producer", "producer_config")
         self.topic = topic
         self._label = label
         self._config = config
+        #: the last error librdkafka reported reaching the brokers: (monotonic time, error)
+        self._client_error: tuple[float, Any] | None = None
         self._producer: Any = None
         #: the delivery callback of elements without metadata (one bound method for all)
         self._on_delivery = self._delivered
@@ -184,8 +220,17 @@ class to_kafka(Stream):
             raise ImportError(
                 f"{self._label} needs confluent-kafka: pip install 'millstream[kafka]'"
             ) from e
+        config = self._config
+        users_error_cb = config.get("error_cb")
+
+        def on_error(err: Any) -> None:  # from poll()/flush(), in the polling thread
+            if self._client_error is None or err.name() != "_ALL_BROKERS_DOWN":
+                self._client_error = (time.monotonic(), err)  # the specific cause first
+            if users_error_cb is not None:
+                users_error_cb(err)
+
         try:
-            producer = confluent_kafka.Producer(self._config)
+            producer = confluent_kafka.Producer({**config, "error_cb": on_error})
         except confluent_kafka.KafkaException as e:
             reason = e.args[0].str() if e.args and hasattr(e.args[0], "str") else str(e)
             raise ValueError(f"{self._label}: librdkafka rejected producer_config: {reason}") from e
@@ -454,15 +499,34 @@ class to_kafka(Stream):
         value = msg.value() if msg is not None else None
         reason = err.str() if hasattr(err, "str") else str(err)
         name = err.name() if hasattr(err, "name") else ""
+        cause = self._timed_out_cause() if name == "_MSG_TIMED_OUT" else ""
         error = KafkaDeliveryError(
             f"{self._label}: the broker did not store the element {short_repr(value)}: "
-            f"{reason} ({name})",
+            f"{reason} ({name}){cause}",
             kafka_error=err,
             topic=self.topic,
             value=value,
         )
         add_note(error, f"millstream: {self._label}: delivery failed (reported by librdkafka)")
         return error
+
+    def _timed_out_cause(self) -> str:
+        """For a message that timed out: the bound, the brokers and, if librdkafka reported
+        one while the message waited, the error it met reaching them."""
+        key = next(k for k in _TIMEOUT_KEYS if k in self._config)
+        bound = self._config[key]
+        servers = next((self._config[k] for k in _SERVER_KEYS if self._config.get(k)), "?")
+        text = f" after {key}={bound} at bootstrap.servers={servers!r}"
+        seen = self._client_error
+        try:
+            window = float(bound) / 1000 + 1.0
+        except (TypeError, ValueError):
+            window = 0.0
+        if seen is not None and time.monotonic() - seen[0] <= window:
+            err = seen[1]
+            if err.name() in _UNREACHABLE:
+                text += f"; no broker reached: {err.str()} ({err.name()})"
+        return text
 
     def _raise_errors(self, where: str) -> None:
         errors, self._errors = self._errors, []

@@ -186,15 +186,27 @@ class ManagedSource(Source):
 
     #: ``start()`` from another thread waits for ``ready`` (sources with a setup step).
     _wait_ready_on_start = False
-    #: How long ``start()`` waits for ``ready`` and ``stop()`` waits for ``run()`` to end.
+    #: How long ``start()`` waits for ``ready``.
     _start_timeout = 10.0
-    _stop_timeout = 10.0
+    #: How long ``stop()`` waits for ``run()`` to release what it holds, after the drain
+    #: (see :meth:`_drain_bound`).
+    _close_timeout = 10.0
 
     def __init__(self, **kwargs: Any):
         self.ready = threading.Event()
         self._waiting: asyncio.Task[Any] | None = None
         self._interrupted = False
         super().__init__(**kwargs)
+
+    @property
+    def _stop_timeout(self) -> float:
+        """How long ``stop()`` waits for ``run()`` to end: the drain bound, then the close."""
+        return self._drain_bound() + self._close_timeout
+
+    def _drain_bound(self) -> float:
+        """Seconds ``run()`` may spend, after ``stop()``, finishing the work in hand (a Kafka
+        source's ``drain_timeout``); ``stop()`` never gives up before it. 0 by default."""
+        return 0.0
 
     # -- lifecycle ----------------------------------------------------------------------
     def start(self) -> None:
@@ -229,7 +241,18 @@ class ManagedSource(Source):
         try:
             future.result(self._stop_timeout + 1)
         except TimeoutError:
-            logger.warning("%s did not stop within %s s", self, self._stop_timeout)
+            self._stop_timed_out()
+
+    def _stop_timed_out(self) -> None:
+        """``stop()`` from outside the loop waited ``_stop_timeout`` and ``run()`` has not
+        ended (the loop is blocked, or a release hangs): say so. Sources that can release
+        what they hold from the caller's thread do it here."""
+        logger.warning(
+            "%s did not stop within %s s (is the event loop blocked by a slow synchronous "
+            "node?); it stops after the work in progress",
+            self,
+            self._stop_timeout,
+        )
 
     def _can_block(self) -> bool:
         loop = self.loop

@@ -57,6 +57,9 @@ class from_kafka(KafkaSource):
         The most records in the graph at once (held by buffers, async sinks…).
     connect_timeout : float
         Seconds ``start()`` waits for the broker before raising ``KafkaConnectError``.
+    drain_timeout : float
+        Seconds ``stop()`` waits for the records in flight before the last commit (default
+        10); what is still in flight then is not committed, and a warning says so.
     keys : bool
         Emit each record as a dict with ``key``, ``value``, ``topic``, ``partition``,
         ``offset`` and ``timestamp`` (milliseconds since the epoch, None if the record has

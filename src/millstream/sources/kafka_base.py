@@ -14,6 +14,13 @@ Checkpoints (:mod:`millstream.core.state`): ``snapshot()`` is the source's posit
 every await point of the run; ``restore(position)`` makes the next start resume there. In
 checkpoint mode the ref-based commits stop: ``checkpoint_complete(position)`` commits the
 offsets of each completed checkpoint, and nothing beyond the last one is ever committed.
+
+``stop()`` keeps to ``drain_timeout``: records still in the graph when it runs out stay
+uncommitted (they are read again), and a run still held up in the graph by one of them
+(a slow asynchronous sink awaited by the emit) is cancelled there, so that the last
+commit and the close happen before ``stop()`` returns, and the source emits and commits
+nothing afterwards. If the event loop itself is blocked (a slow synchronous node),
+``stop()`` closes the consumer from its own thread, without the last commit.
 """
 
 from __future__ import annotations
@@ -52,7 +59,8 @@ class KafkaSource(ManagedSource):
 
     _wait_ready_on_start = True
     _start_timeout = 30.0
-    _stop_timeout = 30.0
+    #: seconds ``stop()`` waits, after the drain, for the last commit and the close
+    _close_timeout = 20.0
     #: seconds ``stop()`` waits for in-flight records to finish before the last commit
     drain_timeout = 10.0
     #: the format of :meth:`snapshot`: ``{topic: {partition: next offset}}``
@@ -65,9 +73,16 @@ class KafkaSource(ManagedSource):
         max_in_flight: int,
         connect_timeout: float,
         commits_enabled: bool,
+        drain_timeout: float | None = None,
         **kwargs: Any,
     ):
         name = type(self).__name__
+        if drain_timeout is not None:
+            if not isinstance(drain_timeout, (int, float)) or not drain_timeout >= 0:
+                raise ValueError(
+                    f"{name}: drain_timeout must be a number of seconds >= 0, got {drain_timeout!r}"
+                )
+            self.drain_timeout = float(drain_timeout)
         self.consumer_params = consumer_params
         self.poll_interval = convert_interval(poll_interval)
         check_positive_int(name, "max_in_flight", max_in_flight)
@@ -98,11 +113,18 @@ class KafkaSource(ManagedSource):
         #: the offsets of the last completed checkpoint (committed when the consumer can)
         self._checkpoint_offsets: dict[tuple[str, int], int] = {}
         self._checkpoint_commit_due = False
+        #: when (``time.monotonic()``) the drain asked for by ``stop()`` runs out
+        self._stop_deadline: float | None = None
+        self._closing = False  # run() has left its loop: it drains, commits and closes
+        self._wake: asyncio.Event | None = None  # the event a _wait_until sleeps on
+        self._cut_timer: asyncio.TimerHandle | None = None
+        self._cut = False  # stop() cancelled the run at the end of the drain
         super().__init__(**kwargs)
 
     # -- the run ------------------------------------------------------------------------
     async def run(self) -> None:
         self.tracker = OffsetTracker()
+        self._stop_deadline, self._closing, self._cut = None, False, False
         thread = self._thread = ConsumerThread(type(self).__name__)
         try:
             self.consumer = await thread.call(self._connect)
@@ -115,6 +137,7 @@ class KafkaSource(ManagedSource):
                 await self._cycle(thread)
                 await self._commit(thread)
         finally:
+            self._closing = True
             try:
                 await self._drain()
                 if self.consumer is not None:
@@ -125,6 +148,9 @@ class KafkaSource(ManagedSource):
                     await thread.call(consumer.close)
                 self._thread = None
                 thread.shutdown()
+                if self._cut_timer is not None:
+                    self._cut_timer.cancel()
+                    self._cut_timer = None
         self._raise_if_failed()
 
     def _connect(self) -> Any:
@@ -143,18 +169,101 @@ class KafkaSource(ManagedSource):
     async def _wait_for_room(self) -> None:
         tracker = self.tracker
         await self._wait_until(
-            lambda: tracker.in_flight < self.max_in_flight or tracker.failure is not None
+            lambda: (
+                tracker.in_flight < self.max_in_flight
+                or tracker.failure is not None
+                or self.stopped
+            )
+        )
+
+    # -- stop: drain, commit, close -----------------------------------------------------
+    def _drain_bound(self) -> float:
+        return self.drain_timeout
+
+    def stop(self) -> None:
+        """Stop: wait for the records in flight (at most ``drain_timeout``), commit what is
+        done, close the consumer (from outside the loop: before returning)."""
+        if not self.stopped:  # the drain is counted from the first stop() of a run
+            self._stop_deadline = time.monotonic() + self.drain_timeout
+        super().stop()
+
+    def _request_stop(self) -> None:
+        """On the loop: wake the run, and cut it short if it is still held up in the graph
+        when the drain runs out."""
+        super()._request_stop()
+        if self._stop_deadline is None:
+            self._stop_deadline = time.monotonic() + self.drain_timeout
+        if self._wake is not None:
+            self._wake.set()
+        task = self.work_task
+        if self._cut_timer is None and task is not None and not task.done():
+            self._cut_timer = asyncio.get_running_loop().call_later(
+                max(0.0, self._stop_deadline - time.monotonic()), self._cut_if_held_up, task
+            )
+
+    def _cut_if_held_up(self, task: asyncio.Task[Any]) -> None:
+        """At the end of the drain: a run that has not reached its drain yet is held up by
+        an element in the graph (an awaited slow sink): cancel it there, so that it
+        drains no more, commits the completed prefix, closes and ends."""
+        self._cut_timer = None
+        if task is not self.work_task or task.done() or not self.stopped:
+            return  # ended, or started again meanwhile
+        if self._closing or self.consumer is None:
+            return  # already draining (bounded by the deadline too), or still connecting
+        logger.warning(
+            "%s: stop(): the graph still holds up the source after drain_timeout=%g s; "
+            "cancelling the element in progress",
+            self,
+            self.drain_timeout,
+        )
+        self._cut = True
+        task.cancel()
+
+    async def _supervised_run(self) -> None:
+        try:
+            await super()._supervised_run()
+        except asyncio.CancelledError:
+            # cancelled by the end of the drain alone (not also from elsewhere): the run
+            # ended as a stop() ends it
+            task = asyncio.current_task()
+            if not self._cut or getattr(task, "cancelling", lambda: 1)() > 1:
+                raise
+            getattr(task, "uncancel", lambda: 0)()  # Python 3.11+
+
+    def _stop_timed_out(self) -> None:
+        """The loop is blocked (a slow synchronous node): close the consumer from here,
+        without the last commit, so that nothing is committed after ``stop()`` returns."""
+        thread, consumer = self._thread, self.consumer
+        if thread is None or consumer is None:
+            super()._stop_timed_out()
+            return
+        self.consumer = None  # the run, once the loop is free, neither commits nor closes
+        try:
+            thread.call_blocking(self._close_timeout, consumer.close)
+        except Exception as e:  # a close that hangs or fails: say so, do not raise from stop()
+            logger.warning("%s: stop(): closing the consumer failed: %r", self, e)
+        logger.warning(
+            "%s: stop(): the event loop was blocked for %g s (a slow synchronous node?); "
+            "the consumer is closed without a last commit: %d record(s) or batch(es) in "
+            "flight and the records done since the last commit are not committed (they "
+            "will be read again)",
+            self,
+            self._stop_timeout,
+            self.tracker.in_flight,
         )
 
     async def _drain(self) -> None:
         tracker = self.tracker
+        deadline = self._stop_deadline
+        if deadline is None:  # the run ended by itself (an error): the same bound
+            deadline = time.monotonic() + self.drain_timeout
         # also after a failure: the records before it that are still in the graph (in a
         # buffer...) finish, so the last commit reaches the failed record itself
-        await self._wait_until(lambda: not tracker.in_flight, time.monotonic() + self.drain_timeout)
-        if tracker.in_flight and tracker.failure is None:
+        await self._wait_until(lambda: not tracker.in_flight, deadline)
+        if tracker.in_flight and tracker.failure is None and self.consumer is not None:
             logger.warning(
-                "%s: %d record(s) or batch(es) still in flight after %g s; their offsets "
-                "are not committed (they will be read again)",
+                "%s: %d record(s) or batch(es) still in flight after drain_timeout=%g s; "
+                "their offsets are not committed (they will be read again)",
                 self,
                 tracker.in_flight,
                 self.drain_timeout,
@@ -165,7 +274,7 @@ class KafkaSource(ManagedSource):
         thread) or ``deadline`` (``time.monotonic()``) passes."""
         if condition():
             return
-        event = asyncio.Event()
+        event = self._wake = asyncio.Event()  # set by stop() too
         asyncio_loop = asyncio.get_running_loop()
         self.tracker.on_finish = lambda: asyncio_loop.call_soon_threadsafe(event.set)
         try:
@@ -180,17 +289,21 @@ class KafkaSource(ManagedSource):
                 event.clear()
         finally:
             self.tracker.on_finish = None
+            self._wake = None
 
     async def _commit(self, thread: ConsumerThread, final: bool = False) -> None:
         if not self._commits_enabled:
             return
+        consumer = self.consumer
+        if consumer is None:  # closed by a stop() that found the loop blocked
+            return
         if self._checkpointing:  # only what a completed checkpoint holds
             if final or self._checkpoint_commit_due:
-                await thread.call(self._commit_checkpoint, self.consumer)
+                await thread.call(self._commit_checkpoint, consumer)
             return
         offsets = self.tracker.take_commits()
         if offsets:
-            await thread.call(self._commit_now, self.consumer, offsets, final)
+            await thread.call(self._commit_now, consumer, offsets, final)
 
     def _commit_soon(self) -> None:
         """Commit the completed prefix now, on the consumer thread, without waiting for it
