@@ -35,6 +35,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .core.clock import ManualClock, use_clock
+from .core.state import COUNT, bad_state
 from .core.stream import Stream
 from .exceptions import TestingAbort
 from .sources.base import Source
@@ -261,7 +262,9 @@ class TestingSource(Source):
 
     def restore(self, state: int) -> None:
         """Continue from item ``state`` on the next ``start()``."""
-        self.index = int(state)
+        if not COUNT(state):
+            raise bad_state(self, state, "expected the index of the next item (an int >= 0)")
+        self.index = state
 
     def __str__(self) -> str:
         return f"<{self.name}; TestingSource>" if self.name else "<TestingSource>"

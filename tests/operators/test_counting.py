@@ -606,7 +606,7 @@ def test_partition_timeout_snapshot_round_trip(manual_clock: Any) -> None:
     for i in range(3):
         source.emit(i)
     state = p.snapshot()
-    assert state == {"buffers": [[None, [0, 1, 2]]]}
+    assert state == {"buffers": [[None, [0, 1, 2]]], "due_in": [10.0]}
 
     source2 = Stream()
     p2 = source2.partition(4, timeout=10)

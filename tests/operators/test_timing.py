@@ -400,7 +400,7 @@ def test_timed_window_snapshot_roundtrip(manual_clock: Any) -> None:
     first.emit(3)
     first.emit(4)
     state = pickle.loads(pickle.dumps(w1.snapshot()))
-    assert state == {"buffer": [3, 4]}
+    assert state == {"buffer": [3, 4], "closes_in": 1.0}
 
     second = Stream()
     w2 = second.timed_window(1, emit_empty=False)
@@ -496,7 +496,7 @@ def test_timed_window_unique_snapshot_roundtrip(manual_clock: Any) -> None:
     for word in ["a", "bb", "c"]:
         source.emit(word)
     state = pickle.loads(pickle.dumps(w.snapshot()))
-    assert state == {"buffer": [(2, "bb"), (1, "c")]}
+    assert state == {"buffer": [(2, "bb"), (1, "c")], "closes_in": 1.0}
 
     fresh_source = Stream()
     fresh = fresh_source.timed_window_unique(1, key=len, keep="last", emit_empty=False)

@@ -30,6 +30,7 @@ from .clock import Clock, get_default_clock
 from .emit_future import EmitFuture
 from .loop import get_io_loop, in_loop_thread, sync, thread_state
 from .refs import release_refs, retain_refs
+from .state import bad_state
 
 if TYPE_CHECKING:
     from .fusion import CompiledGraph
@@ -569,9 +570,11 @@ class Stream:
         return None
 
     def restore(self, state: Any) -> None:
-        """Load a state made by :meth:`snapshot`."""
+        """Load a state made by :meth:`snapshot` (see :mod:`millstream.core.state`); a node
+        without state accepts only ``None`` (:class:`~millstream.exceptions.StateError`
+        otherwise)."""
         if state is not None:
-            raise ValueError(f"{self} keeps no state, cannot restore {state!r}")
+            raise bad_state(self, state, "this node keeps no state (expected None)")
 
     # -- conveniences shared with Streamz ---------------------------------------------
     def gather(self) -> Stream:

@@ -19,7 +19,7 @@ from .._utils import annotate_error, identity
 from ..core import Metadata, Stream
 from ._tasks import items_of
 
-__all__ = ["NodeSpec", "run_node", "untag"]
+__all__ = ["NodeSpec", "checked_state", "run_node", "untag"]
 
 
 class _Tagged:
@@ -162,6 +162,15 @@ class _Detached:
             self.node = spec.cls(*inputs, *spec.args, **kwargs)
         self.collector = _Collector(self.node)
         self.lock = threading.Lock()
+
+
+def checked_state(spec: NodeSpec, state: Any) -> Any:
+    """``state`` restored into a new copy of the node and snapshotted again: the node's
+    checks run (a :class:`~millstream.exceptions.StateError` naming it), and the result is
+    a copy of ``state`` that shares nothing with it."""
+    node = _Detached(spec, False).node
+    node.restore(state)
+    return node.snapshot()
 
 
 _detached: OrderedDict[tuple[str, bool], _Detached] = OrderedDict()

@@ -46,7 +46,7 @@ from typing import Any
 from .._utils import annotate_error
 from ..core import Metadata, Stream, await_all, release_refs, retain_refs
 from ._bridge import gather_result, get_client, record_origin
-from ._detached import NodeSpec, run_node, untag
+from ._detached import NodeSpec, checked_state, run_node, untag
 from ._tasks import Batch, held_of, length, nth, outputs_of, state_of
 from .stream import DaskStream
 
@@ -402,9 +402,12 @@ class _RunsNode(_OnWorkers, _Exploding):
         return _values(self._core_cls.snapshot(self))
 
     def restore(self, state: Any) -> None:
+        """The core node's :meth:`restore`; on the workers, ``state`` is checked here (by a
+        copy of the core node) and becomes the state the next step receives."""
         if self._on_workers:
+            checked = checked_state(self._spec, state)
             self._discard_held()
-            self._wstate = (state, False)
+            self._wstate = (checked, False)
         else:
             self._core_cls.restore(self, state)
 

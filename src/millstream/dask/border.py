@@ -19,6 +19,7 @@ from .._utils import annotate_error, short_repr
 from ..core import Metadata, Stream, await_all, release_refs, retain_refs
 from ..operators.timing import buffer as core_buffer
 from ._bridge import annotate_task_error, gather_result, get_client, record_origin, start_task
+from ._state import element_values
 from ._tasks import Batch, items_of
 from .payloads import element_payload, submit_payload
 from .stateless import map, starmap
@@ -184,4 +185,12 @@ def _log_dropped(node: Stream, x: Any, task: asyncio.Future[Any]) -> None:
 @DaskStream.register_api()
 class buffer(DaskStream, core_buffer):
     """``buffer(n)`` over futures: up to ``n`` units (element futures or batches) wait here
-    while downstream (``gather``) is busy, so ``n`` tasks keep running."""
+    while downstream (``gather``) is busy, so ``n`` tasks keep running.
+
+    ``snapshot()`` fetches the elements waiting (blocking: call it outside the event
+    loops), the elements of a batch one by one; ``restore()`` queues them as local values.
+    """
+
+    def snapshot(self) -> dict[str, Any]:
+        pending = core_buffer.snapshot(self)["pending"]
+        return {"pending": [v for vs in element_values(pending) for v in vs]}

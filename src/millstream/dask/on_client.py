@@ -15,10 +15,12 @@ from typing import Any
 
 from .._utils import identity
 from ..core import Metadata, Stream, release_refs, retain_refs
+from ..core.state import SEQUENCE, dict_of_pairs, expect_fields
 from ..operators import combine, timing
 from ..sinks.core import sink as core_sink
 from ._bridge import get_client, record_origin
 from ._flow import _Exploding, futures_in, parts
+from ._state import element_values
 from ._tasks import Batch, concat_units, key_of, unique_window
 from .border import gather
 from .stream import DaskStream
@@ -37,7 +39,21 @@ __all__ = [
 
 @DaskStream.register_api()
 class delay(DaskStream, timing.delay):
-    """``delay`` over futures and batches (a batch is delayed as a whole)."""
+    """``delay`` over futures and batches (a batch is delayed as a whole).
+
+    ``snapshot()`` fetches the elements waiting (blocking: call it outside the event
+    loops): ``{'pending': [(seconds to wait, element), ...]}``, each element of a batch
+    with the batch's wait; ``restore()`` queues them as local values.
+    """
+
+    def snapshot(self) -> dict[str, Any]:
+        pending = timing.delay.snapshot(self)["pending"]
+        values = element_values([x for _, x in pending])
+        return {
+            "pending": [
+                (wait, v) for (wait, _), vs in zip(pending, values, strict=True) for v in vs
+            ]
+        }
 
 
 @DaskStream.register_api()
@@ -60,6 +76,11 @@ class latest(_Exploding, timing.latest):
 
     def _emits_batches(self) -> bool:
         return False
+
+    def snapshot(self) -> dict[str, Any]:
+        """``{'pending': [element]}`` (fetched, blocking) or ``{'pending': []}``."""
+        pending = timing.latest.snapshot(self)["pending"]
+        return {"pending": [v for vs in element_values(pending) for v in vs][-1:]}
 
 
 @DaskStream.register_api()
@@ -101,6 +122,13 @@ class timed_window(DaskStream, timing.timed_window):
 
     def _emits_batches(self) -> bool:
         return False
+
+    def snapshot(self) -> dict[str, Any]:
+        """As the local node's, the elements of the open window fetched (blocking: call it
+        outside the event loops); ``restore()`` holds them as local values."""
+        state = timing.timed_window.snapshot(self)
+        state["buffer"] = [v for vs in element_values(state["buffer"]) for v in vs]
+        return state
 
 
 @DaskStream.register_api()
@@ -150,11 +178,13 @@ class timed_window_unique(DaskStream, timing.timed_window_unique):
         return window, metadata
 
     def snapshot(self) -> dict[str, Any]:
-        """``{'buffer': [(key, element), ...]}`` of the open window (fetched, blocking)."""
+        """``{'buffer': [(key, element), ...], 'closes_in': seconds}`` of the open window
+        (fetched, blocking: call it outside the event loops)."""
+        closes_in = timing.timed_window_unique.snapshot(self)["closes_in"]
         units = [u for u, _ in self._window_units]
         if not units:
-            return {"buffer": []}
-        elements = get_client().gather(_window_of(units))
+            return {"buffer": [], "closes_in": closes_in}
+        elements = [v for vs in element_values(units) for v in vs]
         kept: dict[Any, Any] = {}
         for x in elements:
             k = key_of(self.key, x, str(self))
@@ -163,12 +193,21 @@ class timed_window_unique(DaskStream, timing.timed_window_unique):
                     continue
                 del kept[k]
             kept[k] = x
-        return {"buffer": list(kept.items())}
+        return {"buffer": list(kept.items()), "closes_in": closes_in}
 
     def restore(self, state: dict[str, Any]) -> None:
+        """Hold the elements of ``state['buffer']`` as local values (checked first, as
+        the local node does)."""
+        expect_fields(self, state, {"buffer": SEQUENCE})
+        buffer = dict_of_pairs(self, state, "buffer")
+        # checks 'closes_in' and moves the timer (the window itself is held here)
+        timing.timed_window_unique.restore(
+            self, {"buffer": [], "closes_in": state.get("closes_in")}
+        )
+        error = RuntimeError(f"{self}: element discarded by restore()")
         for _, md in self._window_units:
-            release_refs(md)
-        self._window_units = [(x, None) for _, x in state["buffer"]]
+            release_refs(md, error=error)
+        self._window_units = [(x, None) for x in buffer.values()]
 
 
 # -- sinks ----------------------------------------------------------------------------------------

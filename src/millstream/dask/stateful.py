@@ -21,10 +21,11 @@ from typing import Any
 
 from .._utils import annotate_error, check_callable, identity, no_default
 from ..core import Metadata, Stream, await_all, in_loop_thread, sync
+from ..core.state import detached, expect_fields
 from ..operators import aggregate, counting
 from ._bridge import get_client, record_origin
 from ._detached import run_node
-from ._flow import _Exploding, _OnWorkers, _RunsNode, fetch, parts, wait_ready
+from ._flow import _Exploding, _OnWorkers, _RunsNode, _values, fetch, parts, wait_ready
 from ._tasks import (
     Batch,
     accumulate_start,
@@ -111,7 +112,8 @@ class frequencies(_OnWorkers, aggregate.frequencies):
         return {"counts": dict(self._fetch_state())}
 
     def restore(self, state: dict[str, Any]) -> None:
-        self._wstate = dict(state["counts"])
+        """Take the counts of ``state`` (checked, copied) as the table on the cluster."""
+        self._wstate = self.counts_of(self, state)
 
 
 @DaskStream.register_api()
@@ -226,15 +228,16 @@ class accumulate(_OnWorkers, _Exploding):
 
         if self._on_workers:
             has, value = self._fetch_state()
-            return {"state": value if has else no_default}
+            return {"state": detached(value) if has else no_default}
         state = self.state
         if isinstance(state, Future):
             state = state.result()
-        return {"state": state}
+        return {"state": detached(state)}
 
     def restore(self, state: dict[str, Any]) -> None:
-        """Take ``state['state']`` (a local value) as the state; the next task receives it."""
-        value = state["state"]
+        """Take ``state['state']`` (a local value, copied) as the state; the next task
+        receives it."""
+        value = detached(expect_fields(self, state, {"state": None})["state"])
         if value == no_default and isinstance(value, str):
             value = no_default
         if self._on_workers:
@@ -371,6 +374,18 @@ class partition(_RunsNode, counting.partition):
     def take_group(self, key: Any) -> tuple[tuple[Any, ...], Metadata | None]:
         values, metadata = super().take_group(key)
         return tuple(v.x if type(v) is _Keyed else v for v in values), metadata
+
+    def snapshot(self) -> Any:
+        """The local node's snapshot with the elements' values (fetched, blocking: call it
+        outside the event loops); restored, they are local values whose keys are computed
+        here."""
+        if not self._always_queue:
+            return super().snapshot()
+        state = counting.partition.snapshot(self)
+        state["buffers"] = [
+            [k, [v.x if type(v) is _Keyed else v for v in values]] for k, values in state["buffers"]
+        ]
+        return _values(state)
 
 
 class _Keyed:

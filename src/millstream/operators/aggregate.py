@@ -6,9 +6,9 @@ import weakref
 from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
-from .._utils import annotate_error, check_callable, no_default
+from .._utils import annotate_error, check_callable, no_default, short_repr
 from ..core.fusion import Stage
-from ..core.state import detached, expect_fields
+from ..core.state import bad_state, detached, expect_fields
 from ..core.stream import Stream, fused_attribute
 
 __all__ = ["FrequencyTable", "accumulate", "frequencies"]
@@ -281,9 +281,20 @@ class frequencies(Stream):
         return Stage("step", self._step)
 
     def snapshot(self) -> dict[str, Any]:
-        """``{'counts': {value: count}}``."""
+        """``{'counts': {value: count}}`` (a copy of the table)."""
         return {"counts": dict(self._counts)}
 
     def restore(self, state: dict[str, Any]) -> None:
-        self._counts = dict(state["counts"])
+        """Take the counts of ``state`` (a copy; tables emitted before keep their counts)."""
+        self._counts = self.counts_of(self, state)
         self._latest = None
+
+    @staticmethod
+    def counts_of(node: Any, state: Any) -> dict[Any, int]:
+        """The table of a :meth:`snapshot` ``state``, checked and copied (a
+        :class:`~millstream.exceptions.StateError` naming ``node`` if it is not one)."""
+        counts = expect_fields(node, state, {"counts": Mapping})["counts"]
+        if not all(type(n) is int and n > 0 for n in counts.values()):
+            bad = next(n for n in counts.values() if not (type(n) is int and n > 0))
+            raise bad_state(node, state, f"a count must be an int > 0, got {short_repr(bad)}")
+        return dict(counts)

@@ -32,6 +32,7 @@ from typing import Any
 from .._utils import check_positive_int, identity, short_repr
 from ..core.fusion import Stage
 from ..core.refs import release_refs, retain_refs
+from ..core.state import SEQUENCE, bad_state, expect_fields
 from ..core.stream import Stream, graph_changed
 
 __all__ = ["combine_latest", "union", "zip", "zip_latest"]
@@ -111,14 +112,21 @@ def _latest_snapshot(node: Any) -> dict[str, Any]:
     }
 
 
+def _check_latest(node: Any, state: Any, fields: dict[str, Any]) -> None:
+    """Check a ``_latest_snapshot`` (with ``fields`` more) against the node's positions."""
+    expect_fields(node, state, {"last": SEQUENCE, "arrived": SEQUENCE, **fields})
+    last, arrived = state["last"], state["arrived"]
+    n = len(node.upstreams)
+    if len(last) != n or len(arrived) != n:
+        raise bad_state(node, state, f"it has {len(last)} positions but the node has {n} upstreams")
+    if not all(type(seen) is bool for seen in arrived):
+        raise bad_state(node, state, "field 'arrived' must hold a bool per position")
+
+
 def _restore_latest(node: Any, state: dict[str, Any]) -> None:
-    """Load a ``_latest_snapshot``: check its shape, release the refs held, set the values."""
+    """Load a ``_latest_snapshot`` checked by ``_check_latest``: release the refs held, set
+    the values."""
     last, arrived = list(state["last"]), list(state["arrived"])
-    if len(last) != len(node.upstreams) or len(arrived) != len(node.upstreams):
-        raise ValueError(
-            f"{node}: the state has {len(last)} positions but the node has "
-            f"{len(node.upstreams)} upstreams"
-        )
     for md in node.metadata:
         release_refs(md)
     node.last = last
@@ -336,12 +344,19 @@ class zip(Stream):
         }
 
     def restore(self, state: dict[str, Any]) -> None:
-        buffers = state["buffers"]
-        if len(buffers) != len(self.upstreams):
-            raise ValueError(
-                f"{self}: the state has {len(buffers)} buffers but the node has "
-                f"{len(self.upstreams)} input positions"
+        buffers = expect_fields(self, state, {"buffers": SEQUENCE, "literals": SEQUENCE})["buffers"]
+        if len(buffers) != len(self.upstreams) or not all(type(b) in SEQUENCE for b in buffers):
+            raise bad_state(
+                self,
+                state,
+                f"field 'buffers' must hold one list per input position, and the node has "
+                f"{len(self.upstreams)} input positions",
             )
+        literals = state["literals"]
+        if not all(
+            type(lit) in SEQUENCE and len(lit) == 2 and type(lit[0]) is int for lit in literals
+        ):
+            raise bad_state(self, state, "field 'literals' must hold [index, value] pairs")
         for buf in self._buffers:
             for _, md in buf:
                 release_refs(md)
@@ -351,7 +366,7 @@ class zip(Stream):
                 _resolve(waiter)
         self._waiters = [deque() for _ in buffers]
         self._n_waiters = 0
-        self.literals = [(int(i), v) for i, v in state["literals"]]
+        self.literals = [(i, v) for i, v in literals]
         self._reindex()
 
 
@@ -511,6 +526,7 @@ class combine_latest(Stream):
         return _latest_snapshot(self)
 
     def restore(self, state: dict[str, Any]) -> None:
+        _check_latest(self, state, {})
         _restore_latest(self, state)
 
 
@@ -616,6 +632,7 @@ class zip_latest(Stream):
         return {"buffer": [x for x, _ in self.lossless_buffer], **_latest_snapshot(self)}
 
     def restore(self, state: dict[str, Any]) -> None:
+        _check_latest(self, state, {"buffer": SEQUENCE})
         _restore_latest(self, state)
         for _, md in self.lossless_buffer:
             release_refs(md)

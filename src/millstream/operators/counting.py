@@ -40,6 +40,7 @@ from ..core.awaitables import await_all, push_from_outside, release_refs_after, 
 from ..core.fusion import SKIP, Stage
 from ..core.loop import in_loop_thread, sync
 from ..core.refs import Metadata, release_refs, retain_refs
+from ..core.state import COUNT, NUMBER, SEQUENCE, bad_state, dict_of_pairs, expect_fields
 from ..core.stream import Stream
 
 __all__ = [
@@ -221,7 +222,7 @@ class slice(Stream):
         return {"count": self.state}
 
     def restore(self, state: dict[str, Any]) -> None:
-        self.state = int(state["count"])
+        self.state = expect_fields(self, state, {"count": COUNT})["count"]
         if self.end is not None and self.state >= self.end:
             self.detach_at_end()
         else:
@@ -299,7 +300,7 @@ class partition(Stream):
         self._key = key
         self._buffer: dict[Any, list[Any]] = {}
         self._metadata_buffer: dict[Any, Metadata] = {}
-        self._timers: dict[Any, tuple[object, Any]] = {}
+        self._timers: dict[Any, tuple[object, Any, float]] = {}  # key -> (token, handle, due)
         self._tasks: set[asyncio.Future[Any]] = set()
         Stream.__init__(self, upstream, **kwargs)
 
@@ -372,12 +373,13 @@ class partition(Stream):
         return Stage("step", self._step, may_skip=True, user_func=self._key)
 
     # -- timeout -------------------------------------------------------------------------
-    def _start_timer(self, key: Any) -> None:
+    def _start_timer(self, key: Any, wait: float | None = None) -> None:
         assert self._timeout is not None
         token = object()
         asyncio_loop = getattr(self.loop, "asyncio_loop", self.loop)
-        handle = self.clock.call_later(asyncio_loop, self._timeout, self._on_timeout, key, token)
-        self._timers[key] = (token, handle)
+        wait = self._timeout if wait is None else wait
+        handle = self.clock.call_later(asyncio_loop, wait, self._on_timeout, key, token)
+        self._timers[key] = (token, handle, self.clock.now() + wait)
 
     def _on_timeout(self, key: Any, token: object) -> None:
         timer = self._timers.get(key)
@@ -402,32 +404,60 @@ class partition(Stream):
 
     # -- state -----------------------------------------------------------------------------
     def snapshot(self) -> dict[str, Any]:
-        """``{'buffers': [[key, [values...]], ...]}`` (key ``None`` without ``key=``)."""
-        return {"buffers": [[k, list(v)] for k, v in self._buffer.items()]}
+        """``{'buffers': [[key, [values...]], ...]}`` (key ``None`` without ``key=``); with
+        a ``timeout``, also ``'due_in'``: the seconds left to each group's timeout."""
+        state: dict[str, Any] = {"buffers": [[k, list(v)] for k, v in self._buffer.items()]}
+        if self._timeout is not None:
+            now, timers = self.clock.now(), self._timers
+            state["due_in"] = [
+                max(0.0, timers[k][2] - now) if k in timers else self._timeout for k in self._buffer
+            ]
+        return state
 
     def restore(self, state: dict[str, Any]) -> None:
-        """Load buffers; with a ``timeout``, each restored group gets a fresh full timeout."""
+        """Load buffers; with a ``timeout``, each restored group times out after its
+        ``due_in`` (a full timeout in a state without it)."""
+        expect_fields(self, state, {"buffers": SEQUENCE})
+        groups = dict_of_pairs(self, state, "buffers")
+        due_in = state.get("due_in")
+        if due_in is not None and (
+            type(due_in) not in SEQUENCE
+            or len(due_in) != len(groups)
+            or not all(NUMBER(d) and d >= 0 for d in due_in)
+        ):
+            raise bad_state(self, state, "field 'due_in' must hold seconds >= 0 per group")
+        for key, values in groups.items():
+            if type(values) not in SEQUENCE or len(values) >= self.n:
+                raise bad_state(
+                    self,
+                    state,
+                    f"the group of {short_repr(key)} must be a list of fewer "
+                    f"than n={self.n} elements, got {short_repr(values)}",
+                )
+            if key is not None and self._key is None:
+                raise bad_state(self, state, f"a group has a key {short_repr(key)}, without key=")
         _discard(self._metadata_buffer.values(), self)
-        for _token, handle in self._timers.values():
-            handle.cancel()
+        for timer in self._timers.values():
+            timer[1].cancel()
         self._timers = {}
         self._metadata_buffer = {}
-        self._buffer = {k: list(v) for k, v in state["buffers"] if v}
+        self._buffer = {k: list(v) for k, v in groups.items() if v}
         if self._timeout is None or not self._buffer:
             return
+        waits = dict(zip(groups, due_in, strict=True)) if due_in is not None else {}
         asyncio_loop = getattr(self.loop, "asyncio_loop", self.loop)
         if in_loop_thread(self.loop) or not asyncio_loop.is_running():
-            self._start_restored_timers()
+            self._start_restored_timers(waits)
         else:
 
             async def start() -> None:
-                self._start_restored_timers()
+                self._start_restored_timers(waits)
 
             sync(self.loop, start)
 
-    def _start_restored_timers(self) -> None:
+    def _start_restored_timers(self, waits: dict[Any, float]) -> None:
         for key in self._buffer:
-            self._start_timer(key)
+            self._start_timer(key, waits.get(key))
 
 
 # -- partition_unique --------------------------------------------------------------------
@@ -552,9 +582,13 @@ class partition_unique(Stream):
         return {"buffer": [[k, v] for k, v in self._buffer.items()]}
 
     def restore(self, state: dict[str, Any]) -> None:
+        expect_fields(self, state, {"buffer": SEQUENCE})
+        buffer = dict_of_pairs(self, state, "buffer")
+        if len(buffer) >= self.n:
+            raise bad_state(self, state, f"the group must hold fewer than n={self.n} elements")
         _discard(self._metadata_buffer.values(), self)
         self._metadata_buffer = {}
-        self._buffer = {k: v for k, v in state["buffer"]}
+        self._buffer = buffer
 
 
 # -- sliding_window ----------------------------------------------------------------------
@@ -637,8 +671,9 @@ class sliding_window(Stream):
         return {"window": list(self._buffer)}
 
     def restore(self, state: dict[str, Any]) -> None:
+        """Take the last ``n`` elements of ``state['window']`` (a list)."""
+        values = list(expect_fields(self, state, {"window": SEQUENCE})["window"])[-self.n :]
         _discard(self.metadata_buffer, self)
-        values = list(state["window"])[-self.n :]
         self._buffer = deque(values, maxlen=self.n)
         keep = len(values) if len(values) < self.n else self.n - 1
         self.metadata_buffer = deque([None] * keep)
@@ -810,13 +845,14 @@ class unique(Stream):
         return {"seen": [[k, v] for k, v in seen.items()]}
 
     def restore(self, state: dict[str, Any]) -> None:
-        items = state["seen"]
+        items = expect_fields(self, state, {"seen": SEQUENCE})["seen"]
         if not self.hashable:
             self.seen = list(items)
-        elif self.maxsize:
-            self.seen = LRU(self.maxsize, ((k, v) for k, v in items))
-        else:
-            self.seen = {k: v for k, v in items}
+            if self.maxsize:
+                del self.seen[self.maxsize :]
+            return
+        seen = dict_of_pairs(self, state, "seen", distinct=False)
+        self.seen = LRU(self.maxsize, seen.items()) if self.maxsize else seen
 
 
 # -- collect -----------------------------------------------------------------------------
@@ -888,6 +924,7 @@ class collect(Stream):
         return {"cache": list(self.cache)}
 
     def restore(self, state: dict[str, Any]) -> None:
+        expect_fields(self, state, {"cache": SEQUENCE})
         if self.metadata_cache:
             _discard([list(self.metadata_cache)], self)
         self.metadata_cache.clear()

@@ -35,7 +35,9 @@ from .._utils import (
     short_repr,
 )
 from ..core.awaitables import await_all
+from ..core.loop import in_loop_thread, sync
 from ..core.refs import Metadata, release_refs, retain_refs
+from ..core.state import NUMBER, SEQUENCE, bad_state, dict_of_pairs, expect_fields
 from ..core.stream import Stream
 
 __all__ = [
@@ -327,12 +329,26 @@ class timed_window(_TimedWindowBase):
         return window, metadata
 
     def snapshot(self) -> dict[str, Any]:
-        """``{'buffer': [elements of the open window]}``."""
-        return {"buffer": list(self._buffer)}
+        """``{'buffer': [elements of the open window], 'closes_in': seconds until it closes}``
+        (``closes_in`` is ``None`` while the node is stopped)."""
+        now = self.clock.now()
+        closes_in = None if self.stopped else max(0.0, self._deadline - now)
+        return {"buffer": list(self._buffer), "closes_in": closes_in}
 
     def restore(self, state: dict[str, Any]) -> None:
-        self._buffer = list(state["buffer"])
+        """Make ``state['buffer']`` the open window (its elements hold no refs), closing
+        ``state['closes_in']`` seconds from now (a state without it keeps this node's
+        timer); the refs of the elements it replaces are released marked failed."""
+        buffer = list(expect_fields(self, state, {"buffer": SEQUENCE})["buffer"])
+        closes_in = state.get("closes_in")
+        if closes_in is not None and not (NUMBER(closes_in) and 0 <= closes_in < math.inf):
+            raise bad_state(self, state, "field 'closes_in' must be a number >= 0 or None")
+        release_refs(self._metadata_buffer, error=RuntimeError(f"{self}: discarded by restore()"))
+        self._buffer = buffer
         self._metadata_buffer = []
+        if closes_in is not None and not self.stopped:
+            self._deadline = self.clock.now() + closes_in
+            self.loop.add_callback(self._wake_up)  # the timer waits for the new deadline
 
 
 @Stream.register_api()
@@ -415,11 +431,28 @@ class timed_window_unique(_TimedWindowBase):
         return tuple(x for x, _ in entries.values()), metadata
 
     def snapshot(self) -> dict[str, Any]:
-        """``{'buffer': [(key, element), ...]}`` in arrival order."""
-        return {"buffer": [(k, x) for k, (x, _) in self._buffer.items()]}
+        """``{'buffer': [(key, element), ...], 'closes_in': seconds}``, in arrival order
+        (``closes_in`` as on ``timed_window``)."""
+        now = self.clock.now()
+        closes_in = None if self.stopped else max(0.0, self._deadline - now)
+        return {"buffer": [(k, x) for k, (x, _) in self._buffer.items()], "closes_in": closes_in}
 
     def restore(self, state: dict[str, Any]) -> None:
-        self._buffer = {k: (x, None) for k, x in state["buffer"]}
+        """Make ``state['buffer']`` the open window (its elements hold no refs), closing
+        ``state['closes_in']`` seconds from now (a state without it keeps this node's
+        timer); the refs of the elements it replaces are released marked failed."""
+        expect_fields(self, state, {"buffer": SEQUENCE})
+        buffer = dict_of_pairs(self, state, "buffer")
+        closes_in = state.get("closes_in")
+        if closes_in is not None and not (NUMBER(closes_in) and 0 <= closes_in < math.inf):
+            raise bad_state(self, state, "field 'closes_in' must be a number >= 0 or None")
+        error = RuntimeError(f"{self}: discarded by restore()")
+        for _, metadata in self._buffer.values():
+            release_refs(metadata, error=error)
+        self._buffer = {k: (x, None) for k, x in buffer.items()}
+        if closes_in is not None and not self.stopped:
+            self._deadline = self.clock.now() + closes_in
+            self.loop.add_callback(self._wake_up)  # the timer waits for the new deadline
 
 
 # -- queues ------------------------------------------------------------------------------
@@ -521,8 +554,26 @@ class delay(_QueueNode):
         return {"pending": [(max(0.0, due - now), x) for due, x, _ in self._queue.items]}
 
     def restore(self, state: dict[str, Any]) -> None:
+        """Queue the elements of ``state['pending']``, each due after its wait; the refs of
+        the elements they replace are released marked failed."""
+        pending = expect_fields(self, state, {"pending": SEQUENCE})["pending"]
+        for entry in pending:
+            if (
+                type(entry) not in SEQUENCE
+                or len(entry) != 2
+                or not (NUMBER(entry[0]) and entry[0] >= 0)
+            ):
+                raise bad_state(
+                    self,
+                    state,
+                    f"each pending entry must be [seconds to wait (>= 0), element], "
+                    f"got {short_repr(entry)}",
+                )
+        error = RuntimeError(f"{self}: discarded by restore()")
+        for _, _, metadata in self._queue.items:
+            release_refs(metadata, error=error)
         now = self.clock.now()
-        self._queue.replace((now + wait, x, None) for wait, x in state["pending"])
+        self._queue.replace((now + wait, x, None) for wait, x in pending)
         if self._queue.items:
             self._ensure_worker()
 
@@ -563,7 +614,13 @@ class buffer(_QueueNode):
         return {"pending": [x for _, x, _ in self._queue.items]}
 
     def restore(self, state: dict[str, Any]) -> None:
-        self._queue.replace((None, x, None) for x in state["pending"])
+        """Queue the elements of ``state['pending']``; the refs of the elements they
+        replace are released marked failed."""
+        pending = expect_fields(self, state, {"pending": SEQUENCE})["pending"]
+        error = RuntimeError(f"{self}: discarded by restore()")
+        for _, _, metadata in self._queue.items:
+            release_refs(metadata, error=error)
+        self._queue.replace((None, x, None) for x in pending)
         if self._queue.items:
             self._ensure_worker()
 
@@ -629,7 +686,9 @@ class rate_limit(Stream):
         return {"next_in": max(0.0, self.next - self.clock.now())}
 
     def restore(self, state: dict[str, Any]) -> None:
-        next_in = float(state["next_in"])
+        next_in = expect_fields(self, state, {"next_in": NUMBER})["next_in"]
+        if not 0 <= next_in < math.inf:
+            raise bad_state(self, state, f"field 'next_in' must be >= 0 and finite, got {next_in}")
         self.next = self.clock.now() + next_in if next_in > 0 else -math.inf
 
 
@@ -690,7 +749,13 @@ class latest(Stream):
         return {"pending": [] if self._pending is None else [self._pending[0]]}
 
     def restore(self, state: dict[str, Any]) -> None:
-        pending = state["pending"]
+        """Make the element of ``state['pending']`` (if any) the one waiting; the refs of
+        the one it replaces are released marked failed."""
+        pending = expect_fields(self, state, {"pending": SEQUENCE})["pending"]
+        if len(pending) > 1:
+            raise bad_state(self, state, "field 'pending' holds at most one element")
+        if self._pending is not None:
+            release_refs(self._pending[1], error=RuntimeError(f"{self}: discarded by restore()"))
         self._pending = (pending[-1], None) if pending else None
         if self._pending is not None:
             self._ensure_worker()
@@ -871,11 +936,20 @@ class map_async(Stream):
         return {"pending": [j.x for j in self._jobs] + [x for x, _, _ in self._backlog]}
 
     def restore(self, state: dict[str, Any]) -> None:
-        """Call ``func`` again on the pending inputs of a snapshot (on the loop)."""
-        pending = list(state["pending"])
+        """Call ``func`` again on the pending inputs of a snapshot (on the loop), in a node
+        with no call in progress."""
+        pending = list(expect_fields(self, state, {"pending": SEQUENCE})["pending"])
+        if self._jobs or self._backlog:
+            raise bad_state(self, state, "restore() needs a node with no call in progress")
 
-        def resubmit() -> None:
+        async def resubmit() -> None:
             for x in pending:
                 self.update(x)
 
-        self.loop.add_callback(resubmit)
+        asyncio_loop = self.loop.asyncio_loop
+        if in_loop_thread(self.loop) or not asyncio_loop.is_running():
+            # now, so that the restored inputs come before any new element
+            for x in pending:
+                self.update(x)
+        else:
+            sync(self.loop, resubmit)

@@ -16,6 +16,7 @@ from typing import IO, Any
 
 from .._utils import convert_interval
 from ..core.awaitables import await_all
+from ..core.state import COUNT, SEQUENCE, bad_state, expect_fields
 from ..core.stream import Stream
 from .base import STOPPED, ManagedSource
 
@@ -209,6 +210,8 @@ class from_textfile(ManagedSource):
 
     def restore(self, state: dict[str, Any]) -> None:
         """Resume from a :meth:`snapshot` (call while the source is stopped)."""
+        text = type(self.delimiter)
+        expect_fields(self, state, {"offset": COUNT, "buffer": text})
         if not self.stopped:
             raise RuntimeError(f"{self}: restore() needs a stopped source")
         self._offset = self._consumed = state["offset"]
@@ -283,4 +286,6 @@ class filenames(ManagedSource):
 
     def restore(self, state: list[str]) -> None:
         """Skip the names in ``state`` (a :meth:`snapshot`)."""
+        if type(state) not in SEQUENCE or not all(type(name) is str for name in state):
+            raise bad_state(self, state, "expected the list of names already emitted")
         self.seen = set(state)

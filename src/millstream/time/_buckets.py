@@ -21,7 +21,7 @@ from typing import Any
 
 from ..core.refs import Metadata, release_refs, retain_refs
 from ._results import WindowResult
-from ._store import StoreContext, WindowStore
+from ._store import StoreContext, WindowStore, checked_entries
 from .windows import Sliding, Tumbling, Window
 
 __all__ = ["TimeBuckets", "TumblingBuckets", "time_buckets"]
@@ -254,16 +254,11 @@ class TimeBuckets(WindowStore):
         return open_, kept, {}
 
     def restore(self, open_: list[Any], kept: list[Any], positions: dict[Any, int]) -> None:
-        """Replace every window by those of a :meth:`snapshot` (the key ranks are already
-        restored; each open window counts for its key)."""
-        self.held.clear()
-        self.counts.clear()
-        self.next_close = self.next_purge = _INF
-        self.open.clear()
-        self.heap.clear()
-        self.kept.clear()
-        self.kept_heap.clear()
-        for k, key, acc, count in open_:
+        """Replace every window by those of a :meth:`snapshot` in a new store (the key
+        ranks are already restored; each open window counts for its key). A
+        ``ValueError`` or ``TypeError`` says what is wrong."""
+        names = ("bucket", "key", "accumulator", "count")
+        for k, key, acc, count in checked_entries(open_, "open", names, "bucket", "count"):
             bucket = self.open.get(k)
             if bucket is None:
                 bucket = self._new_bucket(k)
@@ -272,7 +267,7 @@ class TimeBuckets(WindowStore):
             if self._early is not None:
                 self.counts.setdefault(k, {})[key] = count
         step, base, keep_for = self.step, self.close_base, self._update_for
-        for k, key, acc in kept:
+        for k, key, acc in checked_entries(kept, "kept", names[:3], "bucket"):
             bucket = self.kept.get(k)
             if bucket is None:
                 bucket = self.kept[k] = {}

@@ -16,8 +16,9 @@ import math
 from typing import Any
 
 from ..core.refs import Metadata, release_refs, retain_refs
+from ..core.state import COUNT
 from ._results import WindowResult
-from ._store import StoreContext, WindowStore
+from ._store import StoreContext, WindowStore, checked_entries
 from .windows import GLOBAL_WINDOW, CountSliding, CountTumbling, Global, Window
 
 __all__ = ["CountSlidingWindows", "CountTumblingWindows", "CountWindows", "GlobalWindows",
@@ -127,12 +128,16 @@ class CountWindows(WindowStore):
         return open_, [], dict(self.positions)
 
     def restore(self, open_: list[Any], kept: list[Any], positions: dict[Any, int]) -> None:
-        """Replace every window by those of a :meth:`snapshot` (the key ranks are already
-        restored; each open window counts for its key)."""
-        self.open.clear()
-        self.positions.clear()
+        """Replace every window by those of a :meth:`snapshot` in a new store (the key
+        ranks are already restored; each open window counts for its key). A
+        ``ValueError`` or ``TypeError`` says what is wrong."""
+        if kept:
+            raise ValueError(f"field 'kept' must be empty for count windows, got {kept!r}")
+        if not isinstance(positions, dict) or not all(COUNT(p) for p in positions.values()):
+            raise ValueError(f"field 'positions' must map keys to ints >= 0, got {positions!r}")
         self.positions.update(positions)
-        for key, start, acc, count in open_:
+        names = ("key", "start", "accumulator", "count")
+        for key, start, acc, count in checked_entries(open_, "open", names, "", "start count"):
             win = _CountWindow(start, acc)
             win.count = count
             if self._many_per_key:
@@ -140,6 +145,8 @@ class CountWindows(WindowStore):
                     self.open[key] = []
                     self._keys.opened(key)
                 self.open[key].append(win)
+            elif key in self.open:
+                raise ValueError(f"field 'open': two windows of the key {key!r}")
             else:
                 self.open[key] = win
                 self._keys.opened(key)

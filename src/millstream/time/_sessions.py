@@ -19,7 +19,7 @@ from typing import Any
 
 from ..core.refs import Metadata, release_refs, retain_refs
 from ._results import WindowResult
-from ._store import StoreContext, WindowStore
+from ._store import StoreContext, WindowStore, checked_entries
 from .windows import Session, Window
 
 __all__ = ["SessionWindows"]
@@ -46,6 +46,8 @@ class SessionWindows(WindowStore):
     :meth:`add` places an element in its key's sessions; :meth:`advance` fires the
     sessions the watermark closed and forgets the kept ones that expired.
     """
+
+    accumulator_index = 3
 
     def __init__(self, context: StoreContext):
         super().__init__(context)
@@ -258,20 +260,22 @@ class SessionWindows(WindowStore):
         return open_, kept, {}
 
     def restore(self, open_: list[Any], kept: list[Any], positions: dict[Any, int]) -> None:
-        """Replace every session by those of a :meth:`snapshot` (the key ranks are already
-        restored; each open session counts for its key)."""
-        self.next_close = self.next_purge = _INF
-        self.open.clear()
-        self.heap.clear()
-        self.kept.clear()
-        self.kept_heap.clear()
-        for key, start, end, acc, count, next_early in open_:
+        """Replace every session by those of a :meth:`snapshot` in a new store (the key
+        ranks are already restored; each open session counts for its key). A
+        ``ValueError`` or ``TypeError`` says what is wrong."""
+        names = ("key", "start", "end", "accumulator", "count", "next early count")
+        entries = checked_entries(open_, "open", names, "start end", "count")
+        for key, start, end, acc, count, next_early in entries:
+            if type(next_early) is not int:
+                raise ValueError(
+                    f"field 'open': next early count must be an int, got {next_early!r}"
+                )
             s = _Session(key, start, end, acc)
             s.count, s.next_early = count, next_early
             self.open.setdefault(key, []).append(s)
             self._keys.opened(key)
             self._schedule(s)
-        for key, start, end, acc in kept:
+        for key, start, end, acc in checked_entries(kept, "kept", names[:4], "start end"):
             s = _Session(key, start, end, acc)
             self.kept.setdefault(key, []).append(s)
             self._keep_session(s)

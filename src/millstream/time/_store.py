@@ -47,12 +47,21 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from .._utils import short_repr
 from ..core.refs import Metadata
+from ..core.state import COUNT, NUMBER
 from ._results import WindowResult
 from .aggregations import Count, Sum
 from .windows import Window, WindowAssigner
 
-__all__ = ["Accumulators", "KeyOrder", "StoreContext", "WindowOutput", "WindowStore"]
+__all__ = [
+    "Accumulators",
+    "KeyOrder",
+    "StoreContext",
+    "WindowOutput",
+    "WindowStore",
+    "checked_entries",
+]
 
 #: ``note_error(error, func, arrived, what)``: add to ``error`` a note naming the node,
 #: the user's function ``func`` (or ``None``) and what arrived (``what``: ``'element'``
@@ -115,7 +124,8 @@ class KeyOrder:
     def restore(self, keys: list[Any]) -> None:
         """Rank ``keys`` in this order, none with an open window yet: the store's
         ``restore`` then counts each of its windows (:meth:`opened`), and
-        :meth:`forget_unused` drops the keys left without one."""
+        :meth:`forget_unused` drops the keys left without one (``TypeError`` for an
+        unhashable key)."""
         self._ranks.clear()
         self._seq = 0
         for key in keys:
@@ -126,6 +136,39 @@ class KeyOrder:
         """Drop the keys without an open window (after a restore)."""
         for key in [key for key, r in self._ranks.items() if r[1] <= 0]:
             del self._ranks[key]
+
+
+def checked_entries(
+    entries: Any, field: str, names: tuple[str, ...], numbers: str = "", counts: str = ""
+) -> list[tuple[Any, ...]]:
+    """The entries of ``field`` of a store's snapshot, each a tuple of ``names``; the
+    fields named in ``numbers`` (space-separated) must be numbers, those in ``counts``
+    ints >= 0. A ``ValueError`` says which entry is wrong (the node names itself).
+
+    >>> checked_entries([(0, 'a', 3)], 'kept', ('bucket', 'key', 'accumulator'), 'bucket')
+    [(0, 'a', 3)]
+    >>> checked_entries([('x', 'a', 3)], 'kept', ('bucket', 'key', 'accumulator'), 'bucket')
+    Traceback (most recent call last):
+    ...
+    ValueError: field 'kept': bucket must be a number in ('x', 'a', 3)
+    """
+    if type(entries) not in (list, tuple):
+        raise ValueError(f"field {field!r} must be a list, got {short_repr(entries)}")
+    checks = [(names.index(n), n, NUMBER) for n in numbers.split()]
+    checks += [(names.index(n), n, COUNT) for n in counts.split()]
+    out = []
+    for entry in entries:
+        if type(entry) not in (list, tuple) or len(entry) != len(names):
+            raise ValueError(
+                f"field {field!r}: each entry must be ({', '.join(names)}), got {short_repr(entry)}"
+            )
+        for i, name, check in checks:
+            if not check(entry[i]):
+                raise ValueError(
+                    f"field {field!r}: {name} must be {check.expected} in {short_repr(entry)}"
+                )
+        out.append(tuple(entry))
+    return out
 
 
 class Accumulators:
@@ -227,6 +270,8 @@ class WindowStore(ABC):
 
     next_close: float = math.inf
     next_purge: float = math.inf
+    #: Where the accumulator is in each entry of ``open`` and ``kept`` of a snapshot.
+    accumulator_index = 2
 
     def __init__(self, context: StoreContext):
         self.context = context
@@ -255,8 +300,10 @@ class WindowStore(ABC):
 
     @abstractmethod
     def restore(self, open_: list[Any], kept: list[Any], positions: dict[Any, int]) -> None:
-        """Replace every window by those of a :meth:`snapshot`; count each open window
-        for its key (``keys.opened``), whose ranks the node has restored."""
+        """Fill this new store with the windows of a :meth:`snapshot`; count each open
+        window for its key (``keys.opened``), whose ranks the node has restored. A
+        ``ValueError`` or ``TypeError`` says what is wrong with the data (the node then
+        drops this store and names itself in the error)."""
 
     @abstractmethod
     def release_held(self, error: BaseException) -> None:

@@ -33,17 +33,28 @@ results back; the node alone emits):
 
 from __future__ import annotations
 
-import copy
+import dataclasses
 import math
 import operator
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from .._utils import annotate_error, check_positive_int, convert_interval, short_repr
 from ..core.awaitables import push_from_outside, release_refs_after
 from ..core.fusion import Stage
 from ..core.refs import Metadata, release_refs
+from ..core.state import (
+    COUNT,
+    IMMUTABLE,
+    NUMBER,
+    SEQUENCE,
+    Check,
+    bad_state,
+    detached,
+    expect_fields,
+)
 from ..core.stream import Stream
+from ..exceptions import StateError
 from ._buckets import time_buckets
 from ._counts import count_windows
 from ._results import WindowResult
@@ -316,6 +327,7 @@ class window(Stream):
             early=self.early,
             keep_fired=late == "update",
         )
+        self._context = context
         self._store = _STORES[kind](context)
         self._place = self._store.add  # looked up once: called for every element
 
@@ -468,11 +480,12 @@ class window(Stream):
     def snapshot(self) -> dict[str, Any]:
         """Open windows, windows kept for updates, the watermark and the counters.
 
-        Plain data (deep-copied): ``{'kind', 'watermark', 'max_ts', 'tracker',
-        'late_count', 'dropped_count', 'keys', 'open', 'kept', 'positions'}``; ``keys``
-        lists the keys with open windows in first-seen order.
+        Plain data, a copy (accumulators included): ``{'kind', 'watermark', 'max_ts',
+        'tracker', 'late_count', 'dropped_count', 'keys', 'open', 'kept', 'positions'}``;
+        ``keys`` lists the keys with open windows in first-seen order.
         """
-        open_, kept, positions = self._store.snapshot()
+        store = self._store
+        open_, kept, positions = store.snapshot()
         state = {
             "kind": self._kind,
             "watermark": self._wm,
@@ -485,24 +498,77 @@ class window(Stream):
             "kept": kept,
             "positions": positions,
         }
-        return copy.deepcopy(state)
+        # the containers are new; accumulators may be changed in place by the aggregation
+        return state if _plain(store, state) else detached(state)
 
     def restore(self, state: dict[str, Any]) -> None:
-        """Load a :meth:`snapshot`; refs held for the elements of the current windows are
-        released (marked failed: those elements are discarded)."""
-        if state.get("kind") != self._kind:
-            raise ValueError(
-                f"window: cannot restore a snapshot of {state.get('kind')!r} windows into "
-                f"{self.assigner!r} windows"
+        """Load a :meth:`snapshot` (a copy of it: the node never changes ``state``).
+
+        Everything is checked before the node changes (a
+        :class:`~millstream.exceptions.StateError` leaves it as it was). The refs held for
+        the elements of the current windows are then released (marked failed: those
+        elements are discarded).
+        """
+        expect_fields(self, state, _STATE_FIELDS)
+        if state["kind"] != self._kind:
+            raise bad_state(
+                self,
+                state,
+                f"it holds {state['kind']!r} windows, this node "
+                f"{self.assigner!r} windows ({self._kind!r})",
             )
-        state = copy.deepcopy(state)
+        keys = KeyOrder()
+        store = _STORES[self._kind](dataclasses.replace(self._context, keys=keys))
+        if not _plain(store, state):
+            state = detached(state)  # the node's own accumulators
+        tracker = self._tracker
+        try:
+            if tracker is not None:
+                tracker = WatermarkTracker(self.max_out_of_orderness)
+                if state["tracker"] is not None:
+                    tracker.restore(state["tracker"], owner=self)
+            keys.restore(state["keys"])
+            store.restore(state["open"], state["kept"], state["positions"])
+        except (TypeError, ValueError) as e:
+            if isinstance(e, StateError):
+                raise
+            raise bad_state(self, state, str(e)) from e
+        keys.forget_unused()
         self._store.release_held(RuntimeError(f"{self}: element discarded by restore()"))
-        self._wm = state["watermark"]
+        self._keys, self._store, self._place = keys, store, store.add
+        self._context = dataclasses.replace(self._context, keys=keys)
+        self._tracker = tracker
+        wm = state["watermark"]
+        self._wm = -_INF if wm is None else wm
         self._max_ts = state["max_ts"]
-        if self._tracker is not None and state["tracker"] is not None:
-            self._tracker.restore(state["tracker"])
         self.late_count = state["late_count"]
         self.dropped_count = state["dropped_count"]
-        self._keys.restore(state["keys"])
-        self._store.restore(state["open"], state["kept"], state["positions"])
-        self._keys.forget_unused()
+
+
+def _plain(store: WindowStore, state: dict[str, Any]) -> bool:
+    """Whether every accumulator in ``state`` is immutable (a number...): the state then
+    shares nothing that changes with the store it comes from or goes to."""
+    i = store.accumulator_index
+    try:
+        return all(type(e[i]) in IMMUTABLE for e in state["open"]) and all(
+            type(e[i]) in IMMUTABLE for e in state["kept"]
+        )
+    except (TypeError, IndexError, KeyError):
+        return False  # not entries: the store says what is wrong
+
+
+_OPTIONAL_NUMBER = Check("a number or None", lambda v: v is None or NUMBER(v))
+
+#: What :meth:`window.restore` checks before anything else.
+_STATE_FIELDS: dict[str, Any] = {
+    "kind": str,
+    "watermark": _OPTIONAL_NUMBER,
+    "max_ts": NUMBER,
+    "tracker": (dict, type(None)),
+    "late_count": COUNT,
+    "dropped_count": COUNT,
+    "keys": SEQUENCE,
+    "open": SEQUENCE,
+    "kept": SEQUENCE,
+    "positions": Mapping,
+}

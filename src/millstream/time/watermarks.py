@@ -31,6 +31,7 @@ from .._utils import annotate_error, check_callable, convert_interval, short_rep
 from ..core.awaitables import await_all, run_on_graph_loop
 from ..core.clock import Clock, get_default_clock
 from ..core.loop import in_loop_thread, log_task_error, sync
+from ..core.state import NUMBER, SEQUENCE, bad_state, expect_fields
 from ..core.stream import Stream, graph_version
 
 __all__ = [
@@ -272,19 +273,43 @@ class WatermarkTracker:
             "ended": self._ended,
         }
 
-    def restore(self, state: dict[str, Any]) -> None:
-        """Load a state made by :meth:`snapshot`."""
+    def restore(self, state: dict[str, Any], owner: Any = None) -> None:
+        """Load a state made by :meth:`snapshot`.
+
+        It is checked first: a :class:`~millstream.exceptions.StateError` naming ``owner``
+        (the node of this tracker; default the tracker) leaves the tracker as it was.
+        """
+        node = self if owner is None else owner
+        expect_fields(node, state, {"partitions": SEQUENCE, "floor": NUMBER, "ended": bool})
         now = self._now()
-        self._max = {}
-        self._last_seen = {}
-        self._low = None
-        for partition, maximum, age in state["partitions"]:
-            self._max[partition] = float(maximum)
+        maxima: dict[Hashable, float] = {}
+        last_seen: dict[Hashable, float] = {}
+        for entry in state["partitions"]:
+            if (
+                type(entry) not in SEQUENCE
+                or len(entry) != 3
+                or not NUMBER(entry[1])
+                or not (entry[2] is None or NUMBER(entry[2]))
+            ):
+                raise bad_state(
+                    node,
+                    state,
+                    "each partition must be (partition, largest timestamp, "
+                    f"seconds since its last element or None), got {short_repr(entry)}",
+                )
+            partition, maximum, age = entry
+            try:
+                maxima[partition] = float(maximum)
+            except TypeError:
+                raise bad_state(
+                    node, state, f"partition {short_repr(partition)} is not hashable"
+                ) from None
             if now is not None:
                 # an age unknown (saved without idle timeout) counts as "just seen"
-                self._last_seen[partition] = now - (age or 0.0)
+                last_seen[partition] = now - (age or 0.0)
+        self._max, self._last_seen, self._low = maxima, last_seen, None
         self._floor = float(state["floor"])
-        self._ended = bool(state["ended"])
+        self._ended = state["ended"]
 
     def __repr__(self) -> str:
         return (
@@ -623,7 +648,10 @@ class with_timestamps(Stream):
         return {"tracker": self.tracker.snapshot(), "notified": self._notified}
 
     def restore(self, state: dict[str, Any]) -> None:
-        self.tracker.restore(state["tracker"])
+        """Load a :meth:`snapshot` (checked first: a
+        :class:`~millstream.exceptions.StateError` leaves the node as it was)."""
+        expect_fields(self, state, {"tracker": dict, "notified": NUMBER})
+        self.tracker.restore(state["tracker"], owner=self)
         self._notified = float(state["notified"])
         self._cancel_idle_timer()
         if self.idle_timeout is not None:
