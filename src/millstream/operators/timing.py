@@ -11,6 +11,13 @@ emitted downstream and downstream has finished with them; a failure downstream r
 them marked failed. A node that drops an element (``latest`` replacing a value,
 ``timed_window_unique`` dropping a duplicate) releases its refs at once.
 
+Checkpoints: every node here emits from a task or timer of its own, so it takes part in
+a checkpoint (``emits_from_task``, see :mod:`millstream.core.hold`): while the
+coordinator holds it, its task takes no new element (a window does not close, a queue
+is not popped) and the element it is emitting counts as in hand until downstream has
+absorbed it. A node's ``snapshot()`` lists what it still holds. With ``self.hold``
+None (no checkpoint enabled) none of this costs anything.
+
 Where these nodes differ from Streamz (a ``delay`` that really delays, bounded queues,
 ``map_async`` concurrency, windows that keep firing under a busy source…), the class
 docstring says so; ``docs/differences-from-streamz.md`` lists every difference.
@@ -35,6 +42,7 @@ from .._utils import (
     short_repr,
 )
 from ..core.awaitables import await_all
+from ..core.hold import Hold
 from ..core.refs import Metadata, release_refs, retain_refs
 from ..core.stream import Stream
 
@@ -72,20 +80,32 @@ def _interval(node_name: str, interval: Any, positive: bool = False) -> tuple[An
     return shown, seconds
 
 
-async def _deliver(node: Stream, x: Any, metadata: Metadata | None) -> BaseException | None:
+async def _deliver(
+    node: Stream,
+    x: Any,
+    metadata: Metadata | None,
+    hold: Hold | None = None,
+    log: bool = True,
+) -> BaseException | None:
     """Emit ``x`` from ``node``, wait for downstream, then release the node's hold on the refs.
 
-    A failure downstream is logged (nobody else would see it: this runs in a background
-    task), the refs are released marked failed, and the error is returned.
+    With a checkpoint ``hold``, the element counts as in hand while downstream absorbs it
+    (:meth:`Hold.carry`). A failure downstream is logged unless ``log`` is false (nobody
+    else would see it: this runs in a background task), the refs are released marked
+    failed, and the error is returned.
     """
     try:
         pending = node._emit(x, metadata=metadata)
         if pending:
-            await await_all(pending)
+            if hold is None:
+                await await_all(pending)
+            else:
+                await hold.carry(pending)
     except Exception as e:
-        logger.error(
-            "%s: downstream failed on %s; element dropped", node, short_repr(x), exc_info=e
-        )
+        if log:
+            logger.error(
+                "%s: downstream failed on %s; element dropped", node, short_repr(x), exc_info=e
+            )
         release_refs(metadata, error=e)
         return e
     release_refs(metadata)
@@ -199,6 +219,8 @@ class _TimedWindowBase(Stream):
     """Timer, backpressure, metadata and stop/start shared by the two timed windows."""
 
     _graphviz_shape = "octagon"
+    #: the timer emits windows: a checkpoint holds it (the open window is in the snapshot)
+    emits_from_task = True
 
     def __init__(self, upstream: Stream, interval: Any, emit_empty: bool, **kwargs: Any):
         self.interval, self._seconds = _interval(type(self).__name__, interval, positive=True)
@@ -235,11 +257,14 @@ class _TimedWindowBase(Stream):
         return None
 
     async def _flush(self) -> None:
+        hold = self.hold
+        if hold is not None and hold.closed:  # a checkpoint: the window stays open meanwhile
+            await hold.wait_open()
         window, metadata = self.take_window()
         try:
             if window or self.emit_empty:
                 self._emitting = True
-                await _deliver(self, window, metadata)
+                await _deliver(self, window, metadata, hold)
         finally:
             self._emitting = False
             waiter, self._flushed = self._flushed, None
@@ -428,7 +453,20 @@ class _QueueNode(Stream):
 
     The task runs only while the queue has elements. ``stop()`` stops the sources
     upstream; elements already queued are still delivered.
+
+    In a checkpoint the task stops before it pops the next element, and the queue is in
+    the snapshot; with ``drains_for_checkpoint`` (elements that cannot be saved, such as
+    Dask futures) each element counts as in hand from its arrival until downstream has
+    it, so a checkpoint waits until the queue is empty instead.
+
+    Hook for subclasses: ``element_done(x, error)``, called once downstream has absorbed
+    an element emitted from the queue, with what downstream raised or None (default: an
+    error is logged, the element dropped).
     """
+
+    emits_from_task = True
+    #: a checkpoint waits until the queue is empty, rather than saving what it holds
+    drains_for_checkpoint = False
 
     def __init__(self, upstream: Stream, maxsize: int | None, **kwargs: Any):
         self._queue = _Queue(maxsize)
@@ -438,8 +476,16 @@ class _QueueNode(Stream):
         super().__init__(upstream, **kwargs)
         self.clock = self.clock  # keep the clock this node was built with
 
+    @property
+    def queued(self) -> int:
+        """How many elements wait in the queue (not counting the one being emitted)."""
+        return len(self._queue.items)
+
     def _put(self, item: tuple[Any, Any, Metadata | None]) -> Any:
         retain_refs(item[2])
+        hold = self.hold
+        if hold is not None and self.drains_for_checkpoint:
+            hold.take()
         room = self._queue.put(item, self.loop.asyncio_loop)
         self._ensure_worker()
         return room
@@ -452,16 +498,34 @@ class _QueueNode(Stream):
     async def _wait_until_due(self, due: float | None) -> None:
         return None
 
+    def element_done(self, x: Any, error: BaseException | None) -> None:
+        """Hook: ``x``, emitted from the queue, has been absorbed downstream (``error``:
+        what downstream raised on it; then it is logged and the element dropped)."""
+        if error is not None:
+            logger.error(
+                "%s: downstream failed on %s; element dropped", self, short_repr(x), exc_info=error
+            )
+
     async def _drain(self) -> None:
         self.work_task = asyncio.current_task()
         try:
             queue = self._queue
             while queue.items:
                 await self._wait_until_due(queue.items[0][0])
+                hold = self.hold
+                counted = hold is not None and self.drains_for_checkpoint
+                if hold is not None and not counted and hold.closed:
+                    await hold.wait_open()  # a checkpoint: the queue is in the snapshot
+                    continue
                 if not queue.items:  # emptied by restore() while we waited
                     break
                 _, x, metadata = queue.popleft()
-                await _deliver(self, x, metadata)
+                try:
+                    error = await _deliver(self, x, metadata, None if counted else hold, log=False)
+                finally:
+                    if counted:
+                        hold.leave()  # type: ignore[union-attr]
+                self.element_done(x, error)
         finally:
             self._worker_running = False
             self.work_task = None
@@ -596,6 +660,8 @@ class rate_limit(Stream):
     """
 
     _graphviz_shape = "octagon"
+    #: a waiting element is emitted by a task: a checkpoint waits until it is out
+    emits_from_task = True
 
     def __init__(self, upstream: Stream, interval: Any, **kwargs: Any):
         self.interval, self._seconds = _interval("rate_limit", interval)
@@ -611,9 +677,14 @@ class rate_limit(Stream):
         if wait <= 0:
             return self._emit(x, metadata=metadata)
         retain_refs(metadata)
-        return self.loop.asyncio_loop.create_task(self._emit_later(wait, x, metadata))
+        hold = self.hold
+        if hold is not None:  # in hand (not in the snapshot) until emitted and absorbed
+            hold.take()
+        return self.loop.asyncio_loop.create_task(self._emit_later(wait, x, metadata, hold))
 
-    async def _emit_later(self, wait: float, x: Any, metadata: Metadata | None) -> None:
+    async def _emit_later(
+        self, wait: float, x: Any, metadata: Metadata | None, hold: Hold | None = None
+    ) -> None:
         try:
             await self.clock.sleep(wait)
             pending = self._emit(x, metadata=metadata)
@@ -622,6 +693,9 @@ class rate_limit(Stream):
         except BaseException as e:
             release_refs(metadata, error=e)
             raise
+        finally:
+            if hold is not None:
+                hold.leave()
         release_refs(metadata)
 
     def snapshot(self) -> dict[str, Any]:
@@ -654,6 +728,9 @@ class latest(Stream):
     """
 
     _graphviz_shape = "octagon"
+    emits_from_task = True
+    #: a checkpoint waits until the pending element is out, rather than saving it
+    drains_for_checkpoint = False
 
     def __init__(self, upstream: Stream, **kwargs: Any):
         self._pending: tuple[Any, Metadata | None] | None = None
@@ -667,6 +744,8 @@ class latest(Stream):
         dropped, self._pending = self._pending, (x, metadata)
         if dropped is not None:
             release_refs(dropped[1])
+        elif self.drains_for_checkpoint and self.hold is not None:
+            self.hold.take()
         self._ensure_worker()
         return None
 
@@ -679,8 +758,21 @@ class latest(Stream):
         self.work_task = asyncio.current_task()
         try:
             while self._pending is not None:
-                (x, metadata), self._pending = self._pending, None
-                await _deliver(self, x, metadata)
+                hold = self.hold
+                if hold is None:
+                    (x, metadata), self._pending = self._pending, None
+                    await _deliver(self, x, metadata)
+                elif self.drains_for_checkpoint:
+                    (x, metadata), self._pending = self._pending, None
+                    try:
+                        await _deliver(self, x, metadata)
+                    finally:
+                        hold.leave()
+                elif hold.closed:  # a checkpoint: the pending element is in the snapshot
+                    await hold.wait_open()
+                else:
+                    (x, metadata), self._pending = self._pending, None
+                    await _deliver(self, x, metadata, hold)
         finally:
             self._worker_running = False
             self.work_task = None
@@ -738,6 +830,9 @@ class map_async(Stream):
     >>> asyncio.run(run())
     [0, 2, 4, 6, 8]
     """
+
+    #: results are emitted by a task: a checkpoint holds it (pending inputs are in the snapshot)
+    emits_from_task = True
 
     def __init__(
         self,
@@ -823,6 +918,10 @@ class map_async(Stream):
                     error = None
                 if generation != self._generation:
                     return  # stopped (and maybe restarted) meanwhile: the new worker takes over
+                hold = self.hold
+                if hold is not None and hold.closed:  # a checkpoint: the job is in the snapshot
+                    await hold.wait_open()
+                    continue
                 self._jobs.popleft()
                 if error is not None:
                     if isinstance(error, Exception):
@@ -836,7 +935,7 @@ class map_async(Stream):
                     )
                     release_refs(job.metadata, error=error)
                 else:
-                    error = await _deliver(self, result, job.metadata)
+                    error = await _deliver(self, result, job.metadata, hold)
                 self._in_flight -= 1
                 if error is not None and self.stop_on_exception:
                     self.stop()  # waiting elements stay waiting until restarted
