@@ -9,7 +9,7 @@ import time
 import pytest
 
 from millstream import RefCounter, Stream
-from millstream.testing import run_pipeline, wait_for
+from millstream.testing import await_for, run_pipeline, wait_for
 
 
 def inc(x):
@@ -89,8 +89,7 @@ def test_a_failure_behind_a_full_buffer_raises_to_the_emit_waiting_for_room(clie
         assert not waiting.done()
         with pytest.raises(ZeroDivisionError):
             await waiting
-        while len(L) < 2:
-            await asyncio.sleep(0.01)
+        await await_for(lambda: len(L) == 2, 10)
         return L
 
     async def main():

@@ -70,7 +70,10 @@ class from_iterable(Source):
             self._chunk = chunk
             for pending in self._emit_batch(items, until=self):
                 await self._absorb(pending)
-            self._emitted += len(chunk) - operator.length_hint(items)
+            emitted = len(chunk) - operator.length_hint(items)
+            self._emitted += emitted
+            if self.hold is not None:
+                self.hold.count(emitted)  # for checkpoints every N elements
             self._chunk = self._items = None
             self._unsent = list(items)
             await asyncio.sleep(0)
