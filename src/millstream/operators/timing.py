@@ -510,6 +510,8 @@ class _QueueNode(Stream):
         self.work_task = asyncio.current_task()
         try:
             queue = self._queue
+            # the hook is called for every element only where a subclass overrides it
+            every = type(self).element_done is not _QueueNode.element_done
             while queue.items:
                 await self._wait_until_due(queue.items[0][0])
                 hold = self.hold
@@ -525,7 +527,8 @@ class _QueueNode(Stream):
                 finally:
                     if counted:
                         hold.leave()  # type: ignore[union-attr]
-                self.element_done(x, error)
+                if every or error is not None:
+                    self.element_done(x, error)
         finally:
             self._worker_running = False
             self.work_task = None
