@@ -23,6 +23,7 @@ from .core.refs import RefCounter
 from .core.stream import Stream
 from .exceptions import MillstreamError
 from .operators.aggregate import accumulate, frequencies
+from .operators.asynchronous import map_async
 from .operators.combine import combine_latest, union, zip, zip_latest
 from .operators.counting import (
     collect,
@@ -37,7 +38,6 @@ from .operators.timing import (
     buffer,
     delay,
     latest,
-    map_async,
     rate_limit,
     timed_window,
     timed_window_unique,

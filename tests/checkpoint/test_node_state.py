@@ -31,7 +31,7 @@ import millstream.dask  # noqa: F401  (registers the Dask nodes, for the discove
 from millstream import ManualClock, Stream
 from millstream.core.clock import use_clock
 from millstream.exceptions import StateError
-from millstream.operators import aggregate, combine, counting, timing
+from millstream.operators import aggregate, asynchronous, combine, counting, timing
 from millstream.testing import TestingSource, run_pipeline, wait_for
 from millstream.time import (
     CountSliding,
@@ -378,7 +378,7 @@ CASES = [
     Case("latest", timing.latest, one(lambda s: s.latest()), settled(SMALL), mode="loop"),
     Case(
         "map_async",
-        timing.map_async,
+        asynchronous.map_async,
         one(lambda s: s.map_async(add_ten, parallelism=2)),
         settled(SMALL),
         mode="loop",

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import asyncio
-import logging
 import operator
+import time
 
 import pytest
 
 from millstream import RefCounter, Stream
-from millstream.testing import captured_logger, wait_for
+from millstream.testing import await_for, run_pipeline, wait_for
 
 
 def inc(x):
@@ -54,16 +54,64 @@ def test_a_failed_element_releases_its_ref_as_failed(client):
     assert ref.failed and isinstance(ref.errors[0], ZeroDivisionError)
 
 
-def test_a_failure_behind_a_buffer_is_logged_and_the_ref_failed(client):
+def test_a_failure_behind_a_buffer_raises_to_the_next_emit_and_the_ref_failed(client):
+    # as a local map before a buffer raises to the caller, the failed element's error
+    # reaches the caller: here the next emit, whose element is still taken and processed
     ref = RefCounter()
     source = Stream()
     L = source.scatter().map(bad).buffer(2).gather().sink_to_list()
-    with captured_logger("millstream", level=logging.ERROR) as log:
-        source.emit(0, metadata=[{"ref": ref}])
+    source.emit(0, metadata=[{"ref": ref}])
+    wait_for(lambda: ref.count == 0, 10)
+    assert ref.failed
+    with pytest.raises(ZeroDivisionError) as info:
         source.emit(1)
-        wait_for(lambda: L == [1.0], 10)
-    assert ref.count == 0 and ref.failed
-    assert "ZeroDivisionError" in log.getvalue()
+    notes = "\n".join(info.value.__notes__)
+    assert "submitted by <map: bad>" in notes
+    assert "<buffer: 2> raised this to a later emit" in notes
+    wait_for(lambda: L == [1.0], 10)
+    source.emit(2)  # the error was raised once; the graph goes on
+    wait_for(lambda: L == [1.0, 0.5], 10)
+
+
+def slow_bad(x):
+    time.sleep(0.5)
+    return 1 / x
+
+
+def test_a_failure_behind_a_full_buffer_raises_to_the_emit_waiting_for_room(client):
+    async def run():
+        source = Stream(asynchronous=True)
+        L = source.scatter().map(slow_bad).buffer(1).gather().sink_to_list()
+        await source.emit(0)  # fails after 0.5 s; meanwhile gather waits for it
+        await source.emit(1)  # fills the buffer
+        waiting = asyncio.ensure_future(source.emit(2))  # over capacity: waits for room
+        await asyncio.sleep(0.1)
+        assert not waiting.done()
+        with pytest.raises(ZeroDivisionError):
+            await waiting
+        await await_for(lambda: len(L) == 2, 10)
+        return L
+
+    async def main():
+        from distributed import Client
+
+        async with Client(client.scheduler.address, asynchronous=True):
+            return await run()
+
+    assert asyncio.run(main()) == [1.0, 0.5]
+
+
+def test_a_failure_behind_a_buffer_stops_a_bounded_source_at_the_end(client):
+    ref = RefCounter()
+    source = Stream.from_iterable([1, 2, 4, 0])  # the last one fails: no later emit
+    L = source.scatter().map(bad).buffer(8).gather().sink_to_list()
+    with pytest.raises(ZeroDivisionError):
+        run_pipeline(source)
+    assert L == [1.0, 0.5, 0.25]  # the source ended after everything else was out
+    assert isinstance(source.error, ZeroDivisionError)
+    source.emit(5, metadata=[{"ref": ref}])
+    wait_for(lambda: ref.count == 0, 10)
+    assert L[-1] == 0.2 and not ref.failed
 
 
 @pytest.mark.parametrize("fused", [False, True], ids=["scatter-alone", "scatter-then-map"])

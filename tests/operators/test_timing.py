@@ -24,11 +24,11 @@ import pytest
 
 from millstream import RefCounter, Stream
 from millstream.core.loop import sync
+from millstream.operators.asynchronous import map_async
 from millstream.operators.timing import (
     buffer,
     delay,
     latest,
-    map_async,
     rate_limit,
     timed_window,
     timed_window_unique,

@@ -156,8 +156,18 @@ class Checkpoints:
         self._closed = False
         self._wake = asyncio.Event()
         self._passed_at: dict[int, int] = {}
-        self._restore(dict(rename or {}), set(drop), set(fresh))
         self._install_holds(nodes)
+        # restored nodes that emit from a task of their own (a delay with elements due, a
+        # map_async calling again) may start on the loop at once: held until every node
+        # is restored, they cannot emit into a node not restored yet (opened on the loop,
+        # after the tasks the restores scheduled)
+        holds = [hold for level in self._levels for hold in level]
+        for hold in holds:
+            hold.close()
+        try:
+            self._restore(dict(rename or {}), set(drop), set(fresh))
+        finally:
+            self.loop.add_callback(_open_all, holds)
         for node, node_id in self.ids.items():
             mode = getattr(node, "checkpoint_mode", None)
             if callable(mode):
@@ -391,6 +401,11 @@ class Checkpoints:
             f"<Checkpoints at {self.store.location!r}: {len(self.ids)} node(s) with state, "
             f"restored from {self.restored}, last {self.last.id if self.last else None}>"
         )
+
+
+def _open_all(holds: list[Hold]) -> None:
+    for hold in holds:
+        hold.open()
 
 
 async def _maybe_await(value: Any) -> None:

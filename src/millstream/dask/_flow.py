@@ -125,7 +125,8 @@ async def await_result(result: Any) -> None:
     await result
 
 
-Job = tuple[Callable[..., Awaitable[None]], tuple[Any, ...], Metadata | None, Any]
+#: ``(handler, args, metadata, done future, checkpoint hold that counts it or None)``
+Job = tuple[Callable[..., Awaitable[None]], tuple[Any, ...], Metadata | None, Any, Any]
 
 
 def _settle(done: asyncio.Future[None] | None, error: BaseException | None) -> None:
@@ -138,8 +139,15 @@ def _settle(done: asyncio.Future[None] | None, error: BaseException | None) -> N
 
 
 class _InOrder(DaskStream):
-    """Elements that must wait are handled one at a time, in arrival order."""
+    """Elements that must wait are handled one at a time, in arrival order.
 
+    In a checkpoint, an element waiting here counts as in hand until it has been handled
+    (its futures cannot be saved): the backlog empties before the snapshot. Snapshots of
+    these nodes may fetch state from the cluster, so they run in a thread.
+    """
+
+    emits_from_task = True
+    snapshot_blocks = True
     _jobs: deque[Job] | None = None
     _jobs_running = False
 
@@ -160,7 +168,10 @@ class _InOrder(DaskStream):
         if done is None:
             done = self.loop.asyncio_loop.create_future()
         retain_refs(metadata)
-        self._jobs.append((handler, args, metadata, done))
+        hold = self.hold
+        if hold is not None:
+            hold.take()
+        self._jobs.append((handler, args, metadata, done, hold))
         if not self._jobs_running:
             self._jobs_running = True
             self.loop.add_callback(self._run_backlog)
@@ -171,7 +182,7 @@ class _InOrder(DaskStream):
         assert backlog is not None
         try:
             while backlog:
-                handler, args, metadata, done = backlog[0]
+                handler, args, metadata, done, hold = backlog[0]
                 error: BaseException | None = None
                 try:
                     await handler(*args)
@@ -183,6 +194,8 @@ class _InOrder(DaskStream):
                 finally:
                     backlog.popleft()
                     _settle(done, error)
+                    if hold is not None:
+                        hold.leave()
         finally:
             self._jobs_running = False
 
@@ -287,6 +300,13 @@ class _OnWorkers(_InOrder):
         keep = set(held)
         for unit in [u for u in self._held_units if u <= upto and u not in keep]:
             release_refs(self._held_units.pop(unit), error=error)
+
+    async def settle_for_checkpoint(self) -> None:
+        """Wait (without blocking the loop) until the state's task has finished, so that
+        the snapshot, taken in a thread, only fetches it."""
+        state = self._wstate
+        if state is not None:
+            await wait_ready(state)
 
     def _fetch_state(self) -> Any:
         """The state as a local value (blocking: call it outside the event loops)."""

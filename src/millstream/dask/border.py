@@ -12,12 +12,15 @@ from __future__ import annotations
 import asyncio
 import functools
 import logging
+import weakref
 from collections import deque
 from typing import Any
 
-from .._utils import annotate_error, short_repr
+from .._utils import add_note, annotate_error, short_repr
 from ..core import Metadata, Stream, await_all, release_refs, retain_refs
+from ..core.hold import Hold
 from ..operators.timing import buffer as core_buffer
+from ..sources.base import on_end_of_input
 from ._bridge import annotate_task_error, gather_result, get_client, record_origin, start_task
 from ._state import element_values
 from ._tasks import Batch, items_of
@@ -105,6 +108,8 @@ class gather(Stream):
     """
 
     _last: asyncio.Future[Any] | None = None
+    #: results are fetched and emitted by tasks: a checkpoint waits until they are out
+    emits_from_task = True
 
     def __init__(self, upstream: Stream | None = None, **kwargs: Any):
         kwargs["ensure_io_loop"] = True
@@ -118,21 +123,30 @@ class gather(Stream):
         if not isinstance(task, asyncio.Future):
             return task
         self._last = task
+        hold = self.hold
+        if hold is not None:  # in hand until its value is emitted and absorbed
+            hold.take()
+            task.add_done_callback(functools.partial(_leave, hold))
         if isinstance(who, core_buffer):
-            return self._run_ahead(task, x, who.n)
+            return self._run_ahead(task, x, who)
         return task
 
-    def _run_ahead(self, task: asyncio.Future[Any], x: Any, n: int) -> Any:
+    def _run_ahead(self, task: asyncio.Future[Any], x: Any, who: core_buffer) -> Any:
         """Behind a ``buffer(n)``: let up to ``n`` results be fetched at once.
 
-        The buffer has already decoupled its upstream (errors behind it are logged, not
-        raised), so the buffer is told the element is done while fewer than ``n`` are
-        being fetched; beyond that it waits for the oldest. Emission stays in order.
+        The buffer is told the element is done while fewer than ``n`` are being fetched;
+        beyond that it waits for the oldest. Emission stays in order. The outcome of each
+        fetch goes to the buffer (a Dask ``buffer`` hands an error to its caller, a local
+        one logs it).
         """
         ahead = self._ahead
         if ahead is None:
             ahead = self._ahead = deque()
-        task.add_done_callback(functools.partial(_log_dropped, self, x))
+        n = who.n
+        if isinstance(who, buffer):
+            who.follow(task, x)
+        else:
+            task.add_done_callback(functools.partial(_log_dropped, self, x))
         ahead.append(task)
         while ahead and ahead[0].done():
             ahead.popleft()
@@ -173,6 +187,10 @@ class gather(Stream):
         release_refs(metadata)
 
 
+def _leave(hold: Hold, _: Any) -> None:
+    hold.leave()
+
+
 def _log_dropped(node: Stream, x: Any, task: asyncio.Future[Any]) -> None:
     """Log the error of a result fetched ahead, which nobody awaits (as ``buffer`` would)."""
     if task.cancelled() or task.exception() is None:
@@ -187,10 +205,103 @@ class buffer(DaskStream, core_buffer):
     """``buffer(n)`` over futures: up to ``n`` units (element futures or batches) wait here
     while downstream (``gather``) is busy, so ``n`` tasks keep running.
 
+    Errors follow the rule of local nodes: the task of an element that failed (a ``map``
+    before the buffer that raised) raises to the caller, as the local ``map`` would. As
+    the caller's ``emit`` of that element has returned by then, the error is raised by
+    the emit waiting for room in the buffer, else by the next ``emit`` (whose element is
+    taken first), else, for a bounded source (``from_iterable``), at the end of its
+    input, once everything has been emitted: the source stops with the error. The
+    element's refs are released as failed.
+
     ``snapshot()`` fetches the elements waiting (blocking: call it outside the event
     loops), the elements of a batch one by one; ``restore()`` queues them as local values.
+    In a checkpoint the buffer empties before the snapshot (futures cannot be saved):
+    the checkpoint waits until every queued unit has been handed downstream.
+
+    Examples
+    --------
+    >>> from millstream.testing import run_pipeline, wait_for
+    >>> source = Stream.from_iterable([1, 0, 2])
+    >>> L = source.scatter().map(lambda x: 1 / x).buffer(4).gather().sink_to_list()
+    >>> try:
+    ...     run_pipeline(source)
+    ... except ZeroDivisionError as e:
+    ...     print('the source stopped:', e)
+    the source stopped: division by zero
+    >>> wait_for(lambda: len(L) == 2, 10)
+    >>> L
+    [1.0, 0.5]
     """
+
+    drains_for_checkpoint = True
 
     def snapshot(self) -> dict[str, Any]:
         pending = core_buffer.snapshot(self)["pending"]
         return {"pending": [v for vs in element_values(pending) for v in vs]}
+
+    def __init__(self, upstream: Stream, n: int, **kwargs: Any):
+        self._failures: deque[BaseException] = deque()
+        self._callers: deque[asyncio.Future[Any]] = deque()
+        self._unfinished = Hold()  # a count of units taken and not yet out of gather
+        super().__init__(upstream, n, **kwargs)
+        on_end_of_input(self, functools.partial(_at_end_of_input, weakref.ref(self)))
+
+    def update(self, x: Any, who: Stream | None = None, metadata: Metadata | None = None) -> Any:
+        self._unfinished.take()
+        room = core_buffer.update(self, x, who, metadata)
+        if self._failures:
+            raise self._failures.popleft()
+        if room is None:
+            return None
+        caller = self.loop.asyncio_loop.create_future()
+        room.add_done_callback(functools.partial(_resolve, caller))
+        self._callers.append(caller)
+        return caller
+
+    def follow(self, task: asyncio.Future[Any], x: Any) -> None:
+        """Called by ``gather``, fetching ``x`` ahead: its outcome is this element's."""
+        self._unfinished.take()
+        task.add_done_callback(functools.partial(self._fetched, x))
+
+    def _fetched(self, x: Any, task: asyncio.Future[Any]) -> None:
+        error = None if task.cancelled() else task.exception()
+        self.element_done(x, error)
+
+    def element_done(self, x: Any, error: BaseException | None) -> None:
+        """``x`` has left the buffer (and, if ``gather`` fetched it ahead, ``gather``)."""
+        if error is not None:
+            self._failed(x, error)
+        self._unfinished.leave()
+
+    def _failed(self, x: Any, error: BaseException) -> None:
+        """Hand ``error`` (of unit ``x``) to a caller waiting for room, else keep it for the
+        next ``emit`` or the end of input."""
+        add_note(
+            error,
+            f"millstream: {self.label} raised this to a later emit: an element it had "
+            "taken failed after that element's emit returned",
+        )
+        callers = self._callers
+        while callers:
+            caller = callers.popleft()
+            if not caller.done():
+                caller.set_exception(error)
+                return
+        self._failures.append(error)
+
+    async def _finished(self) -> None:
+        """Wait until every unit taken is out of ``gather``; raise an error left for the
+        caller."""
+        await self._unfinished.quiet()
+        if self._failures:
+            raise self._failures.popleft()
+
+
+def _at_end_of_input(ref: weakref.ReferenceType[buffer]) -> list[Any]:
+    node = ref()
+    return [] if node is None else [asyncio.ensure_future(node._finished())]
+
+
+def _resolve(caller: asyncio.Future[Any], room: asyncio.Future[Any]) -> None:
+    if not caller.done():
+        caller.set_result(None)

@@ -43,8 +43,11 @@ class delay(DaskStream, timing.delay):
 
     ``snapshot()`` fetches the elements waiting (blocking: call it outside the event
     loops): ``{'pending': [(seconds to wait, element), ...]}``, each element of a batch
-    with the batch's wait; ``restore()`` queues them as local values.
+    with the batch's wait; ``restore()`` queues them as local values. A checkpoint
+    waits until the queue is empty (futures cannot be saved).
     """
+
+    drains_for_checkpoint = True
 
     def snapshot(self) -> dict[str, Any]:
         pending = timing.delay.snapshot(self)["pending"]
@@ -63,7 +66,10 @@ class union(DaskStream, combine.union):
 
 @DaskStream.register_api()
 class latest(_Exploding, timing.latest):
-    """``latest`` over futures: of a batch only its last element is taken."""
+    """``latest`` over futures: of a batch only its last element is taken. A checkpoint
+    waits until the pending element is out (futures cannot be saved)."""
+
+    drains_for_checkpoint = True
 
     def update(self, x: Any, who: Stream | None = None, metadata: Metadata | None = None) -> Any:
         return self._explode_update(x, who, metadata)
@@ -136,6 +142,8 @@ class timed_window_unique(DaskStream, timing.timed_window_unique):
     """``timed_window_unique`` over futures: the keys are computed on a worker when the
     window closes, which emits the future of the tuple of kept elements (``()`` when
     empty). Every element's refs are held until its window has been emitted."""
+
+    snapshot_blocks = True  # snapshot() fetches the window's elements from the cluster
 
     def __init__(
         self,

@@ -1,3 +1,3 @@
 """The Streamz node set, one small class per operator, registered on :class:`Stream`."""
 
-from . import aggregate, combine, counting, elementwise, timing  # noqa: F401  (registration)
+from . import aggregate, asynchronous, combine, counting, elementwise, timing  # noqa: F401  (registration)

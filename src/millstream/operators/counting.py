@@ -38,6 +38,7 @@ from .._utils import (
 )
 from ..core.awaitables import await_all, push_from_outside, release_refs_after, run_awaitables
 from ..core.fusion import SKIP, Stage
+from ..core.hold import Hold
 from ..core.loop import in_loop_thread, sync
 from ..core.refs import Metadata, release_refs, retain_refs
 from ..core.state import COUNT, NUMBER, SEQUENCE, bad_state, dict_of_pairs, expect_fields
@@ -278,6 +279,8 @@ class partition(Stream):
     """
 
     _graphviz_shape = "diamond"
+    #: with a ``timeout`` a timer emits partial tuples: a checkpoint holds it
+    emits_from_task = True
 
     def __init__(
         self,
@@ -385,6 +388,10 @@ class partition(Stream):
         timer = self._timers.get(key)
         if timer is None or timer[0] is not token or key not in self._buffer:
             return  # stale: the group filled up (or was restored) meanwhile
+        hold = self.hold
+        if hold is not None and hold.closed:  # a checkpoint: the group stays in the snapshot
+            self._track(self._timeout_when_open(hold, key, token))
+            return
         values, held_metadata = self.take_group(key)
         try:
             pending = _emit_then_release(self, values, held_metadata, held_metadata)
@@ -392,15 +399,27 @@ class partition(Stream):
             logger.exception("%s: emitting a partial tuple after the timeout failed", self)
             return
         if pending:
-            task = asyncio.ensure_future(self._finish(pending))
-            self._tasks.add(task)
-            task.add_done_callback(self._tasks.discard)
+            if hold is not None:  # in hand until downstream has absorbed it
+                hold.take()
+            self._track(self._finish(pending, hold))
 
-    async def _finish(self, pending: list[Any]) -> None:
+    def _track(self, coroutine: Any) -> None:
+        task = asyncio.ensure_future(coroutine)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _timeout_when_open(self, hold: Hold, key: Any, token: object) -> None:
+        await hold.wait_open()
+        self._on_timeout(key, token)
+
+    async def _finish(self, pending: list[Any], hold: Hold | None = None) -> None:
         try:
             await await_all(pending)
         except Exception:
             logger.exception("%s: downstream of a partial tuple failed", self)
+        finally:
+            if hold is not None:
+                hold.leave()
 
     # -- state -----------------------------------------------------------------------------
     def snapshot(self) -> dict[str, Any]:

@@ -1,15 +1,23 @@
-"""Processing-time and asynchronous nodes: windows, delays, rate limits, buffers, ``map_async``.
+"""Processing-time nodes: windows, delays, rate limits, buffers, ``latest``
+(``map_async`` is in :mod:`.asynchronous`).
 
 Every node here runs on the graph's event loop (``ensure_io_loop=True``) and asks
 ``self.clock`` for the time and for every wait, so a :class:`~millstream.core.clock.ManualClock`
 makes them deterministic. Work that outlives an ``update`` call (a window timer, the
-consumer of a queue, the ordered emitter of ``map_async``) runs as a task started with
+consumer of a queue) runs as a task started with
 ``self.loop.add_callback(coroutine_function)``.
 
 Elements held by a node keep their refs (:mod:`millstream.core.refs`) until they have been
 emitted downstream and downstream has finished with them; a failure downstream releases
 them marked failed. A node that drops an element (``latest`` replacing a value,
 ``timed_window_unique`` dropping a duplicate) releases its refs at once.
+
+Checkpoints: every node here emits from a task or timer of its own, so it takes part in
+a checkpoint (``emits_from_task``, see :mod:`millstream.core.hold`): while the
+coordinator holds it, its task takes no new element (a window does not close, a queue
+is not popped) and the element it is emitting counts as in hand until downstream has
+absorbed it. A node's ``snapshot()`` lists what it still holds. With ``self.hold``
+None (no checkpoint enabled) none of this costs anything.
 
 Where these nodes differ from Streamz (a ``delay`` that really delays, bounded queues,
 ``map_async`` concurrency, windows that keep firing under a busy source…), the class
@@ -28,14 +36,13 @@ from typing import Any
 
 from .._utils import (
     annotate_error,
-    check_callable,
     check_positive_int,
     convert_interval,
     identity,
     short_repr,
 )
 from ..core.awaitables import await_all
-from ..core.loop import in_loop_thread, sync
+from ..core.hold import Hold
 from ..core.refs import Metadata, release_refs, retain_refs
 from ..core.state import NUMBER, SEQUENCE, bad_state, dict_of_pairs, expect_fields
 from ..core.stream import Stream
@@ -44,7 +51,6 @@ __all__ = [
     "buffer",
     "delay",
     "latest",
-    "map_async",
     "rate_limit",
     "timed_window",
     "timed_window_unique",
@@ -74,20 +80,32 @@ def _interval(node_name: str, interval: Any, positive: bool = False) -> tuple[An
     return shown, seconds
 
 
-async def _deliver(node: Stream, x: Any, metadata: Metadata | None) -> BaseException | None:
+async def _deliver(
+    node: Stream,
+    x: Any,
+    metadata: Metadata | None,
+    hold: Hold | None = None,
+    log: bool = True,
+) -> BaseException | None:
     """Emit ``x`` from ``node``, wait for downstream, then release the node's hold on the refs.
 
-    A failure downstream is logged (nobody else would see it: this runs in a background
-    task), the refs are released marked failed, and the error is returned.
+    With a checkpoint ``hold``, the element counts as in hand while downstream absorbs it
+    (:meth:`Hold.carry`). A failure downstream is logged unless ``log`` is false (nobody
+    else would see it: this runs in a background task), the refs are released marked
+    failed, and the error is returned.
     """
     try:
         pending = node._emit(x, metadata=metadata)
         if pending:
-            await await_all(pending)
+            if hold is None:
+                await await_all(pending)
+            else:
+                await hold.carry(pending)
     except Exception as e:
-        logger.error(
-            "%s: downstream failed on %s; element dropped", node, short_repr(x), exc_info=e
-        )
+        if log:
+            logger.error(
+                "%s: downstream failed on %s; element dropped", node, short_repr(x), exc_info=e
+            )
         release_refs(metadata, error=e)
         return e
     release_refs(metadata)
@@ -201,6 +219,8 @@ class _TimedWindowBase(Stream):
     """Timer, backpressure, metadata and stop/start shared by the two timed windows."""
 
     _graphviz_shape = "octagon"
+    #: the timer emits windows: a checkpoint holds it (the open window is in the snapshot)
+    emits_from_task = True
 
     def __init__(self, upstream: Stream, interval: Any, emit_empty: bool, **kwargs: Any):
         self.interval, self._seconds = _interval(type(self).__name__, interval, positive=True)
@@ -237,11 +257,14 @@ class _TimedWindowBase(Stream):
         return None
 
     async def _flush(self) -> None:
+        hold = self.hold
+        if hold is not None and hold.closed:  # a checkpoint: the window stays open meanwhile
+            await hold.wait_open()
         window, metadata = self.take_window()
         try:
             if window or self.emit_empty:
                 self._emitting = True
-                await _deliver(self, window, metadata)
+                await _deliver(self, window, metadata, hold)
         finally:
             self._emitting = False
             waiter, self._flushed = self._flushed, None
@@ -461,7 +484,20 @@ class _QueueNode(Stream):
 
     The task runs only while the queue has elements. ``stop()`` stops the sources
     upstream; elements already queued are still delivered.
+
+    In a checkpoint the task stops before it pops the next element, and the queue is in
+    the snapshot; with ``drains_for_checkpoint`` (elements that cannot be saved, such as
+    Dask futures) each element counts as in hand from its arrival until downstream has
+    it, so a checkpoint waits until the queue is empty instead.
+
+    Hook for subclasses: ``element_done(x, error)``, called once downstream has absorbed
+    an element emitted from the queue, with what downstream raised or None (default: an
+    error is logged, the element dropped).
     """
+
+    emits_from_task = True
+    #: a checkpoint waits until the queue is empty, rather than saving what it holds
+    drains_for_checkpoint = False
 
     def __init__(self, upstream: Stream, maxsize: int | None, **kwargs: Any):
         self._queue = _Queue(maxsize)
@@ -471,8 +507,16 @@ class _QueueNode(Stream):
         super().__init__(upstream, **kwargs)
         self.clock = self.clock  # keep the clock this node was built with
 
+    @property
+    def queued(self) -> int:
+        """How many elements wait in the queue (not counting the one being emitted)."""
+        return len(self._queue.items)
+
     def _put(self, item: tuple[Any, Any, Metadata | None]) -> Any:
         retain_refs(item[2])
+        hold = self.hold
+        if hold is not None and self.drains_for_checkpoint:
+            hold.take()
         room = self._queue.put(item, self.loop.asyncio_loop)
         self._ensure_worker()
         return room
@@ -485,16 +529,37 @@ class _QueueNode(Stream):
     async def _wait_until_due(self, due: float | None) -> None:
         return None
 
+    def element_done(self, x: Any, error: BaseException | None) -> None:
+        """Hook: ``x``, emitted from the queue, has been absorbed downstream (``error``:
+        what downstream raised on it; then it is logged and the element dropped)."""
+        if error is not None:
+            logger.error(
+                "%s: downstream failed on %s; element dropped", self, short_repr(x), exc_info=error
+            )
+
     async def _drain(self) -> None:
         self.work_task = asyncio.current_task()
         try:
             queue = self._queue
+            # the hook is called for every element only where a subclass overrides it
+            every = type(self).element_done is not _QueueNode.element_done
             while queue.items:
                 await self._wait_until_due(queue.items[0][0])
+                hold = self.hold
+                counted = hold is not None and self.drains_for_checkpoint
+                if hold is not None and not counted and hold.closed:
+                    await hold.wait_open()  # a checkpoint: the queue is in the snapshot
+                    continue
                 if not queue.items:  # emptied by restore() while we waited
                     break
                 _, x, metadata = queue.popleft()
-                await _deliver(self, x, metadata)
+                try:
+                    error = await _deliver(self, x, metadata, None if counted else hold, log=False)
+                finally:
+                    if counted:
+                        hold.leave()  # type: ignore[union-attr]
+                if every or error is not None:
+                    self.element_done(x, error)
         finally:
             self._worker_running = False
             self.work_task = None
@@ -653,6 +718,8 @@ class rate_limit(Stream):
     """
 
     _graphviz_shape = "octagon"
+    #: a waiting element is emitted by a task: a checkpoint waits until it is out
+    emits_from_task = True
 
     def __init__(self, upstream: Stream, interval: Any, **kwargs: Any):
         self.interval, self._seconds = _interval("rate_limit", interval)
@@ -668,9 +735,14 @@ class rate_limit(Stream):
         if wait <= 0:
             return self._emit(x, metadata=metadata)
         retain_refs(metadata)
-        return self.loop.asyncio_loop.create_task(self._emit_later(wait, x, metadata))
+        hold = self.hold
+        if hold is not None:  # in hand (not in the snapshot) until emitted and absorbed
+            hold.take()
+        return self.loop.asyncio_loop.create_task(self._emit_later(wait, x, metadata, hold))
 
-    async def _emit_later(self, wait: float, x: Any, metadata: Metadata | None) -> None:
+    async def _emit_later(
+        self, wait: float, x: Any, metadata: Metadata | None, hold: Hold | None = None
+    ) -> None:
         try:
             await self.clock.sleep(wait)
             pending = self._emit(x, metadata=metadata)
@@ -679,6 +751,9 @@ class rate_limit(Stream):
         except BaseException as e:
             release_refs(metadata, error=e)
             raise
+        finally:
+            if hold is not None:
+                hold.leave()
         release_refs(metadata)
 
     def snapshot(self) -> dict[str, Any]:
@@ -713,6 +788,9 @@ class latest(Stream):
     """
 
     _graphviz_shape = "octagon"
+    emits_from_task = True
+    #: a checkpoint waits until the pending element is out, rather than saving it
+    drains_for_checkpoint = False
 
     def __init__(self, upstream: Stream, **kwargs: Any):
         self._pending: tuple[Any, Metadata | None] | None = None
@@ -726,6 +804,8 @@ class latest(Stream):
         dropped, self._pending = self._pending, (x, metadata)
         if dropped is not None:
             release_refs(dropped[1])
+        elif self.drains_for_checkpoint and self.hold is not None:
+            self.hold.take()
         self._ensure_worker()
         return None
 
@@ -738,8 +818,21 @@ class latest(Stream):
         self.work_task = asyncio.current_task()
         try:
             while self._pending is not None:
-                (x, metadata), self._pending = self._pending, None
-                await _deliver(self, x, metadata)
+                hold = self.hold
+                if hold is None:
+                    (x, metadata), self._pending = self._pending, None
+                    await _deliver(self, x, metadata)
+                elif self.drains_for_checkpoint:
+                    (x, metadata), self._pending = self._pending, None
+                    try:
+                        await _deliver(self, x, metadata)
+                    finally:
+                        hold.leave()
+                elif hold.closed:  # a checkpoint: the pending element is in the snapshot
+                    await hold.wait_open()
+                else:
+                    (x, metadata), self._pending = self._pending, None
+                    await _deliver(self, x, metadata, hold)
         finally:
             self._worker_running = False
             self.work_task = None
@@ -762,194 +855,3 @@ class latest(Stream):
 
 
 # -- map_async ---------------------------------------------------------------------------
-class _Job:
-    __slots__ = ("future", "metadata", "x")
-
-    def __init__(self, x: Any, metadata: Metadata | None, future: asyncio.Future[Any]):
-        self.x = x
-        self.metadata = metadata
-        self.future = future
-
-
-@Stream.register_api()
-class map_async(Stream):
-    """Apply an async function to every element, ``parallelism`` at a time, in input order.
-
-    ``func(x, *args, **kwargs)`` is called when a slot is free (at most ``parallelism``
-    elements are between the call and the end of their emission downstream); results are
-    emitted in input order. ``update`` returns an awaitable that completes when the
-    element's call has started, so ``await source.emit(x)`` waits for a slot. Keyword
-    arguments other than ``stream_name`` go to ``func``.
-
-    If ``func`` raises (or downstream fails on the result), the error is logged and the
-    element dropped, its refs released marked failed; with ``stop_on_exception=True`` the
-    node then stops (and the sources feeding it): results of calls already started are
-    kept until ``start()`` (or a new element) restarts it.
-
-    Examples
-    --------
-    >>> import asyncio
-    >>> async def mult(x, factor=1):
-    ...     await asyncio.sleep(0)
-    ...     return factor * x
-    >>> async def run():
-    ...     source = Stream(asynchronous=True)
-    ...     L = source.map_async(mult, factor=2, parallelism=2).sink_to_list()
-    ...     for i in range(5):
-    ...         await source.emit(i)
-    ...     while len(L) < 5:
-    ...         await asyncio.sleep(0.001)
-    ...     return L
-    >>> asyncio.run(run())
-    [0, 2, 4, 6, 8]
-    """
-
-    def __init__(
-        self,
-        upstream: Stream,
-        func: Callable[..., Any],
-        *args: Any,
-        parallelism: int = 1,
-        stop_on_exception: bool = False,
-        **kwargs: Any,
-    ):
-        check_callable("map_async", "func", func)
-        self.parallelism = check_positive_int("map_async", "parallelism", parallelism)
-        self.func = func
-        self.args = args
-        self.stop_on_exception = stop_on_exception
-        stream_name = kwargs.pop("stream_name", None)
-        self.kwargs = kwargs
-        self.stopped = False
-        self.work_task: asyncio.Task[Any] | None = None
-        self._jobs: deque[_Job] = deque()  # started, not yet emitted, in input order
-        self._backlog: deque[tuple[Any, Metadata | None, asyncio.Future[Any]]] = deque()
-        self._in_flight = 0  # started and not finished downstream
-        self._generation = 0
-        self._worker_running = False
-        Stream.__init__(self, upstream, stream_name=stream_name, ensure_io_loop=True)
-
-    def update(self, x: Any, who: Stream | None = None, metadata: Metadata | None = None) -> Any:
-        retain_refs(metadata)
-        self.stopped = False  # as in Streamz, a new element restarts a stopped node
-        if self._in_flight < self.parallelism and not self._backlog:
-            self._call(x, metadata)
-            result = None
-        else:
-            result = self.loop.asyncio_loop.create_future()
-            self._backlog.append((x, metadata, result))
-            self._fill()
-        self._ensure_worker()
-        return result
-
-    def _call(self, x: Any, metadata: Metadata | None) -> None:
-        loop = self.loop.asyncio_loop
-        try:
-            result = self.func(x, *self.args, **self.kwargs)
-            if hasattr(result, "__await__"):
-                future: asyncio.Future[Any] = asyncio.ensure_future(result, loop=loop)
-            else:
-                future = loop.create_future()
-                future.set_result(result)
-        except Exception as e:
-            future = loop.create_future()
-            future.set_exception(e)
-        self._in_flight += 1
-        self._jobs.append(_Job(x, metadata, future))
-
-    def _fill(self) -> None:
-        """Start waiting elements while slots are free."""
-        while self._backlog and self._in_flight < self.parallelism:
-            x, metadata, started = self._backlog.popleft()
-            self._call(x, metadata)
-            _resolve(started)
-
-    def _ensure_worker(self) -> None:
-        if not self._worker_running and not self.stopped and self._jobs:
-            self._worker_running = True
-            self.loop.add_callback(self._work, self._generation)
-
-    async def _work(self, generation: int) -> None:
-        self.work_task = asyncio.current_task()
-        try:
-            while self._jobs and not self.stopped and generation == self._generation:
-                job = self._jobs[0]
-                try:
-                    result = await job.future
-                except asyncio.CancelledError:
-                    if not job.future.cancelled():
-                        raise  # this worker is being cancelled
-                    error: BaseException | None = asyncio.CancelledError(
-                        f"{self}: the call on {short_repr(job.x)} was cancelled"
-                    )
-                except Exception as e:
-                    error = e
-                else:
-                    error = None
-                if generation != self._generation:
-                    return  # stopped (and maybe restarted) meanwhile: the new worker takes over
-                self._jobs.popleft()
-                if error is not None:
-                    if isinstance(error, Exception):
-                        annotate_error(error, self, self.func, job.x)
-                    logger.error(
-                        "%s: %s raised on %s; element dropped",
-                        self,
-                        getattr(self.func, "__name__", "func"),
-                        short_repr(job.x),
-                        exc_info=error,
-                    )
-                    release_refs(job.metadata, error=error)
-                else:
-                    error = await _deliver(self, result, job.metadata)
-                self._in_flight -= 1
-                if error is not None and self.stop_on_exception:
-                    self.stop()  # waiting elements stay waiting until restarted
-                    return
-                self._fill()
-        finally:
-            if generation == self._generation:
-                self._worker_running = False
-                self.work_task = None
-
-    def stop(self) -> None:
-        """Stop emitting results (calls already started finish) and stop the sources upstream."""
-        if not self.stopped:
-            self.stopped = True
-            self._generation += 1
-            self._worker_running = False
-            self.work_task = None
-        super().stop()
-
-    def start(self) -> None:
-        """Resume emitting results after ``stop()``, and start the sources upstream."""
-        self.stopped = False
-        self.loop.add_callback(self._resume)
-        super().start()
-
-    def _resume(self) -> None:
-        self._fill()
-        self._ensure_worker()
-
-    def snapshot(self) -> dict[str, Any]:
-        """``{'pending': [inputs whose results have not been emitted]}`` in input order."""
-        return {"pending": [j.x for j in self._jobs] + [x for x, _, _ in self._backlog]}
-
-    def restore(self, state: dict[str, Any]) -> None:
-        """Call ``func`` again on the pending inputs of a snapshot (on the loop), in a node
-        with no call in progress."""
-        pending = list(expect_fields(self, state, {"pending": SEQUENCE})["pending"])
-        if self._jobs or self._backlog:
-            raise bad_state(self, state, "restore() needs a node with no call in progress")
-
-        async def resubmit() -> None:
-            for x in pending:
-                self.update(x)
-
-        asyncio_loop = self.loop.asyncio_loop
-        if in_loop_thread(self.loop) or not asyncio_loop.is_running():
-            # now, so that the restored inputs come before any new element
-            for x in pending:
-                self.update(x)
-        else:
-            sync(self.loop, resubmit)

@@ -18,6 +18,7 @@ child processes, threads, Kafka consumers): it adds to ``Source`` what Streamz l
 from __future__ import annotations
 
 import asyncio
+import functools
 import inspect
 import logging
 import threading
@@ -28,7 +29,7 @@ from ..core.awaitables import await_all
 from ..core.loop import in_loop_thread
 from ..core.stream import Stream
 
-__all__ = ["STOPPED", "ManagedSource", "Source"]
+__all__ = ["STOPPED", "ManagedSource", "Source", "on_end_of_input"]
 
 logger = logging.getLogger("millstream.sources")
 
@@ -168,6 +169,48 @@ class Source(Stream):
         hold = self.hold
         if hold is not None and hold.closed:
             await hold.wait_open()
+
+
+def on_end_of_input(node: Stream, listener: Callable[[], Any]) -> bool:
+    """Call ``listener()`` on the loop once every source feeding ``node`` has emitted all
+    of its input (bounded sources such as ``from_iterable``; see
+    :meth:`Source.add_end_listener`: the awaitables it returns are awaited by the last
+    source to end).
+
+    Returns False, registering nothing, when something else than a :class:`Source` feeds
+    ``node`` (a plain ``Stream()``: more may be emitted at any time).
+
+    >>> a, b = Stream.from_iterable([1]), Stream.from_iterable([2])
+    >>> ended = []
+    >>> on_end_of_input(a.union(b), lambda: ended.append(True))
+    True
+    >>> on_end_of_input(Stream().map(str), lambda: ended.append(True))
+    False
+    """
+    roots: list[Stream] = []
+    seen: set[int] = set()
+    todo = list(node.upstreams)
+    while todo:
+        n = todo.pop()
+        if n is None or id(n) in seen:
+            continue
+        seen.add(id(n))
+        ups = [u for u in n.upstreams if u is not None]
+        if ups:
+            todo.extend(ups)
+        else:
+            roots.append(n)
+    if not roots or not all(isinstance(r, Source) for r in roots):
+        return False
+    waiting = {id(r) for r in roots}
+
+    def ended(source_id: int) -> Any:
+        waiting.discard(source_id)
+        return None if waiting else listener()
+
+    for root in roots:
+        root.add_end_listener(functools.partial(ended, id(root)))  # type: ignore[attr-defined]
+    return True
 
 
 #: Returned by :meth:`ManagedSource._interruptible` when ``stop()`` cut the wait short.

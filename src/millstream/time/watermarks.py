@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import asyncio
 import datetime
-import functools
 import logging
 import math
 import numbers
@@ -30,6 +29,7 @@ from typing import Any
 from .._utils import annotate_error, check_callable, convert_interval, short_repr
 from ..core.awaitables import await_all, run_on_graph_loop
 from ..core.clock import Clock, get_default_clock
+from ..core.hold import Hold
 from ..core.loop import in_loop_thread, log_task_error, sync
 from ..core.state import NUMBER, SEQUENCE, bad_state, expect_fields
 from ..core.stream import Stream, graph_version
@@ -331,6 +331,15 @@ def _kafka_partition(record: Any) -> Any:
     return record["partition"]
 
 
+async def _absorbed(pending: list[Any], hold: Hold | None) -> None:
+    """Await what the listeners returned; then one element less is in ``hold``'s hand."""
+    try:
+        await await_all(pending)
+    finally:
+        if hold is not None:
+            hold.leave()
+
+
 def _idle_timer_fired(ref: weakref.ReferenceType[with_timestamps], token: int) -> None:
     """The idle timer of one node; holds the node weakly while it waits."""
     node = ref()
@@ -397,6 +406,9 @@ class with_timestamps(Stream):
 
     _graphviz_shape = "parallelogram"
     str_list = ["timestamp", "max_out_of_orderness", "idle_timeout"]
+    #: with ``idle_timeout`` a timer moves the watermark (and fires windows): a checkpoint
+    #: holds it
+    emits_from_task = True
 
     def __init__(
         self,
@@ -455,35 +467,15 @@ class with_timestamps(Stream):
     def _watch_sources(self) -> None:
         """If every input comes from bounded-capable sources (``from_iterable``...), call
         :meth:`end_of_input` once all of them have emitted their whole input."""
-        from ..sources.base import Source
+        from ..sources.base import on_end_of_input
 
-        roots: list[Stream] = []
-        seen: set[int] = set()
-        todo = list(self.upstreams)
-        while todo:
-            node = todo.pop()
-            if id(node) in seen:
-                continue
-            seen.add(id(node))
-            ups = [u for u in node.upstreams if u is not None]
-            if ups:
-                todo.extend(ups)
-            else:
-                roots.append(node)
-        if not roots or not all(isinstance(r, Source) for r in roots):
-            return  # a plain Stream() input: more may be emitted at any time
-        waiting = {id(r) for r in roots}
         me = weakref.ref(self)
 
-        def ended(source_id: int) -> list[Any]:
-            waiting.discard(source_id)
+        def ended() -> list[Any]:
             node = me()
-            if waiting or node is None:
-                return []
-            return node.end_of_input()
+            return [] if node is None else node.end_of_input()
 
-        for root in roots:
-            root.add_end_listener(functools.partial(ended, id(root)))  # type: ignore[attr-defined]
+        on_end_of_input(self, ended)
 
     # -- elements ---------------------------------------------------------------------
     def timestamp_of(self, x: Any) -> float:
@@ -626,21 +618,38 @@ class with_timestamps(Stream):
             self._timer_token += 1
 
     def _on_idle_timer(self) -> None:
-        """On the loop: a partition may have gone idle; tell the listeners if it moved."""
+        """On the loop: a partition may have gone idle; tell the listeners if it moved.
+
+        While a checkpoint holds this node, that waits until the hold opens; what the
+        listeners return (windows they fired) counts as in hand until it is absorbed.
+        """
+        hold = self.hold
+        if hold is not None and hold.closed:
+            self._in_background(self._idle_when_open(hold))
+            return
         try:
             if self.tracker.watermark > self._notified:
                 pending = self._notify()
                 if pending:
-                    task = asyncio.ensure_future(await_all(pending))
-                    self._background.add(task)
-                    task.add_done_callback(self._background.discard)
-                    task.add_done_callback(log_task_error)
+                    if hold is not None:
+                        hold.take()
+                    self._in_background(_absorbed(pending, hold))
         except Exception as e:
             logger.error(
                 "%s: a watermark listener failed after a partition went idle", self, exc_info=e
             )
         finally:
             self._schedule_idle_timer()
+
+    def _in_background(self, coroutine: Any) -> None:
+        task = asyncio.ensure_future(coroutine)
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+        task.add_done_callback(log_task_error)
+
+    async def _idle_when_open(self, hold: Hold) -> None:
+        await hold.wait_open()
+        self._on_idle_timer()
 
     # -- state --------------------------------------------------------------------------
     def snapshot(self) -> dict[str, Any]:
