@@ -288,7 +288,7 @@ def test_a_held_timed_window_does_not_close_until_opened():
         await await_for(lambda: L, 5)
         return before, snapshot, L
 
-    assert asyncio.run(main()) == ([], {"buffer": ["a"]}, [["a"]])
+    assert asyncio.run(main()) == ([], {"buffer": ["a"], "closes_in": 0.0}, [["a"]])
 
 
 def test_a_held_latest_keeps_its_pending_element():
@@ -360,7 +360,7 @@ def test_a_partition_timeout_while_held_waits_for_the_hold():
         await await_for(lambda: L, 5)
         return before, snapshot, L
 
-    assert asyncio.run(main()) == ([], {"buffers": [[None, ["a"]]]}, [("a",)])
+    assert asyncio.run(main()) == ([], {"buffers": [[None, ["a"]]], "due_in": [0.0]}, [("a",)])
 
 
 def test_an_idle_timer_while_held_waits_for_the_hold():
