@@ -219,3 +219,43 @@ def test_checkpoint_from_another_thread_while_a_source_is_held_by_backpressure(t
         time.sleep(0.01)
     source.stop()
     assert infos and counted.snapshot()["state"] >= 1
+
+
+def test_checkpoint_while_a_source_waits_on_zip_for_another_held_source(tmp_path):
+    """``a`` runs ahead and waits on zip's maxsize for ``b``; the checkpoint holds ``b``:
+    the element ``a`` waits with is already in zip's buffer, so the checkpoint completes
+    (it used to wait forever) and the run then ends with every pair counted once."""
+    a = TestingSource(list(range(300)), stream_name="a")
+    b = TestingSource([TestingSource.PAUSE(0.3), *range(300)], stream_name="b")
+    pairs = a.zip(b, maxsize=2).accumulate(lambda n, pair: n + 1, start=0, stream_name="n")
+    checkpoints = enable(a, tmp_path, interval=None)
+    a.start()
+    b.start()
+    time.sleep(0.1)  # a is ahead, waiting for room in zip
+    info = checkpoints.checkpoint(timeout=10)
+    assert info is not None and info.held_s < 1
+    saved = pickle.loads(CheckpointStore(tmp_path).read(info.id))["nodes"]
+    assert saved["a"]["state"] >= 2 and saved["n"]["state"]["state"] == 0
+    wait_for(lambda: a.stopped and b.stopped, 10)
+    assert pairs.snapshot()["state"] == 300
+    checkpoints.close()
+
+
+def test_close_waits_for_a_checkpoint_in_progress(tmp_path):
+    from millstream.core.failpoints import configure
+
+    source, _, _ = build(WORDS, paused=True)
+    configure("after_snapshot:sleep(0.3)")
+    try:
+        checkpoints = enable(source, tmp_path, interval=0.01)
+        source.start()
+        wait_for(lambda: checkpoints._lock is not None and checkpoints._lock.locked(), 5)
+        info = checkpoints.close()  # while the periodic one sleeps at after_snapshot
+    finally:
+        configure("")
+    source.stop()
+    ids = CheckpointStore(tmp_path).ids()
+    assert len(ids) == len(set(ids)) and ids[0] == checkpoints.last.id
+    for checkpoint_id in ids:  # every file whole
+        assert pickle.loads(CheckpointStore(tmp_path).read(checkpoint_id))["id"] == checkpoint_id
+    assert info is None or info.id == ids[0]

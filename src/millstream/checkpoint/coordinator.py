@@ -377,23 +377,21 @@ class Checkpoints:
 
     # -- the end ------------------------------------------------------------------------
     def close(self, final: bool = True, timeout: float | None = 60) -> CheckpointInfo | None:
-        """Stop taking checkpoints; with ``final``, take a last one if a source moved."""
+        """Stop taking checkpoints; with ``final``, take a last one if a source moved.
 
-        async def finish() -> CheckpointInfo | None:
-            self._closed = True
-            if self._task is not None:
-                self._task.cancel()
-            return await self.checkpoint_async(only_if_changed=True) if final else None
-
+        A checkpoint in progress is finished first (never cut in the middle of its write).
+        """
         if in_loop_thread(self.loop):
             raise RuntimeError("Checkpoints.close() from the loop's thread: await aclose()")
-        return sync(self.loop, finish, callback_timeout=timeout)
+        return sync(self.loop, self.aclose, final, callback_timeout=timeout)
 
     async def aclose(self, final: bool = True) -> CheckpointInfo | None:
         """:meth:`close` for code running on the graph's loop."""
         self._closed = True
-        if self._task is not None:
-            self._task.cancel()
+        self._wake.set()
+        task = self._task
+        if task is not None and not task.done() and task is not asyncio.current_task():
+            await asyncio.wait([task])  # it leaves its loop once a checkpoint in progress ends
         return await self.checkpoint_async(only_if_changed=True) if final else None
 
     def __repr__(self) -> str:

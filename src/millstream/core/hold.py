@@ -43,7 +43,14 @@ from typing import Any
 
 from .awaitables import await_all
 
-__all__ = ["Hold"]
+__all__ = ["Hold", "RoomWait"]
+
+
+class RoomWait(asyncio.Future[None]):
+    """The future a node returns when it has taken an element into its state and only
+    asks the sender to wait for room (``zip``'s ``maxsize``): while it waits, the element is
+    not in the sender's hand, so a checkpoint does not wait for it (it may need another
+    source, held by the same checkpoint, to go on)."""
 
 
 class Hold:
@@ -74,12 +81,19 @@ class Hold:
 
     async def carry(self, pending: list[Any]) -> None:
         """Await ``pending`` (what an emit returned) with the element in hand, then wait
-        until the hold is open."""
-        self.in_hand += 1
-        try:
-            await await_all(pending)
-        finally:
-            self.leave()
+        until the hold is open. Waits for room (:class:`RoomWait`) come last and do not
+        count as in hand: the element is already in a node's state."""
+        rooms = [p for p in pending if type(p) is RoomWait]
+        if rooms:
+            pending = [p for p in pending if type(p) is not RoomWait]
+        if pending:
+            self.in_hand += 1
+            try:
+                await await_all(pending)
+            finally:
+                self.leave()
+        if rooms:
+            await await_all(rooms)
         if self.closed:
             await self.wait_open()
 

@@ -31,6 +31,7 @@ from typing import Any
 
 from .._utils import check_positive_int, identity, short_repr
 from ..core.fusion import Stage
+from ..core.hold import RoomWait
 from ..core.refs import release_refs, retain_refs
 from ..core.state import SEQUENCE, bad_state, expect_fields
 from ..core.stream import Stream, graph_changed
@@ -312,7 +313,7 @@ class zip(Stream):
             running = asyncio.get_running_loop()
         except RuntimeError:
             return None
-        fut: asyncio.Future[None] = running.create_future()
+        fut: asyncio.Future[None] = RoomWait(loop=running)  # the element is in the buffer
         self._waiters[i].append(fut)
         self._n_waiters += 1
         return fut
