@@ -101,6 +101,19 @@ class map_async(Stream):
         self._worker_running = False
         Stream.__init__(self, upstream, stream_name=stream_name, ensure_io_loop=True)
 
+    def is_idle(self) -> bool:
+        """True when no call is waiting, running, or being emitted."""
+        return not self._in_flight and not self._backlog
+
+    async def until_idle(self) -> None:
+        """Wait until :meth:`is_idle` (the end of input waits so: nothing is overtaken)."""
+        while not self.is_idle():
+            task = self.work_task
+            if task is None or task.done():
+                await asyncio.sleep(0.001)  # calls running, their emitter not started yet
+            else:
+                await asyncio.wait([task])
+
     def update(self, x: Any, who: Stream | None = None, metadata: Metadata | None = None) -> Any:
         retain_refs(metadata)
         self.stopped = False  # as in Streamz, a new element restarts a stopped node

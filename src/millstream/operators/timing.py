@@ -512,6 +512,19 @@ class _QueueNode(Stream):
         """How many elements wait in the queue (not counting the one being emitted)."""
         return len(self._queue.items)
 
+    def is_idle(self) -> bool:
+        """True when no element waits in the queue or is being emitted."""
+        return not self._queue.items and not self._worker_running
+
+    async def until_idle(self) -> None:
+        """Wait until :meth:`is_idle` (the end of input waits so: nothing is overtaken)."""
+        while not self.is_idle():
+            task = self.work_task
+            if task is None or task.done():
+                await asyncio.sleep(0.001)  # the worker is scheduled, not started yet
+            else:
+                await asyncio.wait([task])
+
     def _put(self, item: tuple[Any, Any, Metadata | None]) -> Any:
         retain_refs(item[2])
         hold = self.hold

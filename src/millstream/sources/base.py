@@ -175,7 +175,9 @@ def on_end_of_input(node: Stream, listener: Callable[[], Any]) -> bool:
     """Call ``listener()`` on the loop once every source feeding ``node`` has emitted all
     of its input (bounded sources such as ``from_iterable``; see
     :meth:`Source.add_end_listener`: the awaitables it returns are awaited by the last
-    source to end).
+    source to end), and the nodes on the way that hold elements in a task of their own
+    (``buffer``, ``delay``, ``map_async``: those with ``until_idle()``) have passed them
+    all on.
 
     Returns False, registering nothing, when something else than a :class:`Source` feeds
     ``node`` (a plain ``Stream()``: more may be emitted at any time).
@@ -203,10 +205,17 @@ def on_end_of_input(node: Stream, listener: Callable[[], Any]) -> bool:
     if not roots or not all(isinstance(r, Source) for r in roots):
         return False
     waiting = {id(r) for r in roots}
+    # nodes on the way that hold elements in a task of their own (buffer, delay,
+    # map_async): the end of input waits until they are idle, so it overtakes nothing
+    queues = [n for n in _between(node, roots) if callable(getattr(n, "until_idle", None))]
 
     def ended(source_id: int) -> Any:
         waiting.discard(source_id)
-        return None if waiting else listener()
+        if waiting:
+            return None
+        if not queues:
+            return listener()
+        return [asyncio.ensure_future(_when_idle(queues, listener))]
 
     for root in roots:
         root.add_end_listener(functools.partial(ended, id(root)))  # type: ignore[attr-defined]
@@ -353,3 +362,31 @@ class ManagedSource(Source):
     async def _sleep(self, seconds: float) -> Any:
         """Sleep on ``self.clock``; return :data:`STOPPED` if ``stop()`` interrupted it."""
         return await self._interruptible(self.clock.sleep(seconds))
+
+
+def _between(node: Stream, roots: list[Stream]) -> list[Stream]:
+    """The nodes upstream of ``node`` (excluding it and the roots)."""
+    found: dict[int, Stream] = {}
+    todo = [u for u in node.upstreams if u is not None]
+    while todo:
+        n = todo.pop()
+        if id(n) in found:
+            continue
+        found[id(n)] = n
+        todo.extend(u for u in n.upstreams if u is not None)
+    root_ids = {id(r) for r in roots}
+    return [n for key, n in found.items() if key not in root_ids]
+
+
+async def _when_idle(queues: list[Any], listener: Callable[[], Any]) -> None:
+    """Wait until every node of ``queues`` is idle at once, then call ``listener()`` and
+    await what it returns."""
+    while True:
+        busy = [q for q in queues if not q.is_idle()]
+        if not busy:
+            break
+        for q in busy:
+            await q.until_idle()
+    pending = listener()
+    if pending:
+        await await_all(pending)
