@@ -187,6 +187,11 @@ class from_tcp(_StreamServerSource):
     ``stop()`` closes the listening socket and all connections. ``.server`` is the
     ``asyncio.Server`` while running (``None`` otherwise).
 
+    Checkpoints: this source has no position to resume from (``snapshot()`` is the
+    stateless default): after a restart it goes on with what arrives, at least once
+    from where it reconnects at best; the bytes received since the last checkpoint are lost
+    with the process unless the sender sends them again.
+
     Parameters
     ----------
     port : int
@@ -279,6 +284,11 @@ class from_http_server(_StreamServerSource):
     ``OK``. Other paths get ``404``, other methods on a matching path ``405``. Bodies come
     with ``Content-Length`` or chunked transfer encoding; connections are kept alive as
     HTTP/1.1 says. If downstream raises, the reply is ``500`` and the error is logged.
+
+    Checkpoints: this source has no position to resume from (``snapshot()`` is the
+    stateless default): after a restart it goes on with what arrives, at least once
+    from where it reconnects at best; a request answered since the last checkpoint is not
+    replayed; the client must send it again.
 
     Parameters
     ----------
@@ -467,6 +477,11 @@ class from_websocket(_ServerSource):
     next message is received once downstream has absorbed the previous one. ``stop()``
     closes the server and its connections (close code 1001) and waits for them.
 
+    Checkpoints: this source has no position to resume from (``snapshot()`` is the
+    stateless default): after a restart it goes on with what arrives, at least once
+    from where it reconnects at best; the messages received since the last checkpoint are
+    lost with the process unless the sender sends them again.
+
     Parameters
     ----------
     host : str
@@ -555,6 +570,11 @@ class from_q(ManagedSource):
     Streamz compatibility: the worker waits at most ``max(sleep_time, 0.05)`` seconds at a
     time (capped at 0.5 s), which bounds how long ``stop()`` takes. ``stop()`` ends the thread.
 
+    Checkpoints: this source has no position to resume from (``snapshot()`` is the
+    stateless default): after a restart it goes on with what arrives, at least once
+    from where it reconnects at best; the items taken from the queue since the last
+    checkpoint are lost with the process.
+
     Parameters
     ----------
     q : queue.Queue
@@ -638,6 +658,12 @@ class from_mqtt(from_q):
     acknowledged the subscription (and raises if it refused the connection);
     ``stop()`` disconnects and ends the network thread. The subscription is renewed on
     reconnection.
+
+    Checkpoints: this source has no position to resume from (``snapshot()`` is the
+    stateless default): after a restart it goes on with what arrives, at least once
+    from where it reconnects at best; messages received since the last checkpoint are lost
+    with the process unless the broker delivers them again (QoS 1 with a persistent
+    session).
 
     Parameters
     ----------

@@ -27,6 +27,10 @@ class from_periodic(ManagedSource):
     clock. As in Streamz the period is ``poll_interval`` plus the processing time.
     ``stop()`` interrupts the sleep at once. The source has no position to snapshot.
 
+    Checkpoints: this source has no position to resume from (``snapshot()`` is the
+    stateless default): after a restart it goes on with what arrives, at least once
+    from where it reconnects at best; it calls its callback again from the restart.
+
     Parameters
     ----------
     callback : callable

@@ -38,6 +38,11 @@ class from_process(ManagedSource):
     ``FileNotFoundError`` at once for a command that does not exist. ``.process`` is the
     ``asyncio.subprocess.Process`` while it runs.
 
+    Checkpoints: this source has no position to resume from (``snapshot()`` is the
+    stateless default): after a restart it goes on with what arrives, at least once
+    from where it reconnects at best; the lines the child printed since the last checkpoint
+    are lost with the process; a restart starts the command again.
+
     Parameters
     ----------
     cmd : str or list of str
