@@ -27,8 +27,8 @@ from typing import Any
 import pytest
 
 from millstream import Stream
-from millstream.checkpoint import Checkpoints, CheckpointStore, enable
-from millstream.testing import wait_for
+from millstream.checkpoint import FAILPOINTS, Checkpoints, CheckpointStore, enable
+from millstream.testing import run_child, wait_for
 
 ROUNDS = 2
 CHECKPOINTS = 4
@@ -219,4 +219,24 @@ def test_kill_9_a_dask_word_count_at_random_moments(dask_cluster, tmp_path):
     assert progress[-1] < len(items), "the input should not be done before the last kill"
     done = subprocess.run(command, env=env, capture_output=True, timeout=100)
     assert done.returncode == 0, done.stderr.decode(errors="replace")[-3000:]
+    assert json.loads(out.read_text()) == expected_counts(items)
+
+
+def test_kill_9_a_dask_word_count_at_each_failpoint(dask_cluster, tmp_path):
+    """The same child killed at every fail-point of the checkpoint protocol (each at its
+    2nd hit, so after some progress), then run to the end: the counts are exact."""
+    items = lines(seed=12, n=300)
+    where, out, given = tmp_path / "checkpoints", tmp_path / "counts.json", tmp_path / "lines"
+    given.write_text("\n".join(items) + "\n")
+    command = [sys.executable, str(CHILD), dask_cluster.scheduler_address, str(where), str(out)]
+    command.append(str(given))
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(p for p in sys.path if p))
+    for point in FAILPOINTS:
+        run = run_child(command, failpoints=f"{point}:kill@2", env=env, timeout=120)
+        assert run.crashed, (point, run.returncode, run.stderr[-2000:])
+        assert run.failpoints_hit == [point]
+        assert not out.exists()
+    assert (newest_position(where) or 0) < len(items), "the input should outlast the faults"
+    done = run_child(command, env=env, timeout=120)
+    assert done.returncode == 0, done.stderr[-3000:]
     assert json.loads(out.read_text()) == expected_counts(items)
