@@ -262,13 +262,14 @@ class frequencies(Stream):
     def _compact(self) -> None:
         """Give old snapshots still held somewhere their own dict, freeing the chain behind them.
 
-        A snapshot is copied once the chain behind it is as long as the table itself (and
-        at least ``_COMPACT_EVERY``): the copy then costs no more than the chain it frees,
-        so a snapshot held for a while (the node's ``current_value`` during a batch) costs
-        O(1) per element, not a copy of the whole table every ``_COMPACT_EVERY`` elements.
+        A snapshot is copied once the chain behind it is a sixteenth of the table's size
+        (and at least ``_COMPACT_EVERY`` long): a snapshot held for a while (the node's
+        ``current_value`` during a batch) then costs at most 16 copied entries per element,
+        not a copy of the whole table every ``_COMPACT_EVERY`` elements, and the chain
+        kept alive stays short (long chains cost cache misses on every element).
         """
         keep = []
-        limit = max(self._COMPACT_EVERY, len(self._counts))
+        limit = max(self._COMPACT_EVERY, len(self._counts) >> 4)
         for made, ref in self._tracked:
             table = ref()
             if table is None:
