@@ -15,7 +15,22 @@ _STREAM_KWARGS = ("stream_name", "loop", "asynchronous", "ensure_io_loop", "cloc
 
 
 def pop_stream_kwargs(kwargs: dict[str, Any]) -> dict[str, Any]:
-    """Pop the ``Stream`` keywords out of ``kwargs`` (the rest belongs to the user's function)."""
+    """Pop the ``Stream`` keywords out of ``kwargs`` (the rest belongs to the user's function).
+
+    ``on_error`` other than ``'raise'`` is refused: Dask nodes have no error policy yet
+    (the error arrives with the task's future, after the node has emitted it).
+
+    >>> pop_stream_kwargs({'stream_name': 'a', 'on_error': 'skip'})
+    Traceback (most recent call last):
+    ...
+    NotImplementedError: Dask nodes do not support on_error='skip' yet ...
+    """
+    on_error = kwargs.pop("on_error", "raise")
+    if not (isinstance(on_error, str) and on_error == "raise"):
+        raise NotImplementedError(
+            f"Dask nodes do not support on_error={on_error!r} yet (only 'raise'): apply the "
+            "policy after .gather() on a local node, or catch errors inside the function"
+        )
     return {k: kwargs.pop(k) for k in _STREAM_KWARGS if k in kwargs}
 
 

@@ -7,6 +7,7 @@ from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
 from .._utils import annotate_error, check_callable, no_default, short_repr
+from ..core.errors import ErrorCounts, error_policy
 from ..core.fusion import Stage
 from ..core.state import bad_state, detached, expect_fields
 from ..core.stream import Stream, fused_attribute
@@ -50,6 +51,9 @@ class accumulate(Stream):
     ):
         check_callable("accumulate", "func", func)
         self._func = func
+        self.error_policy = error_policy("accumulate", kwargs.pop("on_error", "raise"))
+        #: the elements this node gave up on (see :mod:`millstream.core.errors`)
+        self.errors = self.error_policy.counts if self.error_policy else ErrorCounts()
         self.state = start
         self.returns_state = returns_state
         self.with_state = kwargs.pop("with_state", False)
@@ -82,11 +86,20 @@ class accumulate(Stream):
         return (state, result) if self.with_state else result
 
     def update(self, x: Any, who: Stream | None = None, metadata: list[dict] | None = None) -> Any:
-        return self._emit(self._step(x), metadata=metadata)
+        policy = self.error_policy
+        if policy is None:
+            return self._emit(self._step(x), metadata=metadata)
+        try:
+            result = self._step(x)  # the state is unchanged when the function raises
+        except Exception as e:
+            return policy.handle(self, e, x, metadata, self._func)
+        return self._emit(result, metadata=metadata)
 
     _fusion_update = update
 
-    def _fusion_stage(self) -> Stage:
+    def _fusion_stage(self) -> Stage | None:
+        if self.error_policy is not None:
+            return None  # the policy runs on the per-element path
         return Stage("step", self._step, user_func=self._func)
 
     def snapshot(self) -> dict[str, Any]:

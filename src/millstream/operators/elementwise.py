@@ -9,6 +9,7 @@ from collections.abc import Callable
 from typing import Any
 
 from .._utils import annotate_error, check_callable, short_repr
+from ..core.errors import ErrorCounts, error_policy
 from ..core.fusion import Stage
 from ..core.stream import Stream, fused_attribute
 
@@ -16,13 +17,17 @@ __all__ = ["ItemPicker", "filter", "flatten", "map", "pluck", "remove", "starmap
 
 
 class _FuncNode(Stream):
-    """A node applying ``func(x, *args, **kwargs)``; only ``stream_name`` is kept for the node."""
+    """A node applying ``func(x, *args, **kwargs)``; ``stream_name`` and ``on_error`` are
+    kept for the node (see :mod:`millstream.core.errors`)."""
 
     func = fused_attribute()
 
     def __init__(self, upstream: Stream, func: Callable[..., Any], *args: Any, **kwargs: Any):
         check_callable(type(self).__name__, "func", func)
         self._func = func
+        self.error_policy = error_policy(type(self).__name__, kwargs.pop("on_error", "raise"))
+        #: the elements this node gave up on (``on_error='skip'`` or a dead-letter stream)
+        self.errors = self.error_policy.counts if self.error_policy else ErrorCounts()
         stream_name = kwargs.pop("stream_name", None)
         self.args = args
         self.kwargs = kwargs
@@ -50,13 +55,17 @@ class map(_FuncNode):
         try:
             result = self._func(x, *self.args, **self.kwargs)
         except Exception as e:
+            if self.error_policy is not None:
+                return self.error_policy.handle(self, e, x, metadata, self._func)
             annotate_error(e, self, self._func, x)
             raise
         return self._emit(result, metadata=metadata)
 
     _fusion_update = update
 
-    def _fusion_stage(self) -> Stage:
+    def _fusion_stage(self) -> Stage | None:
+        if self.error_policy is not None:
+            return None  # the policy runs on the per-element path
         return Stage("call", self._func, self.args, self.kwargs)
 
 
@@ -77,13 +86,17 @@ class starmap(_FuncNode):
         try:
             result = self._func(*(x + self.args), **self.kwargs)
         except Exception as e:
+            if self.error_policy is not None:
+                return self.error_policy.handle(self, e, x, metadata, self._func)
             annotate_error(e, self, self._func, x)
             raise
         return self._emit(result, metadata=metadata)
 
     _fusion_update = update
 
-    def _fusion_stage(self) -> Stage:
+    def _fusion_stage(self) -> Stage | None:
+        if self.error_policy is not None:
+            return None
         return Stage("starcall", self._func, self.args, self.kwargs)
 
 
@@ -116,6 +129,8 @@ class filter(Stream):
             predicate = _truthy
         check_callable("filter", "predicate", predicate)
         self._predicate = predicate
+        self.error_policy = error_policy(type(self).__name__, kwargs.pop("on_error", "raise"))
+        self.errors = self.error_policy.counts if self.error_policy else ErrorCounts()
         stream_name = kwargs.pop("stream_name", None)
         self.args = args
         self.kwargs = kwargs
@@ -125,6 +140,8 @@ class filter(Stream):
         try:
             keep = self._predicate(x, *self.args, **self.kwargs)
         except Exception as e:
+            if self.error_policy is not None:
+                return self.error_policy.handle(self, e, x, metadata, self._predicate)
             annotate_error(e, self, self._predicate, x)
             raise
         if keep:
@@ -133,7 +150,9 @@ class filter(Stream):
 
     _fusion_update = update
 
-    def _fusion_stage(self) -> Stage:
+    def _fusion_stage(self) -> Stage | None:
+        if self.error_policy is not None:
+            return None
         return Stage("filter", self._predicate, self.args, self.kwargs)
 
 
@@ -155,6 +174,8 @@ class remove(filter):
         try:
             drop = self._predicate(x, *self.args, **self.kwargs)
         except Exception as e:
+            if self.error_policy is not None:
+                return self.error_policy.handle(self, e, x, metadata, self._predicate)
             annotate_error(e, self, self._predicate, x)
             raise
         if not drop:
@@ -163,7 +184,9 @@ class remove(filter):
 
     _fusion_update = update
 
-    def _fusion_stage(self) -> Stage:
+    def _fusion_stage(self) -> Stage | None:
+        if self.error_policy is not None:
+            return None
         return Stage("filter", self._predicate, self.args, self.kwargs, negate=True)
 
 
@@ -247,12 +270,24 @@ class flatten(Stream):
     [1, 2, 3, 4]
     """
 
+    def __init__(self, upstream: Stream, on_error: Any = "raise", **kwargs: Any):
+        #: what to do with an element that is not iterable (see :mod:`millstream.core.errors`)
+        self.error_policy = error_policy("flatten", on_error)
+        self.errors = self.error_policy.counts if self.error_policy else ErrorCounts()
+        Stream.__init__(self, upstream, **kwargs)
+
     def update(self, x: Any, who: Stream | None = None, metadata: list[dict] | None = None) -> Any:
+        try:
+            items = _iter_or_raise(self, x)
+        except TypeError as e:
+            if self.error_policy is not None:
+                return self.error_policy.handle(self, e, x, metadata, None)
+            raise
         if metadata is None:
-            pending = [p for ps in self._emit_batch(_iter_or_raise(self, x)) for p in ps]
+            pending = [p for ps in self._emit_batch(items) for p in ps]
             return pending
         result: list[Any] = []
-        for item in _iter_or_raise(self, x):
+        for item in items:
             r = self._emit(item, metadata=metadata)
             if r:
                 result.extend(r)
@@ -260,7 +295,9 @@ class flatten(Stream):
 
     _fusion_update = update
 
-    def _fusion_stage(self) -> Stage:
+    def _fusion_stage(self) -> Stage | None:
+        if self.error_policy is not None:
+            return None
         return Stage("flatten")
 
 

@@ -14,6 +14,7 @@ from typing import Any
 
 from .._utils import annotate_error, check_callable
 from ..core.awaitables import release_refs_after
+from ..core.errors import ErrorCounts, ErrorPolicy, error_policy
 from ..core.fusion import Stage
 from ..core.refs import retain_refs
 from ..core.stream import Stream, fused_attribute
@@ -70,6 +71,9 @@ class sink(Sink):
     def __init__(self, upstream: Stream, func: Callable[..., Any], *args: Any, **kwargs: Any):
         check_callable("sink", "func", func)
         self._func = func
+        self.error_policy = error_policy("sink", kwargs.pop("on_error", "raise"), sink=True)
+        #: the elements this sink gave up on, and its retries (see :mod:`millstream.core.errors`)
+        self.errors = self.error_policy.counts if self.error_policy else ErrorCounts()
         stream_kwargs = {k: kwargs.pop(k) for k in list(kwargs) if k in _STREAM_PARAMS}
         self.args = args
         self.kwargs = kwargs
@@ -79,18 +83,37 @@ class sink(Sink):
         try:
             result = self._func(x, *self.args, **self.kwargs)
         except Exception as e:
+            policy = self.error_policy
+            if policy is not None:
+                return self._apply_policy(policy, e, x, metadata)
             annotate_error(e, self, self._func, x)
             raise
         if result is not None and inspect.isawaitable(result):
+            if self.error_policy is not None:
+                return self.error_policy.awaiting(
+                    self, result, x, metadata, self._call_with(x), self._func
+                )
             if metadata:
                 retain_refs(metadata)
                 return release_refs_after(result, metadata, self, x=x)
             return result
         return []
 
+    def _call_with(self, x: Any) -> Callable[[], Any]:
+        return lambda: self._func(x, *self.args, **self.kwargs)
+
+    def _apply_policy(
+        self, policy: ErrorPolicy, error: Exception, x: Any, metadata: list[dict] | None
+    ) -> Any:
+        if policy.action == "retry":
+            return policy.retrying(self, error, x, metadata, self._call_with(x), self._func)
+        return policy.handle(self, error, x, metadata, self._func)
+
     _fusion_update = update
 
-    def _fusion_stage(self) -> Stage:
+    def _fusion_stage(self) -> Stage | None:
+        if self.error_policy is not None:
+            return None  # the policy runs on the per-element path
         return Stage(
             "sink", self._func, self.args, self.kwargs, returns_none=_returns_none(self._func)
         )
