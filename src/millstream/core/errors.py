@@ -252,7 +252,21 @@ class ErrorPolicy:
             raise
         release_refs(metadata)
 
-    async def awaiting(
+    def awaiting(
+        self,
+        node: Any,
+        pending: Awaitable[Any],
+        x: Any,
+        metadata: Metadata | None,
+        call: Callable[[], Any],
+        func: Any,
+    ) -> Awaitable[None]:
+        """An awaitable that awaits what an async sink returned and, if that raises, applies
+        the policy; it holds ``x``'s refs until it has finished."""
+        retain_refs(metadata)
+        return self._await(node, pending, x, metadata, call, func)
+
+    async def _await(
         self,
         node: Any,
         pending: Awaitable[Any],
@@ -261,9 +275,6 @@ class ErrorPolicy:
         call: Callable[[], Any],
         func: Any,
     ) -> None:
-        """Await what an async sink returned; if it raises, apply the policy (held refs are
-        released once done)."""
-        retain_refs(metadata)
         try:
             try:
                 await pending

@@ -170,7 +170,8 @@ class ConsumerThread:
 
 
 def message_record(msg: Any) -> dict[str, Any]:
-    """The ``keys=True`` form of a message: key, value, topic, partition, offset, timestamp."""
+    """The ``keys=True`` form of a message: key, value, topic, partition, offset, timestamp
+    and headers (a list of ``(name, bytes)`` pairs as librdkafka gives them, None if none)."""
     kind, ts = msg.timestamp()
     return {
         "key": msg.key(),
@@ -179,6 +180,7 @@ def message_record(msg: Any) -> dict[str, Any]:
         "partition": msg.partition(),
         "offset": msg.offset(),
         "timestamp": ts if kind else None,  # milliseconds since the epoch
+        "headers": msg.headers(),
     }
 
 

@@ -62,9 +62,10 @@ class from_kafka(KafkaSource):
         10); what is still in flight then is not committed, and a warning says so.
     keys : bool
         Emit each record as a dict with ``key``, ``value``, ``topic``, ``partition``,
-        ``offset`` and ``timestamp`` (milliseconds since the epoch, None if the record has
-        none), tombstones included, as ``from_kafka_batched(keys=True)`` does (not in
-        Streamz's ``from_kafka``). ``with_timestamps('kafka')`` reads these records.
+        ``offset``, ``timestamp`` (milliseconds since the epoch, None if the record has
+        none) and ``headers`` (``(name, bytes)`` pairs, None if none), tombstones
+        included, as ``from_kafka_batched(keys=True)`` does (not in Streamz's
+        ``from_kafka``). ``with_timestamps('kafka')`` reads these records.
 
     Examples
     --------

@@ -360,7 +360,7 @@ def from_kafka_batched(
     max_batch_size : int
         The most records of one partition in one batch.
     keys : bool
-        Emit dicts (key, value, topic, partition, offset, timestamp) instead of values.
+        Emit dicts (key, value, topic, partition, offset, timestamp, headers) instead of values.
     engine : None
         ``'cudf'`` is not supported yet.
 
