@@ -4,6 +4,7 @@ processed once, and the group's committed offsets move past the poison records."
 from __future__ import annotations
 
 import json
+import time
 import uuid
 
 from confluent_kafka import Consumer, Producer, TopicPartition
@@ -100,3 +101,67 @@ def test_poison_records_are_dead_lettered_byte_identical(kafka_bootstrap, kafka_
     # the partitions moved on: committed past every record, poison ones included
     ends = {p: len(range(p, N, partitions)) for p in range(partitions)}
     wait_for(lambda: _committed(kafka_bootstrap, group, topic, partitions) == ends, 10)
+
+
+def _read_all(bootstrap, topic, count, timeout=20.0):
+    consumer = Consumer(
+        {
+            "bootstrap.servers": bootstrap,
+            "group.id": f"millstream-reader-{uuid.uuid4().hex[:10]}",
+            "auto.offset.reset": "earliest",
+        }
+    )
+    consumer.subscribe([topic])
+    messages = []
+    try:
+        deadline = time.monotonic() + timeout
+        while len(messages) < count and time.monotonic() < deadline:
+            msg = consumer.poll(0.2)
+            if msg is not None and msg.error() is None:
+                messages.append(msg)
+        # nothing more arrives
+        extra = consumer.poll(1.0)
+        assert extra is None or extra.error() is not None
+    finally:
+        consumer.close()
+    return messages
+
+
+def test_dead_letters_to_a_kafka_topic(kafka_bootstrap, kafka_topic):
+    partitions = 2
+    topic = kafka_topic(partitions)
+    dead_topic = kafka_topic(1)
+    _produce(kafka_bootstrap, topic, partitions)
+    group = f"millstream-errors-{uuid.uuid4().hex[:10]}"
+    config = {
+        "bootstrap.servers": kafka_bootstrap,
+        "group.id": group,
+        "auto.offset.reset": "earliest",
+    }
+    source = Stream.from_kafka(topic, config, poll_interval=0.05, keys=True)
+    dead = Stream()
+    writer = dead.to_kafka_dead_letters(dead_topic, {"bootstrap.servers": kafka_bootstrap})
+    out = source.map(_decode, on_error=dead).sink_to_list()
+    ends = {p: len(range(p, N, partitions)) for p in range(partitions)}
+    source.start()
+    try:
+        wait_for(lambda: len(out) == N - len(POISON), 20)
+        wait_for(lambda: _committed(kafka_bootstrap, group, topic, partitions) == ends, 10)
+    finally:
+        source.stop()
+    assert str(writer) == f"<to_kafka_dead_letters: {dead_topic}>"
+    messages = _read_all(kafka_bootstrap, dead_topic, len(POISON))
+    assert len(messages) == len(POISON)
+    for msg in messages:
+        i = int(msg.key()[1:])
+        assert i in POISON
+        key, value, headers = _record(i)
+        assert msg.key() == key and msg.value() == value
+        got = msg.headers()
+        assert got[: len(headers)] == headers  # the original headers first, unchanged
+        extra = dict(got[len(headers) :])
+        assert extra["millstream.function"] == b"_decode"
+        assert extra["millstream.source.topic"] == topic.encode()
+        assert extra["millstream.source.partition"] == str(i % partitions).encode()
+        assert extra["millstream.source.offset"] == str(i // partitions).encode()
+        assert extra["millstream.error.type"] in (b"JSONDecodeError", b"UnicodeDecodeError")

@@ -1,6 +1,6 @@
 """Sinks: the ends of a graph."""
 
-from . import kafka, network  # noqa: F401  (registers to_kafka, to_websocket, to_mqtt)
+from . import dead_letters, kafka, network  # noqa: F401  (registers to_kafka, to_websocket...)
 from .core import Sink, _global_sinks, sink, sink_to_list
 from .files import sink_to_file, sink_to_textfile
 
