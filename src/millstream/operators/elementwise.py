@@ -55,9 +55,9 @@ class map(_FuncNode):
         try:
             result = self._func(x, *self.args, **self.kwargs)
         except Exception as e:
+            annotate_error(e, self, self._func, x)
             if self.error_policy is not None:
                 return self.error_policy.handle(self, e, x, metadata, self._func)
-            annotate_error(e, self, self._func, x)
             raise
         return self._emit(result, metadata=metadata)
 
@@ -86,9 +86,9 @@ class starmap(_FuncNode):
         try:
             result = self._func(*(x + self.args), **self.kwargs)
         except Exception as e:
+            annotate_error(e, self, self._func, x)
             if self.error_policy is not None:
                 return self.error_policy.handle(self, e, x, metadata, self._func)
-            annotate_error(e, self, self._func, x)
             raise
         return self._emit(result, metadata=metadata)
 
@@ -140,9 +140,9 @@ class filter(Stream):
         try:
             keep = self._predicate(x, *self.args, **self.kwargs)
         except Exception as e:
+            annotate_error(e, self, self._predicate, x)
             if self.error_policy is not None:
                 return self.error_policy.handle(self, e, x, metadata, self._predicate)
-            annotate_error(e, self, self._predicate, x)
             raise
         if keep:
             return self._emit(x, metadata=metadata)
@@ -174,9 +174,9 @@ class remove(filter):
         try:
             drop = self._predicate(x, *self.args, **self.kwargs)
         except Exception as e:
+            annotate_error(e, self, self._predicate, x)
             if self.error_policy is not None:
                 return self.error_policy.handle(self, e, x, metadata, self._predicate)
-            annotate_error(e, self, self._predicate, x)
             raise
         if not drop:
             return self._emit(x, metadata=metadata)

@@ -83,10 +83,10 @@ class sink(Sink):
         try:
             result = self._func(x, *self.args, **self.kwargs)
         except Exception as e:
+            annotate_error(e, self, self._func, x)
             policy = self.error_policy
             if policy is not None:
                 return self._apply_policy(policy, e, x, metadata)
-            annotate_error(e, self, self._func, x)
             raise
         if result is not None and inspect.isawaitable(result):
             if self.error_policy is not None:
