@@ -177,6 +177,7 @@ GATHERED_SINKS = {
     "with_timestamps": (abs,),
     "window": (CountTumbling(2), "sum"),
     "to_kafka": ("topic", {"bootstrap.servers": "127.0.0.1:9"}),
+    "to_kafka_dead_letters": ("topic.dead", {"bootstrap.servers": "127.0.0.1:9"}),
     "to_mqtt": ("127.0.0.1", 1, "topic"),
     "to_websocket": ("ws://127.0.0.1:1",),
 }

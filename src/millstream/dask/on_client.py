@@ -310,6 +310,7 @@ def _gathered(name: str) -> Callable[..., Stream]:
 for _name in (
     "sink_to_textfile",
     "to_kafka",
+    "to_kafka_dead_letters",
     "to_mqtt",
     "to_websocket",
     "with_timestamps",
