@@ -17,6 +17,7 @@ from . import time as _time  # noqa: F401  (registers with_timestamps, window)
 from ._utils import identity, no_default
 from ._version import __version__ as __version__
 from .core.clock import ManualClock, SystemClock
+from .core.errors import DeadLetter, Retry
 from .core.graph import create_graph, visualize
 from .core.plugins import load_plugins
 from .core.refs import RefCounter
@@ -46,10 +47,12 @@ from .sinks import Sink, sink, sink_to_file, sink_to_textfile
 from .sources import PeriodicCallback, Source
 
 __all__ = [
+    "DeadLetter",
     "ManualClock",
     "MillstreamError",
     "PeriodicCallback",
     "RefCounter",
+    "Retry",
     "Sink",
     "Source",
     "Stream",

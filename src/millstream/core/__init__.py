@@ -13,16 +13,20 @@ from .awaitables import (
     run_on_graph_loop,
 )
 from .clock import Clock, ManualClock, SystemClock, get_default_clock, use_clock
+from .errors import DeadLetter, ErrorCounts, Retry
 from .loop import EventLoop, get_io_loop, in_loop_thread, log_task_error, sync
 from .refs import Metadata, RefCounter, release_refs, retain_refs
 from .stream import Stream, fused_attribute, graph_changed, graph_version
 
 __all__ = [
     "Clock",
+    "DeadLetter",
+    "ErrorCounts",
     "EventLoop",
     "ManualClock",
     "Metadata",
     "RefCounter",
+    "Retry",
     "Stream",
     "SystemClock",
     "await_all",
