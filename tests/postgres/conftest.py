@@ -89,16 +89,37 @@ def start_server(base: str) -> tuple[str, list[str], str]:
     data = os.path.join(base, "data")
     _run(
         prefix,
-        [f"{bindir}/initdb", "-D", data, "-U", "postgres", "--auth=trust", "-E", "UTF8",
-         "--no-sync", "--locale=C"],
+        [
+            f"{bindir}/initdb",
+            "-D",
+            data,
+            "-U",
+            "postgres",
+            "--auth=trust",
+            "-E",
+            "UTF8",
+            "--no-sync",
+            "--locale=C",
+        ],
         timeout=120,
     )
     port = free_port()
     options = f"-p {port} -k {base} -c listen_addresses=127.0.0.1 -c fsync=off"
     _run(
         prefix,
-        [f"{bindir}/pg_ctl", "-D", data, "-l", os.path.join(base, "server.log"), "-w",
-         "-t", "60", "-o", options, "start"],
+        [
+            f"{bindir}/pg_ctl",
+            "-D",
+            data,
+            "-l",
+            os.path.join(base, "server.log"),
+            "-w",
+            "-t",
+            "60",
+            "-o",
+            options,
+            "start",
+        ],
         timeout=90,
     )
     dsn = f"host=127.0.0.1 port={port} user=postgres dbname=postgres"
@@ -124,8 +145,11 @@ def wait_until_accepting(dsn: str, log: str, timeout: float = 30) -> None:
 
 def stop_server(base: str, prefix: list[str], bindir: str) -> None:
     try:
-        _run(prefix, [f"{bindir}/pg_ctl", "-D", os.path.join(base, "data"), "-m", "fast",
-                      "-w", "stop"], timeout=60)
+        _run(
+            prefix,
+            [f"{bindir}/pg_ctl", "-D", os.path.join(base, "data"), "-m", "fast", "-w", "stop"],
+            timeout=60,
+        )
     finally:
         shutil.rmtree(base, ignore_errors=True)
 
