@@ -1,6 +1,7 @@
 """Sinks: the ends of a graph."""
 
-from . import kafka, network  # noqa: F401  (registers to_kafka, to_websocket, to_mqtt)
+# registers to_kafka, to_websocket, to_mqtt, to_postgres
+from . import kafka, network, postgres  # noqa: F401
 from .core import Sink, _global_sinks, sink, sink_to_list
 from .files import sink_to_file, sink_to_textfile
 
