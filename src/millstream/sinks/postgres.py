@@ -253,21 +253,14 @@ class to_postgres(Sink):
     def _connection(self) -> Any:
         if self._conn is None or self._conn.closed:
             self._conn = self._psycopg.connect(self.dsn)
-            if self.columns is None:
-                self._columns_of_table(self._conn)
         return self._conn
 
-    def _columns_of_table(self, conn: Any) -> None:
-        if self._rows and isinstance(self._rows[0], dict):
-            self.columns = list(self._rows[0])
-            return
-        for _, (rows, _m) in self._prepared:
-            if rows and isinstance(rows[0], dict):
-                self.columns = list(rows[0])
-                return
+    def _columns_for(self, conn: Any, first: Any) -> list[str]:
+        """The columns to write: the keys of the first dict row, else the table's."""
+        if isinstance(first, dict):
+            return list(first)
         cursor = conn.execute(self._sql("SELECT * FROM {} LIMIT 0").format(self._table_id()))
-        self.columns = [c.name for c in cursor.description]
-        conn.rollback()
+        return [c.name for c in cursor.description]
 
     def _sql(self, text: str) -> Any:
         return self._psycopg.sql.SQL(text)
@@ -295,8 +288,8 @@ class to_postgres(Sink):
         if not rows:
             return
         if self.columns is None:
-            self._columns_of_table(conn)
-        columns = list(self.columns or ())
+            self.columns = self._columns_for(conn, rows[0])
+        columns = self.columns
         sql = self._psycopg.sql
         names = sql.SQL(", ").join(map(sql.Identifier, columns))
         cursor = conn.cursor()
