@@ -10,6 +10,7 @@ reason: they never skip. ``scripts/test`` installs the Debian package ``postgres
 
 from __future__ import annotations
 
+import contextlib
 import glob
 import os
 import shutil
@@ -18,6 +19,7 @@ import subprocess
 import tempfile
 import time
 import uuid
+from collections.abc import Iterator
 
 import pytest
 
@@ -76,55 +78,46 @@ def _run(prefix: list[str], args: list[str], timeout: float) -> None:
         )
 
 
-def start_server(base: str) -> tuple[str, list[str], str]:
-    """Start a server in ``base``; return its DSN, the user prefix and the bin directory."""
-    bindir = postgres_bin()
-    prefix = _as_user()
-    if prefix:
-        import pwd
+class PostgresServer:
+    """A server with its data directory in ``base``: :meth:`start`, :meth:`crash`
+    (``pg_ctl stop -m immediate``: no shutdown checkpoint, recovery at the next start) and
+    :meth:`stop` (fast, then the directory is removed)."""
 
-        user = prefix[2] if prefix[0].endswith("runuser") else prefix[1]
-        entry = pwd.getpwnam(user)
-        os.chown(base, entry.pw_uid, entry.pw_gid)
-    data = os.path.join(base, "data")
-    _run(
-        prefix,
-        [
-            f"{bindir}/initdb",
-            "-D",
-            data,
-            "-U",
-            "postgres",
-            "--auth=trust",
-            "-E",
-            "UTF8",
-            "--no-sync",
-            "--locale=C",
-        ],
-        timeout=120,
-    )
-    port = free_port()
-    options = f"-p {port} -k {base} -c listen_addresses=127.0.0.1 -c fsync=off"
-    _run(
-        prefix,
-        [
-            f"{bindir}/pg_ctl",
-            "-D",
-            data,
-            "-l",
-            os.path.join(base, "server.log"),
-            "-w",
-            "-t",
-            "60",
-            "-o",
-            options,
-            "start",
-        ],
-        timeout=90,
-    )
-    dsn = f"host=127.0.0.1 port={port} user=postgres dbname=postgres"
-    wait_until_accepting(dsn, os.path.join(base, "server.log"))
-    return dsn, prefix, bindir
+    def __init__(self, base: str):
+        self.base = base
+        self.bindir = postgres_bin()
+        self.prefix = _as_user()
+        self.data = os.path.join(base, "data")
+        self.log = os.path.join(base, "server.log")
+        self.port = free_port()
+        self.dsn = f"host=127.0.0.1 port={self.port} user=postgres dbname=postgres"
+        if self.prefix:
+            import pwd
+
+            user = self.prefix[2] if self.prefix[0].endswith("runuser") else self.prefix[1]
+            entry = pwd.getpwnam(user)
+            os.chown(base, entry.pw_uid, entry.pw_gid)
+        initdb = [f"{self.bindir}/initdb", "-D", self.data, "-U", "postgres", "--auth=trust"]
+        _run(self.prefix, [*initdb, "-E", "UTF8", "--no-sync", "--locale=C"], timeout=120)
+
+    def pg_ctl(self, *args: str, timeout: float = 90) -> None:
+        _run(self.prefix, [f"{self.bindir}/pg_ctl", "-D", self.data, *args], timeout=timeout)
+
+    def start(self) -> str:
+        """Start the server (on the same port every time); return its DSN."""
+        options = f"-p {self.port} -k {self.base} -c listen_addresses=127.0.0.1 -c fsync=off"
+        self.pg_ctl("-l", self.log, "-w", "-t", "60", "-o", options, "start")
+        wait_until_accepting(self.dsn, self.log)
+        return self.dsn
+
+    def crash(self) -> None:
+        self.pg_ctl("-m", "immediate", "-w", "stop", timeout=60)
+
+    def stop(self) -> None:
+        try:
+            self.pg_ctl("-m", "fast", "-w", "stop", timeout=60)
+        finally:
+            shutil.rmtree(self.base, ignore_errors=True)
 
 
 def wait_until_accepting(dsn: str, log: str, timeout: float = 30) -> None:
@@ -143,17 +136,6 @@ def wait_until_accepting(dsn: str, log: str, timeout: float = 30) -> None:
             time.sleep(0.1)
 
 
-def stop_server(base: str, prefix: list[str], bindir: str) -> None:
-    try:
-        _run(
-            prefix,
-            [f"{bindir}/pg_ctl", "-D", os.path.join(base, "data"), "-m", "fast", "-w", "stop"],
-            timeout=60,
-        )
-    finally:
-        shutil.rmtree(base, ignore_errors=True)
-
-
 @pytest.fixture(scope="session")
 def postgres_dsn():
     """The DSN of the session's PostgreSQL server."""
@@ -164,16 +146,24 @@ def postgres_dsn():
     if os.environ.get(ENV):
         yield os.environ[ENV]
         return
+    with own_server() as server:
+        yield server.dsn
+
+
+@contextlib.contextmanager
+def own_server() -> Iterator[PostgresServer]:
+    """A started server of its own, stopped after; ``pytest.fail`` if it cannot start."""
     base = tempfile.mkdtemp(prefix="millstream-pg-")  # not under pytest's 0700 directory
     try:
-        dsn, prefix, bindir = start_server(base)
+        server = PostgresServer(base)
+        server.start()
     except (PostgresUnavailable, subprocess.TimeoutExpired, OSError) as error:
         shutil.rmtree(base, ignore_errors=True)
         pytest.fail(f"no PostgreSQL server for the tests: {error}", pytrace=False)
     try:
-        yield dsn
+        yield server
     finally:
-        stop_server(base, prefix, bindir)
+        server.stop()
 
 
 @pytest.fixture
