@@ -30,9 +30,10 @@ from typing import Any
 
 from .._utils import short_repr
 from ..core.failpoints import failpoint
+from ..core.fusion import Stage
 from ..core.loop import in_loop_thread, sync
 from ..core.refs import release_refs, retain_refs
-from ..core.stream import Stream
+from ..core.stream import Stream, graph_changed
 from .core import Sink
 
 __all__ = ["CHECKPOINT_TABLE", "FAILPOINTS", "to_postgres"]
@@ -197,6 +198,25 @@ class to_postgres(Sink):
             self._timer = self.loop.call_later(self.flush_interval, self._on_timer)
         return None
 
+    _fusion_update = update
+
+    def _fusion_stage(self) -> Stage | None:
+        """Fused only when transactional: then a row is only appended until the checkpoint
+        (without checkpoints rows are held past ``update`` until their batch commits, so
+        their refs are needed)."""
+        if not self.transactional:
+            return None
+        return Stage("sink", self._buffer_row, returns_none=True)
+
+    def _buffer_row(self, x: Any) -> None:
+        """Keep ``x`` for the next checkpoint (fused code, transactional: on the loop)."""
+        if type(x) is not tuple and not isinstance(x, (dict, tuple, list)):
+            raise TypeError(
+                f"{self._label}: each element must be a dict (column -> value) or a tuple of "
+                f"values, got {short_repr(x)}"
+            )
+        self._rows.append(x)
+
     def _write_now(self) -> None:
         batch = self._detach()
         try:
@@ -345,6 +365,7 @@ class to_postgres(Sink):
         """From now on (``on``), write rows only at checkpoints, recorded under the
         pipeline name (``pipeline=``, else ``identity``)."""
         self.transactional = on
+        graph_changed()  # fused only when transactional
         if on and self.pipeline is None:
             self.pipeline = identity or self._label
 
