@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import threading
 from collections.abc import Sequence
 from typing import Any
@@ -37,6 +38,8 @@ from ..core.stream import Stream, graph_changed
 from .core import Sink
 
 __all__ = ["CHECKPOINT_TABLE", "FAILPOINTS", "to_postgres"]
+
+logger = logging.getLogger("millstream.sinks")
 
 #: The table where transactional sinks record the checkpoint their rows belong to.
 CHECKPOINT_TABLE = "millstream_checkpoints"
@@ -244,6 +247,8 @@ class to_postgres(Sink):
                 await asyncio.to_thread(self._write_batches, [batch], None)
             except Exception as e:
                 release_refs([m for ms in batch[1] for m in ms], error=e)
+                if not self._errors:
+                    logger.error("%s: writing %d rows failed", self, len(batch[0]), exc_info=e)
                 self._errors.append(e)
                 return
             release_refs([m for ms in batch[1] for m in ms])
