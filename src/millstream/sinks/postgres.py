@@ -320,9 +320,14 @@ class to_postgres(Sink):
         cursor = conn.cursor()
         if self.mode == "insert":
             query = sql.SQL("COPY {} ({}) FROM STDIN").format(self._table_id(), names)
+            width, values = len(columns), self._values
             with cursor.copy(query) as copy:
+                write_row = copy.write_row
                 for row in rows:
-                    copy.write_row(self._values(row, columns))
+                    if type(row) is tuple and len(row) == width:
+                        write_row(row)
+                    else:
+                        write_row(values(row, columns))
             return
         updates = [c for c in columns if c not in self.key]
         action = (
