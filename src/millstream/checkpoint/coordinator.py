@@ -13,7 +13,10 @@ elements, and a last one when the input ends:
    effects the state holds (:mod:`millstream.core.state` is the contract);
 3. release: the graph goes on while the snapshot is pickled and written in a worker
    thread, atomically (:mod:`.store`);
-4. complete: sources are told (``checkpoint_complete``), so Kafka commits the group's
+4. commit: transactional sinks (:mod:`.transactional`) commit the output of the
+   checkpoint with its record, in one transaction (PostgreSQL); on a restart the
+   checkpoint they hold is the one restored;
+5. complete: sources are told (``checkpoint_complete``), so Kafka commits the group's
    offsets of the checkpoint; checkpoints beyond the ``keep`` newest are removed.
 
 Each step is a fail-point (:data:`FAILPOINTS`, see :mod:`millstream.core.failpoints`).
@@ -41,6 +44,7 @@ from ..exceptions import CheckpointError, StateError
 from ..sources.base import Source
 from .ids import GraphMismatchError, graph_nodes, node_ids
 from .store import CheckpointStore
+from .transactional import is_transactional
 
 __all__ = ["FAILPOINTS", "CheckpointInfo", "Checkpoints", "enable"]
 
@@ -144,6 +148,10 @@ class Checkpoints:
                 f"checkpoints: enable() before start(): {short_repr(running)} already running"
             )
         self.ids: dict[Stream, str] = {n: all_ids[n] for n in nodes if _has_state(n)}
+        #: transactional sinks: their output commits with each checkpoint
+        self.transactional: list[Any] = [n for n in nodes if is_transactional(n)]
+        if self.transactional:
+            self.keep = max(keep, 2)
         self.loop = self.sources[0].loop
         self.restored: int | None = None
         self.last: CheckpointInfo | None = None
@@ -157,6 +165,8 @@ class Checkpoints:
         self._wake = asyncio.Event()
         self._passed_at: dict[int, int] = {}
         self._install_holds(nodes)
+        for sink in self.transactional:
+            sink.checkpoint_mode(True, identity=f"{self.store.location}#{all_ids[sink]}")
         # restored nodes that emit from a task of their own (a delay with elements due, a
         # map_async calling again) may start on the loop at once: held until every node
         # is restored, they cannot emit into a node not restored yet (opened on the loop,
@@ -178,7 +188,7 @@ class Checkpoints:
     # -- restoring ----------------------------------------------------------------------
     def _restore(self, rename: dict[str, str], drop: set[str], fresh: set[str]) -> None:
         self.store.clean_temporary()
-        found = self.store.latest()
+        found = self._restore_point()
         if found is None:
             return
         checkpoint_id, body = found
@@ -222,13 +232,44 @@ class Checkpoints:
             if s in self.ids and self.ids[s] in saved
         }
         self.restored = checkpoint_id
-        self._next_id = checkpoint_id + 1
+        self._next_id = max(self._next_id, checkpoint_id + 1)
         logger.info(
             "restored %d node(s) from checkpoint %d in %s",
             len(saved),
             checkpoint_id,
             self.store.location,
         )
+
+    def _restore_point(self) -> tuple[int, bytes] | None:
+        """The checkpoint to restore: the newest, or the one the transactional sinks hold."""
+        if not self.transactional:
+            return self.store.latest()
+        files = self.store.ids()
+        self._next_id = max(files, default=0) + 1  # an id never names two checkpoints
+        held = [sink.committed_checkpoint() for sink in self.transactional]
+        if len(set(held)) > 1:
+            logger.warning(
+                "transactional sinks hold different checkpoints %s: restoring the oldest; "
+                "the sinks ahead write the output after it again",
+                dict(zip(map(str, self.transactional), held, strict=True)),
+            )
+        if None in held:
+            if files:
+                logger.warning(
+                    "%s holds no committed checkpoint: starting from the beginning, not from "
+                    "the checkpoint files in %s",
+                    self.transactional[held.index(None)],
+                    self.store.location,
+                )
+            return None
+        checkpoint_id = min(h for h in held if h is not None)
+        try:
+            return checkpoint_id, self.store.read(checkpoint_id)
+        except (CheckpointError, OSError, ValueError) as e:
+            raise CheckpointError(
+                f"the transactional sinks hold checkpoint {checkpoint_id}, but its file in "
+                f"{self.store.location} cannot be read: {e}"
+            ) from e
 
     @staticmethod
     def _upgraded(node: Stream, node_id: str, entry: Any) -> Any:
@@ -329,8 +370,15 @@ class Checkpoints:
                     await settle()
             positions = {self.ids[s]: s.snapshot() for s in self.sources if s in self.ids}
             self._passed_at = {id(h): h.passed for h in self._source_holds}
-            if only_if_changed and positions == self._positions:
+            if (
+                only_if_changed
+                and positions == self._positions
+                and not any(sink.has_uncommitted() for sink in self.transactional)
+            ):
                 return None
+            checkpoint_id = self._next_id
+            for sink in self.transactional:
+                sink.prepare_checkpoint(checkpoint_id)
             states: dict[str, Any] = {}
             for node, node_id in self.ids.items():
                 if getattr(node, "snapshot_blocks", False):
@@ -344,7 +392,6 @@ class Checkpoints:
                     hold.open()
         held = time.monotonic() - started
         failpoint("after_snapshot")
-        checkpoint_id = self._next_id
         record = {
             "format": FORMAT,
             "id": checkpoint_id,
@@ -354,6 +401,8 @@ class Checkpoints:
         size = await asyncio.to_thread(self._write, checkpoint_id, record)
         self._next_id = checkpoint_id + 1
         failpoint("after_snapshot_write")
+        for sink in self.transactional:
+            await _maybe_await(sink.commit_checkpoint(checkpoint_id, positions))
         for source in self.sources:
             complete = getattr(source, "checkpoint_complete", None)
             if callable(complete) and source in self.ids:

@@ -1,0 +1,420 @@
+"""``to_postgres``: write each element as a row of a PostgreSQL table (psycopg 3).
+
+Elements are dicts (column -> value) or tuples (values in the order of ``columns``).
+``mode='insert'`` writes with ``COPY``; ``mode='upsert'`` with
+``INSERT ... ON CONFLICT (key) DO UPDATE``.
+
+Without checkpoints the sink is at-least-once: rows are buffered and written in one
+transaction per batch, when ``batch_size`` rows are waiting or ``flush_interval`` seconds
+after the first one arrived; each row's refs are released once its batch is committed, so
+an upstream Kafka source commits offsets only for rows that are stored.
+
+With checkpoints (:func:`millstream.checkpoint.enable`) the sink is *transactional* and
+exactly-once (:mod:`millstream.checkpoint.transactional` is the protocol): rows are kept
+until a checkpoint, then written, together with a row of the table
+:data:`CHECKPOINT_TABLE` (pipeline, checkpoint id, source positions as JSON), in ONE SQL
+transaction after the checkpoint's file is durable. On a restart ``enable()`` restores the
+checkpoint that PostgreSQL holds, so the rows after it are produced and written again
+exactly once. The steps around the SQL commit are fail-points (:data:`FAILPOINTS`).
+
+``psycopg`` is imported when the node is made, never by ``import millstream``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import threading
+from collections.abc import Sequence
+from typing import Any
+
+from .._utils import short_repr
+from ..core.failpoints import failpoint
+from ..core.fusion import Stage
+from ..core.loop import in_loop_thread, sync
+from ..core.refs import release_refs, retain_refs
+from ..core.stream import Stream, graph_changed
+from .core import Sink
+
+__all__ = ["CHECKPOINT_TABLE", "FAILPOINTS", "to_postgres"]
+
+logger = logging.getLogger("millstream.sinks")
+
+#: The table where transactional sinks record the checkpoint their rows belong to.
+CHECKPOINT_TABLE = "millstream_checkpoints"
+#: The fail-points around the SQL commit of a checkpoint, in order.
+FAILPOINTS = ("postgres_before_commit", "postgres_after_commit")
+
+_CREATE_CHECKPOINT_TABLE = f"""
+CREATE TABLE IF NOT EXISTS {CHECKPOINT_TABLE} (
+    pipeline text PRIMARY KEY,
+    checkpoint_id bigint NOT NULL,
+    positions jsonb NOT NULL,
+    committed_at timestamptz NOT NULL DEFAULT now()
+)"""
+_RECORD_CHECKPOINT = f"""
+INSERT INTO {CHECKPOINT_TABLE} (pipeline, checkpoint_id, positions) VALUES (%s, %s, %s)
+ON CONFLICT (pipeline) DO UPDATE SET checkpoint_id = EXCLUDED.checkpoint_id,
+    positions = EXCLUDED.positions, committed_at = now()"""
+
+
+def import_psycopg() -> Any:
+    """The ``psycopg`` module, or an ImportError that says how to install it."""
+    try:
+        import psycopg
+    except ImportError:
+        raise ImportError(
+            "to_postgres needs psycopg 3: pip install 'psycopg[binary]' "
+            "(or pip install 'millstream[postgres]')"
+        ) from None
+    return psycopg
+
+
+def jsonable(value: Any) -> Any:
+    """``value`` as JSON data: mapping keys become strings, tuples lists, others their repr.
+
+    >>> jsonable({('t', 0): 5, 'n': (1, 2.5, None)})
+    {"('t', 0)": 5, 'n': [1, 2.5, None]}
+    """
+    if isinstance(value, dict):
+        return {k if isinstance(k, str) else repr(k): jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [jsonable(v) for v in value]
+    if value is None or isinstance(value, (bool, int, float, str)):
+        return value
+    return repr(value)
+
+
+#: A batch: the rows, and the metadata of their elements (their refs are held).
+_Batch = tuple[list[Any], list[Any]]
+
+
+@Stream.register_api()
+class to_postgres(Sink):
+    """Write each element as a row of the PostgreSQL ``table``; emit nothing.
+
+    Parameters
+    ----------
+    table : str
+        The table (``name`` or ``schema.name``); it must exist.
+    dsn : str
+        A libpq connection string (``'host=... dbname=...'`` or ``'postgresql://...'``).
+    columns : sequence of str, optional
+        The columns written. Default: the keys of the first dict element, or every column
+        of the table (in its order) for tuples.
+    mode : {'insert', 'upsert'}
+        ``insert`` writes with ``COPY``; ``upsert`` with ``INSERT ... ON CONFLICT (key) DO
+        UPDATE`` (the other columns take the new values).
+    key : str or sequence of str
+        The conflict columns of ``upsert`` (a primary key or unique index of the table).
+    batch_size : int
+        Without checkpoints: write once this many rows are waiting.
+    flush_interval : float
+        Without checkpoints: write at most this many seconds after a row arrived.
+    pipeline : str, optional
+        With checkpoints: the name under which :data:`CHECKPOINT_TABLE` records this
+        sink's checkpoints (default ``'<checkpoint location>#<node id>'``).
+
+    Examples
+    --------
+    Needs a server (``dsn``), so it is not run here::
+
+        source = Stream.from_iterable([{'id': 1, 'word': 'a'}, {'id': 2, 'word': 'b'}])
+        out = source.to_postgres('words', 'host=localhost dbname=test')
+        run_pipeline(source); out.flush()
+    """
+
+    def __init__(
+        self,
+        upstream: Stream,
+        table: str,
+        dsn: str,
+        columns: Sequence[str] | None = None,
+        mode: str = "insert",
+        key: str | Sequence[str] | None = None,
+        batch_size: int = 1000,
+        flush_interval: float = 1.0,
+        pipeline: str | None = None,
+        **kwargs: Any,
+    ):
+        self._psycopg = import_psycopg()
+        label = f"to_postgres(table={table!r})"
+        if not isinstance(table, str) or not table:
+            raise ValueError(f"to_postgres: table must be a non-empty str, got {short_repr(table)}")
+        if mode not in ("insert", "upsert"):
+            raise ValueError(f"{label}: mode must be 'insert' or 'upsert', got {mode!r}")
+        keys = [key] if isinstance(key, str) else list(key or ())
+        if mode == "upsert" and not keys:
+            raise ValueError(f"{label}: mode='upsert' needs key= (the conflict columns)")
+        if type(batch_size) is not int or batch_size < 1:
+            raise ValueError(f"{label}: batch_size must be an int >= 1, got {batch_size!r}")
+        self.table = table
+        self.dsn = dsn
+        self.columns: list[str] | None = list(columns) if columns is not None else None
+        self.mode = mode
+        self.key = keys
+        self.batch_size = batch_size
+        self.flush_interval = float(flush_interval)
+        self.pipeline = pipeline
+        self._label = label
+        #: rows not yet handed to a write, and the metadata of their elements
+        self._rows: list[Any] = []
+        self._metadata: list[Any] = []
+        #: transactional: batches detached at checkpoints, not yet committed: (id, batch)
+        self._prepared: list[tuple[int, _Batch]] = []
+        self.transactional = False
+        self._conn: Any = None
+        self._conn_lock = threading.Lock()
+        self._rows_lock = threading.Lock()
+        self._writer: asyncio.Task[None] | None = None
+        self._timer: Any = None
+        self._errors: list[BaseException] = []
+        kwargs["ensure_io_loop"] = True
+        super().__init__(upstream, **kwargs)
+
+    def __str__(self) -> str:
+        return f"<{self._label}>"
+
+    # -- elements -----------------------------------------------------------------------
+    def update(self, x: Any, who: Stream | None = None, metadata: list[dict] | None = None) -> Any:
+        if self._errors:
+            raise self._errors.pop(0)
+        if not isinstance(x, (dict, tuple, list)):
+            raise TypeError(
+                f"{self._label}: each element must be a dict (column -> value) or a tuple of "
+                f"values, got {short_repr(x)}"
+            )
+        with self._rows_lock:
+            self._rows.append(x)
+            if metadata:
+                retain_refs(metadata)
+                self._metadata.append(metadata)
+            waiting = len(self._rows)
+        if self.transactional:
+            return None
+        if waiting >= self.batch_size:
+            if in_loop_thread(self.loop):
+                return self._start_writer()
+            self._write_now()  # emit() from another thread: write in it
+        elif self._timer is None:
+            self._timer = self.loop.call_later(self.flush_interval, self._on_timer)
+        return None
+
+    _fusion_update = update
+
+    def _fusion_stage(self) -> Stage | None:
+        """Fused only when transactional: then a row is only appended until the checkpoint
+        (without checkpoints rows are held past ``update`` until their batch commits, so
+        their refs are needed)."""
+        if not self.transactional:
+            return None
+        return Stage("sink", self._buffer_row, returns_none=True)
+
+    def _buffer_row(self, x: Any) -> None:
+        """Keep ``x`` for the next checkpoint (fused code, transactional: on the loop)."""
+        if type(x) is not tuple and not isinstance(x, (dict, tuple, list)):
+            raise TypeError(
+                f"{self._label}: each element must be a dict (column -> value) or a tuple of "
+                f"values, got {short_repr(x)}"
+            )
+        self._rows.append(x)
+
+    def _write_now(self) -> None:
+        batch = self._detach()
+        try:
+            self._write_batches([batch], None)
+        except Exception as e:
+            release_refs([m for ms in batch[1] for m in ms], error=e)
+            raise
+        release_refs([m for ms in batch[1] for m in ms])
+
+    def _on_timer(self) -> None:
+        self._timer = None
+        if self._rows and not self.transactional:
+            self._start_writer()
+
+    def _start_writer(self) -> Any:
+        """Start writing the waiting rows; the task is backpressure for a full batch."""
+        if self._writer is None or self._writer.done():
+            self._writer = asyncio.ensure_future(self._write_all())
+        return self._writer
+
+    async def _write_all(self) -> None:
+        while self._rows:
+            batch = self._detach()
+            try:
+                await asyncio.to_thread(self._write_batches, [batch], None)
+            except Exception as e:
+                release_refs([m for ms in batch[1] for m in ms], error=e)
+                if not self._errors:
+                    logger.error("%s: writing %d rows failed", self, len(batch[0]), exc_info=e)
+                self._errors.append(e)
+                return
+            release_refs([m for ms in batch[1] for m in ms])
+
+    def _detach(self) -> _Batch:
+        with self._rows_lock:
+            batch = (self._rows, self._metadata)
+            self._rows, self._metadata = [], []
+        return batch
+
+    def flush(self, timeout: float | None = 60) -> None:
+        """Write every waiting row now and wait until it is committed (at-least-once mode);
+        raises the error of a failed write."""
+        if not self.transactional:
+            sync(self.loop, self._flush_async, callback_timeout=timeout)
+        if self._errors:
+            raise self._errors.pop(0)
+
+    async def _flush_async(self) -> None:
+        while self._rows or (self._writer is not None and not self._writer.done()):
+            if self._writer is not None and not self._writer.done():
+                await self._writer
+            elif self._rows:
+                await self._start_writer()
+
+    # -- SQL ----------------------------------------------------------------------------
+    def _connection(self) -> Any:
+        if self._conn is None or self._conn.closed:
+            self._conn = self._psycopg.connect(self.dsn)
+        return self._conn
+
+    def _columns_for(self, conn: Any, first: Any) -> list[str]:
+        """The columns to write: the keys of the first dict row, else the table's."""
+        if isinstance(first, dict):
+            return list(first)
+        cursor = conn.execute(self._sql("SELECT * FROM {} LIMIT 0").format(self._table_id()))
+        return [c.name for c in cursor.description]
+
+    def _sql(self, text: str) -> Any:
+        return self._psycopg.sql.SQL(text)
+
+    def _table_id(self) -> Any:
+        return self._psycopg.sql.Identifier(*self.table.split("."))
+
+    def _values(self, row: Any, columns: list[str]) -> Sequence[Any]:
+        if isinstance(row, dict):
+            try:
+                return [row[c] for c in columns]
+            except KeyError as e:
+                raise ValueError(
+                    f"{self._label}: the row {short_repr(row)} has no column {e}"
+                ) from None
+        if len(row) != len(columns):
+            raise ValueError(
+                f"{self._label}: the row {short_repr(row)} has {len(row)} values for the "
+                f"{len(columns)} columns {columns}"
+            )
+        return row
+
+    def _write_rows(self, conn: Any, rows: list[Any]) -> None:
+        """Write ``rows`` in the transaction open on ``conn``."""
+        if not rows:
+            return
+        if self.columns is None:
+            self.columns = self._columns_for(conn, rows[0])
+        columns = self.columns
+        sql = self._psycopg.sql
+        names = sql.SQL(", ").join(map(sql.Identifier, columns))
+        cursor = conn.cursor()
+        if self.mode == "insert":
+            query = sql.SQL("COPY {} ({}) FROM STDIN").format(self._table_id(), names)
+            width, values = len(columns), self._values
+            with cursor.copy(query) as copy:
+                write_row = copy.write_row
+                for row in rows:
+                    if type(row) is tuple and len(row) == width:
+                        write_row(row)
+                    else:
+                        write_row(values(row, columns))
+            return
+        updates = [c for c in columns if c not in self.key]
+        action = (
+            sql.SQL("DO UPDATE SET ")
+            + sql.SQL(", ").join(
+                sql.SQL("{0} = EXCLUDED.{0}").format(sql.Identifier(c)) for c in updates
+            )
+            if updates
+            else sql.SQL("DO NOTHING")
+        )
+        query = sql.SQL("INSERT INTO {} ({}) VALUES ({}) ON CONFLICT ({}) {}").format(
+            self._table_id(),
+            names,
+            sql.SQL(", ").join(sql.Placeholder() * len(columns)),
+            sql.SQL(", ").join(map(sql.Identifier, self.key)),
+            action,
+        )
+        # rows with the same key in one batch: the last one wins (one statement per row)
+        cursor.executemany(query, [self._values(row, columns) for row in rows])
+
+    def _write_batches(self, batches: list[_Batch], checkpoint: tuple[int, Any] | None) -> None:
+        """Write ``batches`` (and the record of ``checkpoint``) in one transaction."""
+        with self._conn_lock:
+            conn = self._connection()
+            try:
+                with conn.transaction():
+                    for rows, _metadata in batches:
+                        self._write_rows(conn, rows)
+                    if checkpoint is not None:
+                        checkpoint_id, positions = checkpoint
+                        conn.execute(
+                            _RECORD_CHECKPOINT,
+                            (self.pipeline, checkpoint_id, json.dumps(jsonable(positions))),
+                        )
+                        failpoint("postgres_before_commit")
+            except Exception:
+                if conn.closed or conn.broken:
+                    self._conn = None
+                raise
+            if checkpoint is not None:
+                failpoint("postgres_after_commit")
+
+    # -- the transactional sink protocol (millstream.checkpoint.transactional) ---------
+    def checkpoint_mode(self, on: bool, identity: str | None = None) -> None:
+        """From now on (``on``), write rows only at checkpoints, recorded under the
+        pipeline name (``pipeline=``, else ``identity``)."""
+        self.transactional = on
+        graph_changed()  # fused only when transactional
+        if on and self.pipeline is None:
+            self.pipeline = identity or self._label
+
+    def committed_checkpoint(self) -> int | None:
+        """The id of the last checkpoint committed in PostgreSQL for this pipeline."""
+        with self._conn_lock:
+            conn = self._connection()
+            with conn.transaction():
+                conn.execute(_CREATE_CHECKPOINT_TABLE)
+            row = conn.execute(
+                f"SELECT checkpoint_id FROM {CHECKPOINT_TABLE} WHERE pipeline = %s",
+                (self.pipeline,),
+            ).fetchone()
+            conn.rollback()
+        return None if row is None else int(row[0])
+
+    def has_uncommitted(self) -> bool:
+        """Whether rows wait for a checkpoint."""
+        return bool(self._rows or self._prepared)
+
+    def prepare_checkpoint(self, checkpoint_id: int) -> None:
+        """Detach the rows that arrived since the last checkpoint: they belong to
+        ``checkpoint_id`` (called while the graph is held)."""
+        self._prepared.append((checkpoint_id, self._detach()))
+
+    async def commit_checkpoint(self, checkpoint_id: int, positions: Any) -> None:
+        """Write the rows of every checkpoint up to ``checkpoint_id`` and its record in one
+        transaction (called once the checkpoint's file is durable)."""
+        batches = [batch for k, batch in self._prepared if k <= checkpoint_id]
+        await asyncio.to_thread(self._write_batches, batches, (checkpoint_id, positions))
+        self._prepared = [(k, b) for k, b in self._prepared if k > checkpoint_id]
+        for _rows, metadata in batches:
+            release_refs([m for ms in metadata for m in ms])
+
+    def destroy(self, streams: Any = None) -> None:
+        super().destroy(streams)
+        if self._timer is not None:
+            self.loop.remove_timeout(self._timer)
+            self._timer = None
+        conn, self._conn = self._conn, None
+        if conn is not None:
+            conn.close()
