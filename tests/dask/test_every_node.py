@@ -179,6 +179,7 @@ GATHERED_SINKS = {
     "to_kafka": ("topic", {"bootstrap.servers": "127.0.0.1:9"}),
     "to_kafka_dead_letters": ("topic.dead", {"bootstrap.servers": "127.0.0.1:9"}),
     "to_mqtt": ("127.0.0.1", 1, "topic"),
+    "to_postgres": ("rows", "postgresql://127.0.0.1:9/none"),
     "to_websocket": ("ws://127.0.0.1:1",),
 }
 

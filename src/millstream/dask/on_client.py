@@ -4,7 +4,7 @@ Time and flow nodes: ``delay`` and ``union`` pass units (a batch is one unit);
 ``timed_window`` and ``timed_window_unique`` make the window on a worker when it holds
 batches; ``rate_limit``, ``latest`` and ``sink`` split batches into element futures (see
 ``_Exploding`` in :mod:`millstream.dask._flow`). ``sink`` receives futures (as in
-Streamz); ``sink_to_textfile``, ``to_kafka``, ``to_mqtt``, ``to_websocket``,
+Streamz); ``sink_to_textfile``, ``to_kafka``, ``to_mqtt``, ``to_postgres``, ``to_websocket``,
 ``with_timestamps`` and ``window`` work on local values (a ``gather`` is put before them).
 """
 
@@ -312,6 +312,7 @@ for _name in (
     "to_kafka",
     "to_kafka_dead_letters",
     "to_mqtt",
+    "to_postgres",
     "to_websocket",
     "with_timestamps",
     "window",
