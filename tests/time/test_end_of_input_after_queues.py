@@ -40,3 +40,15 @@ def test_no_element_is_late_at_the_end_of_input(between):
     wait_for(lambda: sum(r.value for r in out) == len(EVENTS), 10)
     assert late == []
     assert {r.kind for r in out} == {"final"}
+
+
+def test_stopped_is_set_after_the_end_of_input_closed_the_windows():
+    """Whoever waits for ``source.stopped`` finds the last windows emitted (the end of input
+    runs first; the window crash job exited before them now and then)."""
+    for _ in range(20):
+        source = Stream.from_iterable(EVENTS)
+        between = source.delay(0.001)
+        out = between.with_timestamps(lambda e: e[1]).window(Tumbling(5), "count").sink_to_list()
+        source.start()
+        wait_for(lambda s=source: s.stopped, 10, period=0.0001)
+        assert sum(r.value for r in out) == len(EVENTS)

@@ -120,6 +120,9 @@ class Source(Stream):
             await self.run()
             if self.exhausted:
                 await self._notify_end()
+                # a bounded source with end listeners is stopped only now, so that whoever
+                # waits for ``stopped`` sees what the end of input set off (the last windows)
+                self.stopped = True
         except asyncio.CancelledError:
             raise
         except Exception as e:

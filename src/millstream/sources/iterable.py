@@ -77,8 +77,8 @@ class from_iterable(Source):
             self._chunk = self._items = None
             self._unsent = list(items)
             await asyncio.sleep(0)
-        if not self._unsent:
-            self.stopped = True
+        if not self._unsent and not (self.exhausted and self._end_listeners):
+            self.stopped = True  # with end listeners: once they ran (Source._supervised_run)
 
     def snapshot(self) -> int:
         """The number of items emitted."""
