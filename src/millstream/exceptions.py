@@ -9,6 +9,7 @@ __all__ = [
     "FailpointError",
     "KafkaConnectError",
     "KafkaDeliveryError",
+    "KafkaFencedError",
     "KafkaNotReady",
     "MillstreamError",
     "StateError",
@@ -49,6 +50,13 @@ class KafkaDeliveryError(MillstreamError):
         self.kafka_error = kafka_error
         self.topic = topic
         self.value = value
+
+
+class KafkaFencedError(MillstreamError):
+    """Exactly-once Kafka output stopped for good: a newer instance of the pipeline (the
+    same ``transactional.id``) fenced its producer, or its consumer group gave its
+    partitions to another member. Nothing it had not committed is visible; restart the
+    pipeline to resume from what was committed."""
 
 
 class KafkaNotReady(MillstreamError):

@@ -40,9 +40,11 @@ from ..core.hold import Hold
 from ..core.loop import in_loop_thread, log_task_error, sync
 from ..core.state import restore_atomically, snapshot_version_of
 from ..core.stream import Stream
-from ..exceptions import CheckpointError, StateError
+from ..exceptions import CheckpointError, KafkaFencedError, StateError
+from ..kafka.transactions import RECORD_TOPIC
 from ..sources.base import Source
 from .ids import GraphMismatchError, graph_nodes, node_ids
+from .kafka_output import KafkaOutput, kafka_writers
 from .store import CheckpointStore
 from .transactional import is_transactional
 
@@ -128,6 +130,8 @@ class Checkpoints:
         drop: Iterable[str],
         fresh: Iterable[str],
         storage_options: Mapping[str, Any] | None,
+        exactly_once: bool = False,
+        record_topic: str = RECORD_TOPIC,
     ):
         if keep < 1:
             raise ValueError(f"checkpoints: keep must be >= 1, got {keep!r}")
@@ -150,6 +154,20 @@ class Checkpoints:
         self.ids: dict[Stream, str] = {n: all_ids[n] for n in nodes if _has_state(n)}
         #: transactional sinks: their output commits with each checkpoint
         self.transactional: list[Any] = [n for n in nodes if is_transactional(n)]
+        self.exactly_once = bool(exactly_once)
+        #: exactly-once: the graph's Kafka writers, one transaction per checkpoint
+        self.kafka_output: KafkaOutput | None = None
+        writers = kafka_writers(nodes) if exactly_once else []
+        if writers:
+            output = KafkaOutput(writers, {}, self._checkpoint_before_rebalance, record_topic)
+            output.sources = {
+                s: all_ids[s]
+                for s in self.sources
+                if callable(getattr(s, "commit_offsets_in_transaction", None))
+                and _bootstrap(s) == output.servers
+            }
+            self.kafka_output = output
+            self.transactional.append(output)
         if self.transactional:
             self.keep = max(keep, 2)
         self.loop = self.sources[0].loop
@@ -166,7 +184,8 @@ class Checkpoints:
         self._passed_at: dict[int, int] = {}
         self._install_holds(nodes)
         for sink in self.transactional:
-            sink.checkpoint_mode(True, identity=f"{self.store.location}#{all_ids[sink]}")
+            node_id = "kafka-output" if sink is self.kafka_output else all_ids[sink]
+            sink.checkpoint_mode(True, identity=f"{self.store.location}#{node_id}")
         # restored nodes that emit from a task of their own (a delay with elements due, a
         # map_async calling again) may start on the loop at once: held until every node
         # is restored, they cannot emit into a node not restored yet (opened on the loop,
@@ -325,6 +344,12 @@ class Checkpoints:
             due = time.monotonic() + (self.interval or float("inf"))  # start to start
             try:
                 await self.checkpoint_async(only_if_changed=True)
+            except KafkaFencedError as e:
+                self.error = e
+                logger.error("exactly-once output fenced: stopping the sources: %s", e)
+                for source in self.sources:
+                    source.stop()
+                break
             except Exception as e:
                 self.error = e
                 logger.error("checkpoint failed; retried at the next interval", exc_info=e)
@@ -424,6 +449,11 @@ class Checkpoints:
         for old in self.store.ids()[self.keep :]:
             self.store.delete(old)
 
+    def _checkpoint_before_rebalance(self) -> None:
+        """From a Kafka consumer thread, before partitions are revoked (exactly-once)."""
+        if not self._closed:
+            self.checkpoint(timeout=None)
+
     # -- the end ------------------------------------------------------------------------
     def close(self, final: bool = True, timeout: float | None = 60) -> CheckpointInfo | None:
         """Stop taking checkpoints; with ``final``, take a last one if a source moved.
@@ -441,13 +471,22 @@ class Checkpoints:
         task = self._task
         if task is not None and not task.done() and task is not asyncio.current_task():
             await asyncio.wait([task])  # it leaves its loop once a checkpoint in progress ends
-        return await self.checkpoint_async(only_if_changed=True) if final else None
+        try:
+            return await self.checkpoint_async(only_if_changed=True) if final else None
+        finally:
+            if self.kafka_output is not None:  # what no checkpoint committed is aborted
+                await asyncio.to_thread(self.kafka_output.close)
 
     def __repr__(self) -> str:
         return (
             f"<Checkpoints at {self.store.location!r}: {len(self.ids)} node(s) with state, "
             f"restored from {self.restored}, last {self.last.id if self.last else None}>"
         )
+
+
+def _bootstrap(source: Any) -> str:
+    params = getattr(source, "consumer_params", None) or {}
+    return str(params.get("bootstrap.servers") or params.get("metadata.broker.list") or "")
 
 
 def _open_all(holds: list[Hold]) -> None:
@@ -470,6 +509,8 @@ def enable(
     drop: Iterable[str] = (),
     fresh: Iterable[str] = (),
     storage_options: Mapping[str, Any] | None = None,
+    exactly_once: bool = False,
+    record_topic: str = RECORD_TOPIC,
 ) -> Checkpoints:
     """Turn checkpoints on for the graph of ``graph`` (any node of it), before it starts.
 
@@ -491,6 +532,15 @@ def enable(
         :class:`~millstream.checkpoint.GraphMismatchError`.
     storage_options : dict, optional
         Passed to fsspec for a URL.
+    exactly_once : bool
+        Every Kafka writer of the graph (``to_kafka``, ``to_kafka_dead_letters``) writes
+        inside one Kafka transaction per checkpoint, committed with the group offsets of
+        the ``from_kafka`` sources reading the same cluster and a checkpoint record in
+        ``record_topic``: a ``read_committed`` reader sees each output record once, at
+        the checkpoint's commit, however the process dies (docs/exactly-once.md).
+        ``to_postgres`` is exactly-once with checkpoints in either mode.
+    record_topic : str
+        The topic of checkpoint records (``'millstream.checkpoints'``; made compacted).
 
     Examples
     --------
@@ -516,4 +566,16 @@ def enable(
     []
     >>> checkpoints.close()
     """
-    return Checkpoints(graph, location, interval, every, keep, rename, drop, fresh, storage_options)
+    return Checkpoints(
+        graph,
+        location,
+        interval,
+        every,
+        keep,
+        rename,
+        drop,
+        fresh,
+        storage_options,
+        exactly_once,
+        record_topic,
+    )

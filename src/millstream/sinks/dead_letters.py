@@ -95,11 +95,30 @@ class to_kafka_dead_letters(Sink):
         self.flush_timeout = flush_timeout
         self._config = config
         self._producer: Any = None
+        #: the exactly-once producer this node writes through (see :meth:`use_transaction`)
+        self.transaction: Any = None
         super().__init__(upstream, **kwargs)
+
+    @property
+    def producer_config(self) -> dict[str, Any]:
+        """A copy of the settings the producer is made with."""
+        return dict(self._config)
+
+    def use_transaction(self, transaction: Any) -> None:
+        """Write through ``transaction`` (exactly-once mode of
+        :func:`millstream.checkpoint.enable`): each letter is committed in the same Kafka
+        transaction as the checkpoint's output and offsets."""
+        self.transaction = transaction
 
     def update(self, x: Any, who: Stream | None = None, metadata: list[dict] | None = None) -> Any:
         if not isinstance(x, DeadLetter):
             raise TypeError(f"{self}: expects DeadLetter records, got {short_repr(x)}")
+        if self.transaction is not None:
+            message = dead_letter_message(x)
+            self.transaction.produce(
+                self.topic, message["value"], message["key"], message["headers"]
+            )
+            return []
         if self._producer is None:
             import confluent_kafka
 

@@ -112,6 +112,10 @@ class to_kafka(Stream):
         at least ``bootstrap.servers``. Copied, never modified. librdkafka's log lines go
         to the ``millstream.kafka`` logger unless a ``logger`` is given;
         ``message.timeout.ms`` is 30000 unless given.
+    keys : bool
+        Each element is a ``(key, value)`` pair, or a record dict with ``value`` and
+        optionally ``key`` and ``headers`` (what ``from_kafka(..., keys=True)`` emits, so a
+        copy keeps key, value and headers byte for byte). Not in Streamz's ``to_kafka``.
     **kwargs
         ``Stream`` parameters (``stream_name``…).
 
@@ -135,6 +139,18 @@ class to_kafka(Stream):
     {'test.mock.num.brokers': 1}
     >>> kafka.destroy()
 
+    With ``keys=True``, a key with each value:
+
+    >>> keyed = Stream()
+    >>> node = keyed.to_kafka('counts', config, keys=True)
+    >>> keyed.emit(('apple', '3'))
+    >>> keyed.emit({'key': b'pear', 'value': b'1', 'headers': [('h', b'x')]})
+    >>> node.flush()
+    >>> node.destroy()
+
+    In exactly-once mode (:func:`millstream.checkpoint.enable` with ``exactly_once=True``)
+    the node writes through one Kafka transaction per checkpoint (:meth:`use_transaction`).
+
     A bad setting is reported when the node is made:
 
     >>> source.to_kafka('numbers', {'bootstrap.servers': 'localhost:9092', 'linger': 5})
@@ -144,7 +160,12 @@ class to_kafka(Stream):
     """  # noqa: E501
 
     def __init__(
-        self, upstream: Stream, topic: str, producer_config: Mapping[str, Any], **kwargs: Any
+        self,
+        upstream: Stream,
+        topic: str,
+        producer_config: Mapping[str, Any],
+        keys: bool = False,
+        **kwargs: Any,
     ):
         if not isinstance(topic, str) or not topic:
             raise ValueError(f"to_kafka: topic must be a non-empty str, got {short_repr(topic)}")
@@ -172,6 +193,10 @@ class to_kafka(Stream):
             config["message.timeout.ms"] = _default_message_timeout(config)
         check_settings(label, config, "producer", "producer_config")
         self.topic = topic
+        #: elements are ``(key, value)`` pairs or record dicts (``key``, ``value``, ``headers``)
+        self.keys = bool(keys)
+        #: the exactly-once producer this node writes through (see :meth:`use_transaction`)
+        self.transaction: Any = None
         self._label = label
         self._config = config
         #: the last error librdkafka reported reaching the brokers: (monotonic time, error)
@@ -270,6 +295,8 @@ class to_kafka(Stream):
             if self._fast:
                 return None
             return self._after_poll()
+        if self.transaction is not None:
+            return self._send_in_transaction(x, metadata)
         if not metadata:
             return self._send(x, None)
         retain_refs(metadata)  # held until the delivery report
@@ -294,7 +321,11 @@ class to_kafka(Stream):
             else functools.partial(self._delivered_held, metadata)
         )
         try:
-            producer.produce(self.topic, x, None, -1, callback)
+            if self.keys:
+                value, key, headers = self._message(x)
+                producer.produce(self.topic, value, key, on_delivery=callback, headers=headers)
+            else:
+                producer.produce(self.topic, x, None, -1, callback)
         except BufferError:
             return self._enqueue(x, metadata)
         except Exception as e:
@@ -303,6 +334,43 @@ class to_kafka(Stream):
         self._unpolled = 0
         self._poll()
         return self._after_poll()
+
+    def _message(self, x: Any) -> tuple[Any, Any, Any]:
+        """``(value, key, headers)`` of an element of a ``keys=True`` node."""
+        if isinstance(x, Mapping) and "value" in x:
+            return x["value"], x.get("key"), x.get("headers") or None
+        if isinstance(x, (tuple, list)) and len(x) == 2:
+            return x[1], x[0], None
+        raise TypeError(
+            f"{self._label} with keys=True takes (key, value) pairs or dicts with 'value' "
+            f"(and 'key', 'headers'), got {short_repr(x)}"
+        )
+
+    # -- exactly-once ---------------------------------------------------------------------
+    def use_transaction(self, transaction: Any) -> None:
+        """Write through ``transaction``, a
+        :class:`~millstream.kafka.transactions.KafkaTransactions` given by
+        :func:`millstream.checkpoint.enable` with ``exactly_once=True``, instead of this
+        node's own producer: the output becomes visible when a checkpoint commits it,
+        and the node emits each element's value as soon as it is in the transaction."""
+        self.transaction = transaction
+        self._fast = False
+
+    def _send_in_transaction(self, x: Any, metadata: list[dict] | None) -> Any:
+        if self.keys:
+            value, key, headers = self._message(x)
+        else:
+            value, key, headers = x, None, None
+        try:
+            if isinstance(value, str):
+                value = value.encode()
+            self.transaction.produce(self.topic, value, key, headers)
+        except Exception as e:
+            annotate_error(e, self, None, x)
+            raise
+        if self.downstreams:
+            return self._emit(value, metadata)
+        return None
 
     def _poll(self) -> None:
         """``poll(0)``: serve the delivery reports that have come (on this thread)."""
@@ -322,7 +390,11 @@ class to_kafka(Stream):
         if self._new_tasks:
             tasks, self._new_tasks = self._new_tasks, []
         self._fast = not (
-            self._errors or self._backlog or self._producer is None or self._timer is None
+            self._errors
+            or self._backlog
+            or self._producer is None
+            or self._timer is None
+            or self.keys
         )
         return tasks
 
@@ -334,7 +406,13 @@ class to_kafka(Stream):
             else functools.partial(self._delivered_held, metadata)
         )
         try:
-            self._producer.produce(self.topic, x, None, -1, callback)
+            if self.keys:
+                value, key, headers = self._message(x)
+                self._producer.produce(
+                    self.topic, value, key, on_delivery=callback, headers=headers
+                )
+            else:
+                self._producer.produce(self.topic, x, None, -1, callback)
         except BufferError:
             raise
         except Exception as e:
@@ -547,6 +625,8 @@ class to_kafka(Stream):
         (``-1``/``None``: no limit). From a coroutine on the graph's loop, use
         ``await node.flush_async()``; a plain ``flush()`` there blocks the loop.
         """
+        if self.transaction is not None:
+            return  # visible when the next checkpoint commits
         if self._producer is None and not self._backlog:
             if self._errors:
                 self._raise_errors("at flush()")
@@ -562,6 +642,8 @@ class to_kafka(Stream):
 
     async def flush_async(self, timeout: float = -1) -> None:
         """:meth:`flush` for a coroutine on the graph's loop: waits without blocking it."""
+        if self.transaction is not None:
+            return
         deadline = self._deadline(timeout)
         aloop = self._asyncio_loop()
         producer = self._producer

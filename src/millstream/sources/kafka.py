@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from .._utils import short_repr
@@ -141,7 +141,10 @@ class from_kafka(KafkaSource):
         try:
             for topic in self.topics:
                 topic_partitions(str(self), consumer, topic, self.connect_timeout, self._servers)
-            consumer.subscribe(self.topics, on_assign=self._on_assign, on_revoke=self._on_revoke)
+            hooks: dict[str, Any] = {"on_assign": self._on_assign, "on_revoke": self._on_revoke}
+            if self.offsets_in_transaction:
+                hooks["on_lost"] = self._on_lost
+            consumer.subscribe(self.topics, **hooks)
         except BaseException:
             consumer.close()
             raise
@@ -151,6 +154,9 @@ class from_kafka(KafkaSource):
         """On the consumer thread, inside a poll: partitions with a known position (restored,
         or in checkpoint mode what was emitted of them) start there."""
         self.assignment = self.assignment | {(tp.topic, tp.partition) for tp in partitions}
+        if self.offsets_in_transaction:  # they start at the group's committed offsets
+            for tp in partitions:
+                self._emitted.pop((tp.topic, tp.partition), None)
         placed = False
         for tp in partitions:
             key = (tp.topic, tp.partition)
@@ -177,6 +183,14 @@ class from_kafka(KafkaSource):
         import confluent_kafka
 
         lost = {(tp.topic, tp.partition) for tp in partitions}
+        if self.offsets_in_transaction:
+            # exactly-once: a checkpoint commits the output and offsets of the partitions
+            # while this source still owns them; then they are forgotten
+            hook = self._revoke_hook
+            if hook is not None and not self._closing and not self.stopped:
+                hook()
+            self._forget(lost)
+            return
         if self._checkpointing:  # commit a completed checkpoint while still the owner
             self._commit_checkpoint(consumer)
         self.assignment = self.assignment - lost
@@ -191,6 +205,56 @@ class from_kafka(KafkaSource):
                 self.committed.update({(tp.topic, tp.partition): tp.offset for tp in offsets})
             except confluent_kafka.KafkaException as e:
                 logger.warning("%s: commit on rebalance failed: %s", self, e)
+
+    def _on_lost(self, consumer: Any, partitions: list[Any]) -> None:
+        """Exactly-once, on the consumer thread: the group gave the partitions to another
+        member while this one was away (paused): nothing of them may be committed now."""
+        self._forget({(tp.topic, tp.partition) for tp in partitions})
+        hook = self._lost_hook
+        if hook is not None:
+            hook(f"{self} lost partitions {sorted((tp.topic, tp.partition) for tp in partitions)}")
+
+    def _forget(self, lost: set[tuple[str, int]]) -> None:
+        self.assignment = self.assignment - lost
+        for tp in lost:
+            self._emitted.pop(tp, None)
+            self.tracker.forget(tp)
+
+    # -- exactly-once -------------------------------------------------------------------
+    _revoke_hook: Any = None
+    _lost_hook: Any = None
+
+    def commit_offsets_in_transaction(
+        self, on_revoke: Callable[[], Any], on_lost: Callable[[str], Any]
+    ) -> None:
+        """Exactly-once (:func:`millstream.checkpoint.enable` with ``exactly_once=True``):
+        from the next ``start()`` this source commits no offsets itself; the output's
+        Kafka transaction does (:meth:`transaction_offsets`). Assigned partitions start at
+        the group's committed offsets. Before partitions are revoked, ``on_revoke()``
+        (blocking, on the consumer thread) commits a checkpoint while this source still
+        owns them; when they are lost (taken while this member was away),
+        ``on_lost(why)`` stops the output."""
+        self.offsets_in_transaction = True
+        self._revoke_hook = on_revoke
+        self._lost_hook = on_lost
+
+    def transaction_offsets(self, position: Any) -> tuple[Any, list[Any]] | None:
+        """``(group metadata, [TopicPartition])`` to commit in the output's transaction
+        for ``position`` (a :meth:`snapshot`), of the partitions assigned now; None when
+        the consumer is not running."""
+        consumer = self.consumer
+        if consumer is None:
+            return None
+        import confluent_kafka
+
+        assigned = self.assignment
+        partitions = [
+            confluent_kafka.TopicPartition(topic, partition, offset)
+            for topic, offsets in position.items()
+            for partition, offset in offsets.items()
+            if (topic, partition) in assigned
+        ]
+        return consumer.consumer_group_metadata(), partitions
 
     async def _cycle(self, thread: ConsumerThread) -> None:
         room = max(1, min(self.max_in_flight - self.tracker.in_flight, 10000))

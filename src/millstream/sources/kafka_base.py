@@ -113,6 +113,8 @@ class KafkaSource(ManagedSource):
         #: the offsets of the last completed checkpoint (committed when the consumer can)
         self._checkpoint_offsets: dict[tuple[str, int], int] = {}
         self._checkpoint_commit_due = False
+        #: exactly-once: the group's offsets are committed in the output's Kafka transaction
+        self.offsets_in_transaction = False
         #: when (``time.monotonic()``) the drain asked for by ``stop()`` runs out
         self._stop_deadline: float | None = None
         self._closing = False  # run() has left its loop: it drains, commits and closes
@@ -391,6 +393,8 @@ class KafkaSource(ManagedSource):
     async def checkpoint_complete(self, position: dict[str, dict[int, int]]) -> None:
         """A checkpoint holding ``position`` is durable: commit its offsets to the group
         (on the consumer thread; a failure is logged, and the next checkpoint commits)."""
+        if self.offsets_in_transaction:
+            return  # committed by the output's Kafka transaction
         try:
             offsets = position_offsets(self, position)
         except StateError as e:
@@ -409,7 +413,7 @@ class KafkaSource(ManagedSource):
     def _commit_checkpoint(self, consumer: Any) -> None:
         """On the consumer thread: commit the last completed checkpoint's offsets with
         ``consumer`` (of the partitions this source may commit now; the others stay due)."""
-        if consumer is None or not self._commits_enabled:
+        if consumer is None or not self._commits_enabled or self.offsets_in_transaction:
             return
         todo: dict[tuple[str, int], int] = {}
         waiting = False
@@ -452,6 +456,8 @@ class KafkaSource(ManagedSource):
         once), or in checkpoint mode after what this source emitted of it; None: from the
         group's committed offset."""
         offset = self._resume_at.pop(tp, None)
+        if self.offsets_in_transaction:
+            return None  # the group's committed offsets are those of the last commit
         if offset is None and self._checkpointing:
             offset = self._emitted.get(tp)
         return offset
