@@ -108,7 +108,12 @@ def enable_checkpoints(source: Any, args: argparse.Namespace) -> Any:
     from ..exceptions import CheckpointError, StateError
 
     try:
-        return enable(source, args.checkpoint, interval=args.checkpoint_interval)
+        return enable(
+            source,
+            args.checkpoint,
+            interval=args.checkpoint_interval,
+            exactly_once=bool(getattr(args, "exactly_once", False)),
+        )
     except (CheckpointError, StateError, ValueError, OSError) as e:
         error("wordcount", f"cannot use the checkpoints at {args.checkpoint}: {e}")
         return None

@@ -64,7 +64,16 @@ POLL_INTERVAL = 0.1
 #: how often the command checks whether it should end (seconds)
 CHECK_INTERVAL = 0.05
 
-_KAFKA_ONLY = ("group", "from_beginning", "exit_at_end", "idle_exit", "timeout", "verbose")
+_KAFKA_ONLY = (
+    "group",
+    "from_beginning",
+    "exit_at_end",
+    "idle_exit",
+    "timeout",
+    "verbose",
+    "to_topic",
+    "exactly_once",
+)
 
 
 # -- arguments ------------------------------------------------------------------------------
@@ -107,6 +116,24 @@ def add_wordcount_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="SECONDS",
         help="end after SECONDS without a new record",
     )
+    group.add_argument(
+        "--to-topic",
+        metavar="OUT",
+        default=None,
+        help=(
+            "for each word counted, write a record to topic OUT: key = the word, value = "
+            "its new running count as decimal text"
+        ),
+    )
+    group.add_argument(
+        "--exactly-once",
+        action="store_true",
+        help=(
+            "with --to-topic and --checkpoint: write OUT in one Kafka transaction per "
+            "checkpoint, so that a read_committed reader of OUT sees the counts 1, 2, ..., N "
+            "of each word exactly once, however often the job is killed and restarted"
+        ),
+    )
 
 
 def wants_kafka(args: argparse.Namespace) -> bool:
@@ -131,6 +158,8 @@ def _usage_error(args: argparse.Namespace) -> str | None:
         return "--kafka needs --topic TOPIC"
     if args.path is not None:
         return "give either a PATH or --kafka, not both"
+    if args.exactly_once and (args.to_topic is None or args.checkpoint is None):
+        return "--exactly-once needs --to-topic OUT and --checkpoint LOCATION"
     return None
 
 
@@ -249,6 +278,12 @@ class _KafkaWordCount:
         self.wc = WordCount(
             top=args.top, normalize=not args.raw, title=f"Kafka topic {args.topic}", upstream=lines
         )
+        if args.to_topic is not None:
+            words: Any = self.wc.counts_node.upstreams[0]  # the words, one by one
+            running = words.accumulate(
+                running_count, start={}, returns_state=True, stream_name="running-counts"
+            )
+            running.to_kafka(args.to_topic, client_config(args.kafka), keys=True)
         if args.checkpoint is not None:
             self._enable_checkpoints()
 
@@ -337,6 +372,18 @@ class _KafkaWordCount:
             print_json(self.wc.counts())
         else:
             self.console.print(self.wc.render())
+
+
+def running_count(counts: dict[str, int], word: str) -> tuple[dict[str, int], tuple[str, str]]:
+    """``--to-topic``'s step: count ``word``; emit ``(word, its new count as text)``.
+
+    >>> counts = {}
+    >>> running_count(counts, 'be')[1], running_count(counts, 'be')[1]
+    (('be', '1'), ('be', '2'))
+    """
+    count = counts.get(word, 0) + 1
+    counts[word] = count
+    return counts, (word, str(count))
 
 
 def _one_line(failure: BaseException) -> str:

@@ -147,6 +147,8 @@ class KafkaTransactions:
         self._delivery_error: Any = None
         self._lock = threading.Lock()
         self._abortable = False  # fatal, but the open transaction can still be aborted
+        #: closed (the checkpoints were): later records are kept back, never committed
+        self.closed = False
 
     # -- starting -------------------------------------------------------------------------
     def start(self, timeout: float = 30.0) -> None:
@@ -249,6 +251,17 @@ class KafkaTransactions:
         if self.fatal is not None:
             raise self.fatal
         record = (topic, value, key, headers)
+        if self.closed:
+            # after the last checkpoint (the pipeline is stopping): never committed, as the
+            # input positions behind it are not; a restart produces it again
+            if not self._waiting:
+                logger.info(
+                    "%s: records after the last checkpoint are not committed (a restart "
+                    "reads their input again)",
+                    self.transactional_id,
+                )
+            self._waiting.append(record)
+            return
         if self._cut:
             self._waiting.append(record)
             return
@@ -434,15 +447,12 @@ class KafkaTransactions:
     # -- the end --------------------------------------------------------------------------
     def close(self, timeout: float = 10.0) -> None:
         """Abort what was not committed and close the producer."""
+        self.closed = True
         producer, self.producer = self.producer, None
         if producer is None:
             return
         if self.fatal is None:
             self._abortable = True
-            self.fatal = CheckpointError(
-                f"exactly-once Kafka output {self.transactional_id!r} is closed (its "
-                "checkpoints were closed): nothing more can be written"
-            )
         if self._abortable:
             try:
                 producer.abort_transaction(timeout)
