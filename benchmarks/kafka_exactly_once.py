@@ -432,6 +432,7 @@ def main(argv: list[str] | None = None) -> None:
                     )
                     try:
                         elapsed, run_facts = makers[name](out)
+                        run_facts["seconds"] = round(elapsed, 4)
                         records = read_output(bootstrap, out, n)
                         run_facts.update(check_output(records, expected, run_facts["output_keys"]))
                     finally:
