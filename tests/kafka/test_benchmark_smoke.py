@@ -91,3 +91,40 @@ def test_kafka_checkpoints_prints_one_valid_json_line(kafka_bootstrap):
     assert set(result["targets"]) == {"batch_checkpoints_vs_plain", "per_word_checkpoints_vs_plain"}
     assert result["checkpoints"]["per_word_checkpoints"]["checkpoints"] >= 1
     assert all(result["checks"].values()), result["checks"]
+
+
+def test_kafka_exactly_once_prints_one_valid_json_line(kafka_bootstrap):
+    proc = subprocess.run(
+        [sys.executable, str(BENCH / "run_all.py"), "--only", "kafka_exactly_once", "--",
+         "--bootstrap", kafka_bootstrap, "--records", "2000", "--repeat", "1",
+         "--interval", "0.1"],
+        capture_output=True, text=True, timeout=110, check=False,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    (line,) = proc.stdout.splitlines()
+    result = json.loads(line)
+    assert result["benchmark"] == "kafka_exactly_once"
+    assert result["size"] == 2000
+    variants = result["variants"]
+    assert set(variants) == {
+        "millstream_at_least_once", "millstream_exactly_once",
+        "quix_at_least_once", "quix_exactly_once",
+    }  # fmt: skip
+    assert variants["millstream_at_least_once"]["available"] is True
+    available = {name for name, v in variants.items() if v["available"]}
+    assert set(result["times_s"]) == available
+    assert all(t > 0 for t in result["times_s"].values())
+    # every variant that ran wrote one output record per input record, each word's counts
+    # 1..n in order, as a read_committed reader sees them
+    for name in available:
+        assert result["checks"][f"{name}_records_equal_input"] is True, name
+        assert result["checks"][f"{name}_counts_1_to_n"] is True, name
+    assert result["checks"]["millstream_at_least_once_took_checkpoints"] is True
+    assert result["all_checks_passed"] is True
+    assert set(result["targets"]) == {
+        "exactly_once_vs_at_least_once", "millstream_vs_quix_exactly_once"
+    }  # fmt: skip
+    for t in result["targets"].values():
+        assert t["value"] is None or t["value"] > 0
+        assert (t["value"] is None) == ("unavailable" in t)
+        assert t["pass"] is (t["value"] is not None and t["value"] >= float(t["target"][3:]))
