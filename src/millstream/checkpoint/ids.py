@@ -48,8 +48,9 @@ class GraphMismatchError(MillstreamError, ValueError):
 
 
 def graph_nodes(*nodes: Stream) -> list[Stream]:
-    """Every node connected to ``nodes`` (upstream or downstream), in the order of a walk
-    that follows upstreams, then downstreams, in list order."""
+    """Every node connected to ``nodes`` (upstream or downstream, and the dead-letter
+    streams of their ``on_error`` policies), in the order of a walk that follows
+    upstreams, then downstreams, in list order, then dead-letter streams."""
     seen: dict[int, Stream] = {}
     pending = list(reversed(nodes))
     while pending:
@@ -59,8 +60,20 @@ def graph_nodes(*nodes: Stream) -> list[Stream]:
         seen[id(node)] = node
         # pushed in reverse so that the first upstream is visited first
         nexts = [u for u in node.upstreams if u is not None] + list(node.downstreams)
+        nexts += _dead_letter_streams(node)
         pending.extend(reversed(nexts))
     return list(seen.values())
+
+
+def _dead_letter_streams(node: Stream) -> list[Stream]:
+    """The streams ``node``'s ``on_error`` policy sends dead letters to (none usually)."""
+    policy = getattr(node, "error_policy", None)
+    if policy is None:
+        return []
+    found = [getattr(policy, "dead_letters", None)]
+    retry = getattr(policy, "retry", None)
+    found.append(getattr(retry, "then", None))
+    return [s for s in found if isinstance(s, Stream)]
 
 
 def node_ids(*nodes: Stream) -> dict[Stream, str]:
