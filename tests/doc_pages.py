@@ -8,6 +8,8 @@ from __future__ import annotations
 import doctest
 import io
 import re
+from pathlib import Path
+from typing import Any
 
 _FLAGS = doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE
 
@@ -44,3 +46,33 @@ def run_block(code: str, lineno: int, name: str) -> tuple[int, int, str]:
     runner = doctest.DocTestRunner(optionflags=_FLAGS)
     result = runner.run(test, out=report.write, clear_globs=True)
     return result.failed, result.attempted, report.getvalue()
+
+
+def page_tests(page_name: str, at_least: int) -> tuple[Any, Any, Any]:
+    """The three tests of a docs page, for a test module to bind to its own names:
+    ``test_the_page_has_runnable_examples, test_example, test_blocks_not_run_compile =
+    page_tests('errors.md', 3)``: the page has at least ``at_least`` runnable blocks, each
+    runs as a doctest (a failure names the page's line), and the blocks marked
+    ``<!-- not run`` compile (None when there are none: nothing to skip)."""
+    import pytest
+
+    page = Path(__file__).resolve().parents[1] / "docs" / page_name
+    blocks = python_blocks(page.read_text(), page.name)
+    runnable = [(lineno, code) for lineno, code, run in blocks if run]
+    not_run = [(lineno, code) for lineno, code, run in blocks if not run]
+
+    def has_examples() -> None:
+        assert len(runnable) >= at_least, f"{page.name}: {len(runnable)} runnable blocks"
+
+    @pytest.mark.parametrize("lineno,code", runnable, ids=[f"line{n}" for n, _ in runnable])
+    def example(lineno: int, code: str) -> None:
+        assert ">>> " in code, f"{page.name}:{lineno}: a runnable block must be a doctest"
+        failed, attempted, report = run_block(code, lineno, page.name)
+        assert attempted > 0
+        assert failed == 0, f"{page.name}, block at line {lineno}:\n{report}"
+
+    @pytest.mark.parametrize("lineno,code", not_run, ids=[f"line{n}" for n, _ in not_run])
+    def not_run_compiles(lineno: int, code: str) -> None:
+        compile(code, f"{page.name}:{lineno}", "exec")
+
+    return has_examples, example, (not_run_compiles if not_run else None)

@@ -2,23 +2,8 @@
 
 from __future__ import annotations
 
-from pathlib import Path
+from doc_pages import page_tests
 
-import pytest
-
-from doc_pages import python_blocks, run_block
-
-PAGE = Path(__file__).resolve().parents[2] / "docs" / "checkpoints.md"
-BLOCKS = python_blocks(PAGE.read_text(), PAGE.name)
-RUN = [(lineno, code) for lineno, code, run in BLOCKS if run]
-
-
-def test_the_page_has_runnable_examples():
-    assert len(RUN) >= 4
-
-
-@pytest.mark.parametrize("lineno,code", RUN, ids=[f"line{lineno}" for lineno, _ in RUN])
-def test_example(lineno, code):
-    failed, attempted, report = run_block(code, lineno, PAGE.name)
-    assert attempted > 0
-    assert failed == 0, f"{PAGE.name}, block at line {lineno}:\n{report}"
+test_the_page_has_runnable_examples, test_example, test_not_run_blocks_compile = page_tests(
+    "checkpoints.md", 4
+)
