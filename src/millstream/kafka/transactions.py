@@ -144,7 +144,6 @@ class KafkaTransactions:
         self._cut = False  # a checkpoint is being committed (or failed): new records wait
         self._upto = 0  # how many of _waiting belong to the checkpoint being committed
         self._unpolled = 0
-        self._delivery_error: Any = None
         self._lock = threading.Lock()
         self._abortable = False  # fatal, but the open transaction can still be aborted
         #: closed (the checkpoints were): later records are kept back, never committed
@@ -271,9 +270,14 @@ class KafkaTransactions:
     def _send(self, record: Record) -> None:
         producer = self.producer
         topic, value, key, headers = record
+        # no delivery callback: a record that is not stored fails commit_transaction()
+        # (an abortable error), which aborts and produces the records again
         while True:
             try:
-                producer.produce(topic, value, key, headers=headers, on_delivery=self._delivered)
+                if headers is None:
+                    producer.produce(topic, value, key)
+                else:
+                    producer.produce(topic, value, key, headers=headers)
                 break
             except BufferError:
                 producer.poll(0.01)  # librdkafka's queue is full: let it drain
@@ -282,10 +286,6 @@ class KafkaTransactions:
             unpolled = 0
             producer.poll(0)
         self._unpolled = unpolled
-
-    def _delivered(self, err: Any, msg: Any) -> None:
-        if err is not None and self._delivery_error is None:
-            self._delivery_error = (err, msg.topic() if msg is not None else None)
 
     def has_uncommitted(self) -> bool:
         """Whether records wait for a checkpoint to commit them."""
@@ -355,9 +355,6 @@ class KafkaTransactions:
         producer = self.producer
         left = max(1.0, deadline - time.monotonic())
         remaining = producer.flush(left)
-        if self._delivery_error is not None:
-            err, topic = self._delivery_error
-            raise _DeliveryFailed(f"a record for {topic!r} was not stored: {err.str()}")
         if remaining:
             raise _DeliveryFailed(f"{remaining} record(s) not delivered within {left:.0f} s")
         failpoint("before_kafka_offsets")
@@ -402,7 +399,6 @@ class KafkaTransactions:
                 if time.monotonic() >= deadline:
                     raise
                 time.sleep(0.2)  # retriable (the broker is away): try again
-        self._delivery_error = None
         producer.begin_transaction()
         for record in self._produced:
             self._send(record)

@@ -337,6 +337,8 @@ class to_kafka(Stream):
 
     def _message(self, x: Any) -> tuple[Any, Any, Any]:
         """``(value, key, headers)`` of an element of a ``keys=True`` node."""
+        if type(x) is tuple and len(x) == 2:
+            return x[1], x[0], None
         if isinstance(x, Mapping) and "value" in x:
             return x["value"], x.get("key"), x.get("headers") or None
         if isinstance(x, (tuple, list)) and len(x) == 2:
