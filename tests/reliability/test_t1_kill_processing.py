@@ -1,0 +1,75 @@
+"""T1: the processing process killed with SIGKILL again and again during an exactly-once
+Kafka -> keyed state -> Kafka pipeline (reliability.md §6).
+
+The pipeline (:mod:`eos_child`) is killed at seeded moments tied to its committed output
+(5 kills in CI), restarted each time from its checkpoints, then left to finish. A
+``read_committed`` reader runs all along. Checks: the reader saw each input exactly once,
+with each key's running counts 1..N in order (state exactly-once, not only delivery); the
+group's committed offsets equal the input's end offsets; no transaction is left open; and
+the kills really hit open transactions (aborted records in the output).
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+
+from .eos_pipeline import check_running_counts, child_command
+from .harness import (
+    Children,
+    ConcurrentReader,
+    aborted_records,
+    committed_offsets,
+    create_topics,
+    fault_schedule,
+    produce_input,
+    read_topic,
+    sized,
+    wait_no_open_transactions,
+    wait_until,
+)
+
+N = sized(20_000, 500_000)
+PARTITIONS = 4
+KILLS = sized(5, 15)
+
+
+def test_t1_processing_killed_repeatedly(reliability_broker, tmp_path):
+    bootstrap = reliability_broker
+    schedule = fault_schedule("T1", KILLS, spread=(0.05, 0.9))
+    schedule.show()
+    tag = uuid.uuid4().hex[:8]
+    in_topic, out_topic = create_topics(bootstrap, PARTITIONS, f"t1-in-{tag}", f"t1-out-{tag}")
+    group = f"t1-{tag}"
+    data = produce_input(bootstrap, in_topic, N, PARTITIONS)
+    command = child_command(bootstrap, in_topic, out_topic, group, tmp_path / "ck", N)
+    reader = ConcurrentReader(bootstrap, out_topic).start()
+    children = Children(tmp_path / "logs")
+    try:
+        for fault in schedule.faults:
+            child = children.start(command, f"run{fault.number}")
+
+            def running(child=child, fault=fault) -> None:
+                assert child.poll() is None, (
+                    f"{fault}: the child ended first:\n{children.log(child)[-3000:]}"
+                )
+
+            wait_until(
+                lambda at=fault.at: len(reader.records) >= at * N, 120, f"{fault}", check=running
+            )
+            time.sleep(fault.delay_s)
+            running()
+            children.kill(child)
+            print(f"{fault}: killed with {len(reader.records)} records committed", flush=True)
+        final = children.start(command, "final")
+        assert final.wait(180) == 0, children.log(final)[-3000:]
+    finally:
+        children.close()
+    committed = reader.finish()
+    wait_no_open_transactions(bootstrap, out_topic)
+    check_running_counts(data, committed, left_out=set())
+    assert committed_offsets(bootstrap, group, in_topic) == data.end_offsets
+    uncommitted = read_topic(bootstrap, out_topic, "read_uncommitted")
+    aborted = aborted_records(committed, uncommitted)
+    print(f"{len(aborted)} aborted record(s) in the output", flush=True)
+    assert aborted, "no kill hit an open transaction: the test proved nothing"
