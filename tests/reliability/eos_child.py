@@ -59,8 +59,7 @@ def main() -> int:
     config = {"bootstrap.servers": args.bootstrap}
     source = Stream.from_kafka(
         args.in_topic,
-        {**config, "group.id": args.group, "auto.offset.reset": "earliest",
-         "session.timeout.ms": 6000},
+        {**config, "group.id": args.group, "auto.offset.reset": "earliest"},
         keys=True,
         max_in_flight=200,  # small reads: a checkpoint finds the loop free every 200 records
         stream_name="in",
