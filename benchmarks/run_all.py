@@ -31,6 +31,7 @@ BENCHMARKS = [
     "checkpoints",
     "kafka_checkpoints",
     "kafka_exactly_once",
+    "kafka_copy",
 ]
 
 

@@ -128,3 +128,31 @@ def test_kafka_exactly_once_prints_one_valid_json_line(kafka_bootstrap):
         assert t["value"] is None or t["value"] > 0
         assert (t["value"] is None) == ("unavailable" in t)
         assert t["pass"] is (t["value"] is not None and t["value"] >= float(t["target"][3:]))
+
+
+def test_kafka_copy_prints_one_valid_json_line(kafka_bootstrap):
+    """TransactionalMessageCopier and millstream exactly-once copy the same topic, each
+    output read_committed is exactly the input."""
+    proc = subprocess.run(
+        [sys.executable, str(BENCH / "run_all.py"), "--only", "kafka_copy", "--",
+         "--bootstrap", kafka_bootstrap, "--size", "600", "--repeat", "1", "--partitions", "2",
+         "--interval", "0.2"],
+        capture_output=True, text=True, timeout=120, check=False,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    (line,) = proc.stdout.splitlines()
+    result = json.loads(line)
+    assert result["benchmark"] == "kafka_copy"
+    assert (result["size"], result["partitions"]) == (600, 2)
+    assert result["millstream"]["available"] is True, result["millstream"]["reason"]
+    assert set(result["times_s"]) == set(result["records_per_s"]) == {"copier", "millstream"}
+    assert all(t > 0 for t in result["times_s"].values())
+    assert set(result["targets"]) == {"millstream_vs_copier"}
+    assert result["ratios"]["millstream_over_copier"] > 0
+    assert result["copier"]["processes"] == 2
+    assert result["millstream"]["checkpoints"][0] >= 1
+    assert result["checks"] == {
+        "copier_output_exactly_input": True,
+        "millstream_output_exactly_input": True,
+    }
+    assert result["all_checks_passed"] is True

@@ -10,7 +10,8 @@ Sizes and seeds
     ``MILLSTREAM_RELIABILITY_FULL=1``), :func:`reliability_seed` (from
     ``MILLSTREAM_RELIABILITY_SEED``, else random) and :func:`fault_schedule`, a
     :class:`FaultSchedule` of :class:`Fault` s that the test prints (``schedule.show()``)
-    before it starts, so that any failure can be replayed with the same seed.
+    before it starts, so that any failure can be replayed with the same seed;
+    :func:`kill_schedule` is the one shared by T1 and the reference run.
 Input and output
     :func:`produce_input` (N keyed records with unique values over P partitions; an
     :class:`InputData`), :func:`read_topic` (a topic read to its end, ``read_committed``
@@ -66,6 +67,7 @@ __all__ = [
     "COPIER_MAIN",
     "FULL",
     "FULL_ENV",
+    "KILL_SCHEDULE",
     "SEED_ENV",
     "Children",
     "ConcurrentReader",
@@ -83,6 +85,7 @@ __all__ = [
     "end_offsets",
     "fault_schedule",
     "kafka_classpath",
+    "kill_schedule",
     "open_transactions",
     "produce_input",
     "read_topic",
@@ -140,9 +143,10 @@ class Fault:
 @dataclass
 class FaultSchedule:
     """The seeded faults of one test run; ``rng`` (seeded from the same seed) is for any
-    other random choice the test makes, so that the seed replays all of them."""
+    other random choice the test makes, so that the seed replays all of them. Two runs
+    of a schedule of the same ``name`` with the same seed get the same faults."""
 
-    test: str
+    name: str
     seed: int
     faults: list[Fault]
     rng: random.Random = field(repr=False)
@@ -150,7 +154,7 @@ class FaultSchedule:
     def describe(self) -> str:
         """The seed (with how to replay it), the size mode and every planned fault."""
         lines = [
-            f"{self.test}: seed {self.seed} (replay: {SEED_ENV}={self.seed}), "
+            f"schedule {self.name!r}: seed {self.seed} (replay: {SEED_ENV}={self.seed}), "
             f"{'full' if FULL else 'CI'} sizes ({FULL_ENV}=1 for full), "
             f"{len(self.faults)} fault(s):"
         ]
@@ -163,7 +167,7 @@ class FaultSchedule:
 
 
 def fault_schedule(
-    test: str,
+    name: str,
     count: int | tuple[int, int],
     kind: str = "kill -9",
     targets: Sequence[str] = (),
@@ -171,10 +175,11 @@ def fault_schedule(
     max_delay_s: float = 0.3,
     seed: int | None = None,
 ) -> FaultSchedule:
-    """A :class:`FaultSchedule` of ``count`` faults (or a seeded number in ``count``'s
-    inclusive range) of ``kind``, at sorted seeded fractions of the input within
-    ``spread``, each with a seeded extra delay up to ``max_delay_s`` and, if ``targets``
-    are given, a seeded target among them. ``seed`` defaults to :func:`reliability_seed`.
+    """A :class:`FaultSchedule` named ``name`` of ``count`` faults (or a seeded number in
+    ``count``'s inclusive range) of ``kind``, at sorted seeded fractions of the input
+    within ``spread``, each with a seeded extra delay up to ``max_delay_s`` and, if
+    ``targets`` are given, a seeded target among them. ``seed`` defaults to
+    :func:`reliability_seed`; the same name and seed give the same faults.
 
     >>> a = fault_schedule('t', (3, 5), seed=7)
     >>> b = fault_schedule('t', (3, 5), seed=7)
@@ -185,7 +190,7 @@ def fault_schedule(
     """
     if seed is None:
         seed = reliability_seed()
-    rng = random.Random(f"{test}:{seed}")
+    rng = random.Random(f"{name}:{seed}")
     n = count if isinstance(count, int) else rng.randint(*count)
     low, high = spread
     points = sorted(rng.uniform(low, high) for _ in range(n))
@@ -199,7 +204,22 @@ def fault_schedule(
         )
         for i, at in enumerate(points)
     ]
-    return FaultSchedule(test, seed, faults, rng)
+    return FaultSchedule(name, seed, faults, rng)
+
+
+#: The kill -9 schedule of a Kafka -> Kafka exactly-once pipeline: T1 (millstream) and
+#: the reference run (TransactionalMessageCopier) use it, so that with one seed both
+#: face the same kills.
+KILL_SCHEDULE = "kafka kill -9"
+
+
+def kill_schedule(seed: int | None = None) -> FaultSchedule:
+    """The :data:`KILL_SCHEDULE`: 5 kills (full size: 15), each once 5 % to 75 % of the
+    input is committed, plus up to 0.2 s."""
+    return fault_schedule(
+        KILL_SCHEDULE, sized(5, 15), kind="kill -9", spread=(0.05, 0.75), max_delay_s=0.2,
+        seed=seed,
+    )  # fmt: skip
 
 
 # -- polling -------------------------------------------------------------------------------------
@@ -270,7 +290,8 @@ def _admin(bootstrap: str) -> AdminClient:
     :func:`close_clients`."""
     admin = _admins.get(bootstrap)
     if admin is None:
-        admin = AdminClient({"bootstrap.servers": bootstrap, "logger": _LOG})
+        settings: dict[str, Any] = {"bootstrap.servers": bootstrap, "logger": _LOG}
+        admin = AdminClient(settings)
         _admins[bootstrap] = admin
     return admin
 

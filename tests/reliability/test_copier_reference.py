@@ -1,5 +1,6 @@
 """The reference run of the reliability suite: Kafka's own ``TransactionalMessageCopier``
-(kafka-tools) under a seeded kill -9 schedule must lose and duplicate nothing.
+(kafka-tools) under the seeded kill -9 schedule of T1 (``kill_schedule``) must lose and
+duplicate nothing.
 
 One copier per input partition (as in Kafka's ``transactions_test.py``), each with its
 own transactional id, all committing their offsets for one group. At each planned fault
@@ -28,7 +29,7 @@ from .harness import (
     committed_offsets,
     copier_command,
     create_topics,
-    fault_schedule,
+    kill_schedule,
     open_transactions,
     produce_input,
     read_topic,
@@ -39,7 +40,6 @@ from .harness import (
 
 N = sized(60_000, 1_000_000)
 PARTITIONS = sized(3, 4)
-KILLS = sized((3, 5), (10, 15))
 TRANSACTION_SIZE = 200
 #: A copier killed after sending its offsets leaves them pending in its transaction, and
 #: a restarted copier asks for its committed offsets (require_stable) BEFORE its
@@ -127,7 +127,7 @@ def test_transactional_message_copier_killed_and_restarted_copies_each_record_on
     reliability_broker, children
 ):
     bootstrap = reliability_broker
-    schedule = fault_schedule("copier_reference", KILLS, spread=(0.05, 0.75), max_delay_s=0.2)
+    schedule = kill_schedule()  # the schedule of T1: with one seed, the same kills
     schedule.show()
     print(f"  {N} records, {PARTITIONS} partitions, transactions of {TRANSACTION_SIZE}")
     source, target = create_topics(bootstrap, PARTITIONS)
