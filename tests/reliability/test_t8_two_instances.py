@@ -518,7 +518,7 @@ def t8_schedule() -> FaultSchedule:
             kind, target = "kill -9", rng.choice("AB")
         delay = round(rng.uniform(0, 0.2), 3)
         faults.append(Fault(number + 1, kind, at, delay, target))
-    return FaultSchedule(base.test, base.seed, faults, rng)
+    return dataclasses.replace(base, faults=faults)
 
 
 @pytest.mark.timeout(sized(180, 900))
