@@ -220,10 +220,16 @@ class KafkaTransactions:
         found: int | None = None
         key = self.identity.encode()
         try:
+            partition = confluent_kafka.TopicPartition(self.record_topic, 0)
+            # read up to the end as of now: this pipeline's records are all before it.
+            # (Not up to an end-of-partition event: while other pipelines commit more
+            # often than a fetch waits, the position stays one commit marker short of
+            # the end and librdkafka never reports it.)
+            _, end = consumer.get_watermark_offsets(partition, timeout=timeout)
             start = confluent_kafka.OFFSET_BEGINNING
             consumer.assign([confluent_kafka.TopicPartition(self.record_topic, 0, start)])
             deadline = time.monotonic() + timeout
-            while True:
+            while consumer.position([partition])[0].offset < end:
                 if time.monotonic() > deadline:
                     raise CheckpointError(
                         f"reading checkpoint records from {self.record_topic!r} took over "

@@ -137,6 +137,7 @@ class from_kafka(KafkaSource):
 
     def _connect(self) -> Any:
         self._commits_enabled = self._checkpointing or not self._auto_commit
+        self._group_metadata = None
         consumer = make_consumer("from_kafka", self._consumer_config())
         try:
             for topic in self.topics:
@@ -155,6 +156,7 @@ class from_kafka(KafkaSource):
         or in checkpoint mode what was emitted of them) start there."""
         self.assignment = self.assignment | {(tp.topic, tp.partition) for tp in partitions}
         if self.offsets_in_transaction:  # they start at the group's committed offsets
+            self._note_group(consumer)
             for tp in partitions:
                 self._emitted.pop((tp.topic, tp.partition), None)
         placed = False
@@ -186,6 +188,7 @@ class from_kafka(KafkaSource):
         if self.offsets_in_transaction:
             # exactly-once: a checkpoint commits the output and offsets of the partitions
             # while this source still owns them; then they are forgotten
+            self._note_group(consumer)
             hook = self._revoke_hook
             if hook is not None and not self._closing and not self.stopped:
                 hook()
@@ -208,11 +211,13 @@ class from_kafka(KafkaSource):
 
     def _on_lost(self, consumer: Any, partitions: list[Any]) -> None:
         """Exactly-once, on the consumer thread: the group gave the partitions to another
-        member while this one was away (paused): nothing of them may be committed now."""
-        self._forget({(tp.topic, tp.partition) for tp in partitions})
+        member while this one was away (paused): nothing of them may be committed now.
+        The output stops first: a checkpoint that found them gone would commit without
+        their offsets, and so without the group's check that this member is current."""
         hook = self._lost_hook
         if hook is not None:
             hook(f"{self} lost partitions {sorted((tp.topic, tp.partition) for tp in partitions)}")
+        self._forget({(tp.topic, tp.partition) for tp in partitions})
 
     def _forget(self, lost: set[tuple[str, int]]) -> None:
         self.assignment = self.assignment - lost
@@ -223,6 +228,20 @@ class from_kafka(KafkaSource):
     # -- exactly-once -------------------------------------------------------------------
     _revoke_hook: Any = None
     _lost_hook: Any = None
+    #: the group's metadata (generation, member id) as the consumer thread saw it last
+    _group_metadata: Any = None
+
+    def _note_group(self, consumer: Any) -> None:
+        """On the consumer thread: keep the group's metadata for :meth:`transaction_offsets`.
+        (``consumer_group_metadata()`` called from another thread blocks while this one
+        is inside a rebalance callback, where the checkpoint before a revoke waits.)"""
+        self._group_metadata = consumer.consumer_group_metadata()
+
+    def _consume_noting_group(self, room: int) -> list[Any]:
+        consumer = self.consumer
+        messages = consumer.consume(room, self.poll_interval)
+        self._group_metadata = consumer.consumer_group_metadata()
+        return messages
 
     def commit_offsets_in_transaction(
         self, on_revoke: Callable[[], Any], on_lost: Callable[[str], Any]
@@ -242,8 +261,8 @@ class from_kafka(KafkaSource):
         """``(group metadata, [TopicPartition])`` to commit in the output's transaction
         for ``position`` (a :meth:`snapshot`), of the partitions assigned now; None when
         the consumer is not running."""
-        consumer = self.consumer
-        if consumer is None:
+        metadata = self._group_metadata
+        if self.consumer is None or metadata is None:
             return None
         import confluent_kafka
 
@@ -254,11 +273,14 @@ class from_kafka(KafkaSource):
             for partition, offset in offsets.items()
             if (topic, partition) in assigned
         ]
-        return consumer.consumer_group_metadata(), partitions
+        return metadata, partitions
 
     async def _cycle(self, thread: ConsumerThread) -> None:
         room = max(1, min(self.max_in_flight - self.tracker.in_flight, 10000))
-        messages = await thread.call(self.consumer.consume, room, self.poll_interval)
+        if self.offsets_in_transaction:
+            messages = await thread.call(self._consume_noting_group, room)
+        else:
+            messages = await thread.call(self.consumer.consume, room, self.poll_interval)
         needs_refs = self._needs_refs()
         name = str(self)
         begin = self.tracker.begin
