@@ -103,6 +103,28 @@ def test_a_copy_is_byte_identical_and_commits_offsets_in_the_transaction(
     assert len(read_topic(kafka_bootstrap, out_topic, committed_only=False)) == 300
 
 
+def test_stopping_the_source_before_closing_the_checkpoints_commits_the_offsets_too(
+    kafka_bootstrap, kafka_topic, tmp_path
+):
+    """stop() closes the consumer, whose partitions are revoked: the checkpoint before the
+    revoke commits the output with its offsets (else a restart would read it again)."""
+    source_topic, out_topic = kafka_topic(2), kafka_topic(2)
+    group = f"eos-{out_topic}"
+    values = [b"s%d" % i for i in range(100)]
+    produce(kafka_bootstrap, source_topic, values, partition=lambda i: i % 2)
+    source, _ = copy_pipeline(kafka_bootstrap, source_topic, out_topic, group)
+    checkpoints = enable(source, tmp_path, interval=None, exactly_once=True)
+    source.start()
+    wait_for(lambda: checkpoints.kafka_output.transaction.has_uncommitted(), 20)
+    wait_for(lambda: sum(sum(p.values()) for p in source.snapshot().values()) == 100, 20)
+    source.stop()
+    checkpoints.close()
+    assert sorted(r["value"] for r in read_topic(kafka_bootstrap, out_topic)) == sorted(values)
+    assert committed(kafka_bootstrap, group, source_topic, 2) == end_offsets(
+        kafka_bootstrap, source_topic, 2
+    )
+
+
 def test_output_is_invisible_until_its_checkpoint_commits(kafka_bootstrap, kafka_topic, tmp_path):
     out_topic = kafka_topic(1)
     source = Stream.from_iterable([f"x{i}" for i in range(50)], stream_name="numbers")

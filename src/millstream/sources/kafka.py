@@ -190,7 +190,7 @@ class from_kafka(KafkaSource):
             # while this source still owns them; then they are forgotten
             self._note_group(consumer)
             hook = self._revoke_hook
-            if hook is not None and not self._closing and not self.stopped:
+            if hook is not None:  # also when stop() closes the consumer
                 hook()
             self._forget(lost)
             return
@@ -260,9 +260,11 @@ class from_kafka(KafkaSource):
     def transaction_offsets(self, position: Any) -> tuple[Any, list[Any]] | None:
         """``(group metadata, [TopicPartition])`` to commit in the output's transaction
         for ``position`` (a :meth:`snapshot`), of the partitions assigned now; None when
-        the consumer is not running."""
+        no record was read yet. After ``stop()`` the metadata of the last run is used: a
+        static member's is still valid; otherwise the broker refuses the offsets and the
+        output is fenced (nothing is committed twice)."""
         metadata = self._group_metadata
-        if self.consumer is None or metadata is None:
+        if metadata is None:
             return None
         import confluent_kafka
 
