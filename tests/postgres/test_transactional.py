@@ -187,3 +187,24 @@ def test_the_table_always_holds_the_rows_of_the_recorded_position(postgres_dsn, 
     assert all(position == count for position, count in seen), seen
     assert len({position for position, _ in seen}) >= 3  # several checkpoints were seen
     assert len(checkpoints.history) >= 3
+
+
+def test_a_commit_that_happened_but_reported_an_error_is_not_written_again(
+    postgres_dsn, pg_table, tmp_path
+):
+    """The connection may fail after the server committed (the reply lost): the next
+    checkpoint reads the record committed with the rows and does not write them twice."""
+    table = pg_table("id integer, word text")
+    source = Stream.from_iterable([(i, "x") for i in range(5)], stream_name="items")
+    source.to_postgres(table, postgres_dsn, stream_name="out")
+    checkpoints = enable(source, tmp_path / "ck", interval=None)
+    run_pipeline(source)
+    failpoints.configure("postgres_after_commit:raise")
+    try:
+        with pytest.raises(FailpointError):
+            checkpoints.checkpoint()
+    finally:
+        failpoints.configure("")
+    assert len(rows_of(postgres_dsn, table)) == 5  # committed, though it raised
+    checkpoints.close()
+    assert rows_of(postgres_dsn, table) == [(i, "x") for i in range(5)]

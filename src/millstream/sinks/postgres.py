@@ -338,13 +338,13 @@ class to_postgres(Sink):
             )
         return row
 
-    def _write_rows(self, conn: Any, rows: list[Any], count: int, plain: bool) -> None:
-        """Write the first ``count`` of ``rows`` in the transaction open on ``conn``
-        (``rows`` may grow meanwhile); ``plain``: each of them is a tuple."""
-        if not count:
+    def _write_rows(self, conn: Any, rows: list[Any], start: int, stop: int, plain: bool) -> None:
+        """Write ``rows[start:stop]`` in the transaction open on ``conn`` (``rows`` may grow
+        meanwhile); ``plain``: each of them is a tuple."""
+        if start >= stop:
             return
         if self.columns is None:
-            self.columns = self._columns_for(conn, rows[0])
+            self.columns = self._columns_for(conn, rows[start])
         columns = self.columns
         sql = self._psycopg.sql
         names = sql.SQL(", ").join(map(sql.Identifier, columns))
@@ -355,17 +355,17 @@ class to_postgres(Sink):
                 with cursor.copy(query) as copy:
                     write_row = copy.write_row
                     if plain:  # the loop a user would write; the server checks the widths
-                        for row in itertools.islice(rows, count):
+                        for row in itertools.islice(rows, start, stop):
                             write_row(row)
                     else:
                         width, values = len(columns), self._values
-                        for row in itertools.islice(rows, count):
+                        for row in itertools.islice(rows, start, stop):
                             if type(row) is tuple and len(row) == width:
                                 write_row(row)
                             else:
                                 write_row(values(row, columns))
             except self._psycopg.errors.BadCopyFileFormat:
-                for row in itertools.islice(rows, count):
+                for row in itertools.islice(rows, start, stop):
                     self._values(row, columns)  # a ValueError that names a row of bad width
                 raise
             return
@@ -386,19 +386,28 @@ class to_postgres(Sink):
             action,
         )
         # rows with the same key in one batch: the last one wins (one statement per row)
-        params = [self._values(row, columns) for row in itertools.islice(rows, count)]
+        params = [self._values(row, columns) for row in itertools.islice(rows, start, stop)]
         cursor.executemany(query, params)
 
     def _write_transaction(
-        self, rows: list[Any], count: int, plain: bool, checkpoint: tuple[int, Any] | None
+        self,
+        rows: list[Any],
+        stop: int,
+        plain: bool,
+        checkpoint: tuple[int, Any] | None = None,
+        owned: Sequence[_Prepared] = (),
     ) -> None:
-        """Write the first ``count`` of ``rows`` (and the record of ``checkpoint``) in one
-        transaction."""
+        """Write ``rows[:stop]`` in one transaction; with ``checkpoint`` (id, positions),
+        with its record, leaving out the rows of the checkpoints in ``owned`` that the
+        table already holds (a commit whose reply was lost)."""
         with self._conn_lock:
             conn = self._connection()
             try:
                 with conn.transaction():
-                    self._write_rows(conn, rows, count, plain)
+                    start = 0
+                    if checkpoint is not None:
+                        start = self._committed_before(conn, owned)
+                    self._write_rows(conn, rows, start, stop, plain)
                     if checkpoint is not None:
                         checkpoint_id, positions = checkpoint
                         conn.execute(
@@ -412,6 +421,27 @@ class to_postgres(Sink):
                 raise
             if checkpoint is not None:
                 failpoint("postgres_after_commit")
+
+    def _committed_before(self, conn: Any, owned: Sequence[_Prepared]) -> int:
+        """Where the rows not yet in the table begin: after those of the checkpoints in
+        ``owned`` up to the one the table records (locked until the transaction ends)."""
+        row = conn.execute(
+            f"SELECT checkpoint_id FROM {CHECKPOINT_TABLE} WHERE pipeline = %s FOR UPDATE",
+            (self.pipeline,),
+        ).fetchone()
+        if row is None:
+            return 0
+        held = int(row[0])
+        done = [end for checkpoint_id, end, _ in owned if checkpoint_id <= held]
+        if not done:
+            return 0
+        logger.warning(
+            "%s: checkpoint %d is committed already (its reply was lost): its rows are not "
+            "written again",
+            self,
+            held,
+        )
+        return done[-1]
 
     # -- the transactional sink protocol (millstream.checkpoint.transactional) ---------
     def checkpoint_mode(self, on: bool, identity: str | None = None) -> None:
@@ -453,7 +483,12 @@ class to_postgres(Sink):
         owned = [p for p in self._prepared if p[0] <= checkpoint_id]
         end = owned[-1][1] if owned else 0
         await asyncio.to_thread(
-            self._write_transaction, self._rows, end, self._plain, (checkpoint_id, positions)
+            self._write_transaction,
+            self._rows,
+            end,
+            self._plain,
+            (checkpoint_id, positions),
+            owned,
         )
         with self._rows_lock:
             del self._rows[:end]
