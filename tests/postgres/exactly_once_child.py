@@ -76,9 +76,10 @@ def main() -> None:
         running = numbers.accumulate(add, start=({}, {}), returns_state=True, stream_name="keyed")
         running.to_postgres(table, dsn, mode="upsert", key="k", stream_name="out")
     checkpoints = enable(source, location, interval="50ms")
+    print("restored", checkpoints.restored, flush=True)
     run_pipeline(source, timeout=900)
     checkpoints.close()
-    print("restored", checkpoints.restored, "last", checkpoints.last and checkpoints.last.id)
+    print("last", checkpoints.last and checkpoints.last.id)
 
 
 if __name__ == "__main__":

@@ -148,6 +148,11 @@ class PostgresServer:
             if time.monotonic() > deadline:
                 raise RuntimeError(f"the postmaster {pid} or its children outlived SIGKILL")
             time.sleep(0.05)
+        # its lock files name it; a new postmaster refuses to start while that pid exists,
+        # which a zombie not yet reaped by init does: the files of a dead one can go
+        for lock in (f"{self.data}/postmaster.pid", f"{self.base}/.s.PGSQL.{self.port}.lock"):
+            with contextlib.suppress(FileNotFoundError):
+                os.remove(lock)
         return pid
 
     def stop(self) -> None:
@@ -173,6 +178,7 @@ def _children(pid: int) -> list[int]:
 
 
 def _alive(pid: int) -> bool:
+    """Whether ``pid`` runs (a zombie does not)."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
