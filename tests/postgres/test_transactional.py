@@ -208,3 +208,14 @@ def test_a_commit_that_happened_but_reported_an_error_is_not_written_again(
     assert len(rows_of(postgres_dsn, table)) == 5  # committed, though it raised
     checkpoints.close()
     assert rows_of(postgres_dsn, table) == [(i, "x") for i in range(5)]
+
+
+def test_without_the_copy_formatter_rows_go_through_write_row(
+    postgres_dsn, pg_table, tmp_path, monkeypatch
+):
+    import millstream.sinks.postgres as sink_module
+
+    monkeypatch.setattr(sink_module, "copy_row_writer", lambda copy: (None, None))
+    table = pg_table("id integer, word text")
+    checkpointed(postgres_dsn, table, [(1, "a"), (2, "b")], tmp_path / "ck").close()
+    assert rows_of(postgres_dsn, table) == [(1, "a"), (2, "b")]

