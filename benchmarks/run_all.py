@@ -30,6 +30,7 @@ BENCHMARKS = [
     "event_windows",
     "checkpoints",
     "kafka_checkpoints",
+    "postgres_sink",
 ]
 
 
