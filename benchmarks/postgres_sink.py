@@ -29,6 +29,7 @@ Both tables must hold the same rows. Target: raw time / millstream time >= 0.8.
 from __future__ import annotations
 
 import itertools
+import os
 import shutil
 import tempfile
 import time
@@ -40,6 +41,9 @@ from _postgres import postgres
 
 from millstream import Stream
 from millstream.checkpoint import enable
+
+#: CPU seconds of this process (every thread) in each timed run, by figure
+CPU: dict[str, list[float]] = {}
 
 TABLES = {"millstream": "bench_millstream", "raw": "bench_raw", "raw_formatter": "bench_raw_f"}
 
@@ -77,6 +81,7 @@ def digest(dsn: str, table: str) -> tuple[Any, ...]:
 def run_millstream(dsn: str, rows: list, interval: str, work: str) -> tuple[float, Any]:
     table = TABLES["millstream"]
     fresh(dsn, table)
+    cpu = time.process_time()
     started = time.perf_counter()
     source = Stream.from_iterable(rows, stream_name="rows")
     source.to_postgres(table, dsn, stream_name="out")
@@ -84,6 +89,7 @@ def run_millstream(dsn: str, rows: list, interval: str, work: str) -> tuple[floa
     run_millstream_source(source)
     checkpoints.close()
     elapsed = time.perf_counter() - started
+    CPU.setdefault("millstream", []).append(time.process_time() - cpu)
     infos = list(checkpoints.history)
     batches = transactions(dsn, table)
     facts = {
@@ -100,6 +106,7 @@ def run_raw(dsn: str, rows: list, batches: list[int], name: str = "raw") -> tupl
     table = TABLES[name]
     fresh(dsn, table)
     query = f"COPY {table} (id, word) FROM STDIN"
+    cpu = time.process_time()
     started = time.perf_counter()
     with psycopg.connect(dsn) as conn:
         cursor = conn.cursor()
@@ -116,6 +123,7 @@ def run_raw(dsn: str, rows: list, batches: list[int], name: str = "raw") -> tupl
                         if data:
                             send(data)
     elapsed = time.perf_counter() - started
+    CPU.setdefault(name, []).append(time.process_time() - cpu)
     return elapsed, transactions(dsn, table)
 
 
@@ -151,6 +159,7 @@ def main(argv: list[str] | None = None) -> None:
                 "raw_formatter": lambda: raw_run("raw_formatter"),
             }
             best_times(runs, 1, check)  # warm-up
+            CPU.clear()
             times, ok = best_times(runs, args.repeat, check)
             with psycopg.connect(dsn) as conn:
                 server_version = conn.info.server_version
@@ -158,6 +167,8 @@ def main(argv: list[str] | None = None) -> None:
         shutil.rmtree(work, ignore_errors=True)
     ratio = times["raw"] / times["millstream"]
     ratio_formatter = times["raw_formatter"] / times["millstream"]
+    cpu = {k: min(v) for k, v in CPU.items()}
+    load = os.getloadavg()[0]
     info = machine()
     info["psycopg"] = psycopg.__version__
     info["psycopg_impl"] = psycopg.pq.__impl__
@@ -172,9 +183,12 @@ def main(argv: list[str] | None = None) -> None:
             "interval": args.interval,
             "method": "time.perf_counter, best of --repeat (figures taken in turn) after a "
             "warm-up of each; millstream from building the graph to close(), raw from "
-            "connect() to the last commit",
+            "connect() to the last commit; cpu_s: time.process_time of this process over "
+            "the same interval (best of --repeat), which other load on the machine moves less",
             "machine": info,
             "times_s": {k: round(v, 4) for k, v in times.items()},
+            "cpu_s": {k: round(v, 4) for k, v in cpu.items()},
+            "load_avg_1min_after": round(load, 2),
             "rows_per_s": {k: round(n / v) for k, v in times.items()},
             "transactions": len(last["batches"]),
             "rows_per_transaction": last["batches"][:20],
@@ -182,6 +196,7 @@ def main(argv: list[str] | None = None) -> None:
             "ratios": {
                 "raw_over_millstream": round(ratio, 3),
                 "raw_formatter_over_millstream": round(ratio_formatter, 3),
+                "raw_over_millstream_cpu": round(cpu["raw"] / cpu["millstream"], 3),
             },
             "checks": {
                 "millstream_rows_written_once": ok["millstream"],
