@@ -32,6 +32,7 @@ BENCHMARKS = [
     "kafka_checkpoints",
     "kafka_exactly_once",
     "kafka_copy",
+    "postgres_sink",
 ]
 
 

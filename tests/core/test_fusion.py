@@ -473,3 +473,51 @@ def test_current_value_seen_from_downstream_during_element():
     assert seen == [2, 4]  # per-element path
     s.emit(3)
     assert seen == [2, 4, 6]  # fused path sees 4 here
+
+
+def test_a_sink_with_an_exact_type_calls_otherwise_for_other_elements():
+    """``Stage('sink', exact_type=T, otherwise=g)``: ``func`` for type(x) is T (not a
+    subclass), ``g`` for the rest, fused and per element alike; ``g``'s errors are
+    annotated with the node and ``g``."""
+    from millstream.core.fusion import Stage, compile_downstreams
+    from millstream.sinks.core import Sink
+
+    class typed_sink(Sink):
+        def __init__(self, upstream: Stream) -> None:
+            self.fast: list[Any] = []
+            self.slow: list[Any] = []
+            super().__init__(upstream)
+
+        def other(self, x: Any) -> None:
+            if x is None:
+                raise TypeError("no None")
+            self.slow.append(x)
+
+        def update(self, x: Any, who: Any = None, metadata: Any = None) -> Any:
+            if type(x) is tuple:
+                self.fast.append(x)
+            else:
+                self.other(x)
+
+        _fusion_update = update
+
+        def _fusion_stage(self) -> Stage:
+            return Stage(
+                "sink", self.fast.append, exact_type=tuple, otherwise=self.other, returns_none=True
+            )
+
+    class pair(tuple):
+        pass
+
+    items = [(1,), [2], pair((3,)), (4, 5), "x"]
+    fused, plain = Stream(), Stream()
+    a, b = typed_sink(fused), typed_sink(plain)
+    assert compile_downstreams(fused) is not None
+    for x in items:
+        fused.emit(x)
+        plain.emit(x, metadata=PLAIN_MD)
+    assert a.fast == b.fast == [(1,), (4, 5)]
+    assert a.slow == b.slow == [[2], pair((3,)), "x"]
+    with pytest.raises(TypeError, match="no None") as info:
+        fused.emit(None)
+    assert "calling" in info.value.__notes__[0] and "other" in info.value.__notes__[0]

@@ -6,35 +6,28 @@ from __future__ import annotations
 
 import json
 import os
-import sys
 from pathlib import Path
 
-import psycopg
-
 from millstream.checkpoint import FAILPOINTS, CheckpointStore
-from millstream.sinks.postgres import CHECKPOINT_TABLE
 from millstream.sinks.postgres import FAILPOINTS as SQL_FAILPOINTS
 from millstream.testing import crash_and_recover, run_child
 
+from . import progress
 from .conftest import rows_of
+from .exactly_once_child import command
 
 SEED = int(os.environ.get("MILLSTREAM_TEST_SEED", "20261205"))
-CHILD = str(Path(__file__).with_name("exactly_once_child.py"))
 N = 20000
 
 
 def child(dsn: str, table: str, location: Path, mode: str, n: int = N) -> list[str]:
-    return [sys.executable, CHILD, dsn, table, str(location), str(n), mode]
+    return command(dsn, table, location, mode, n)
 
 
 def checkpoint_record(dsn: str, location: Path) -> tuple[int, dict]:
-    with psycopg.connect(dsn) as conn:
-        row = conn.execute(
-            f"SELECT checkpoint_id, positions FROM {CHECKPOINT_TABLE} WHERE pipeline = %s",
-            (f"{location}#out",),
-        ).fetchone()
-    assert row is not None
-    return row[0], row[1]
+    record = progress.checkpoint_record(dsn, f"{location}#out")
+    assert record is not None
+    return record
 
 
 def test_an_uninterrupted_run_writes_every_row_once_and_records_its_checkpoint(

@@ -13,17 +13,10 @@ import psycopg
 from millstream.testing import wait_for
 
 from .conftest import own_server, rows_of
-from .test_exactly_once import child
+from .exactly_once_child import command
+from .progress import committed_count
 
 N = 20000
-
-
-def committed_count(dsn: str, table: str) -> int:
-    try:
-        with psycopg.connect(dsn, connect_timeout=2) as conn:
-            return int(conn.execute(f"SELECT count(*) FROM {table}").fetchone()[0])
-    except psycopg.OperationalError:
-        return -1
 
 
 def test_the_server_killed_and_restarted_mid_stream(tmp_path):
@@ -32,7 +25,7 @@ def test_the_server_killed_and_restarted_mid_stream(tmp_path):
         with psycopg.connect(dsn, autocommit=True) as conn:
             conn.execute("CREATE TABLE words (id integer, word text)")
         process = subprocess.Popen(
-            child(dsn, "words", tmp_path / "ck", "insert", N),
+            command(dsn, "words", tmp_path / "ck", "insert", N),
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             text=True,

@@ -92,6 +92,11 @@ class Stage:
     awaitable result unless ``returns_none``), ``push`` (``func(x)`` is the node's own
     ``update``: it emits downstream by itself, annotates its own errors and may hold
     elements, and returns the awaitables downstream gave back, which are kept).
+
+    A ``sink`` with ``exact_type`` calls ``func(x, ...)`` only when ``type(x) is
+    exact_type`` and ``otherwise(x, ...)`` for every other element: the test is inline, so
+    a C function (``list.append``) as ``func`` costs no Python call for the common type,
+    and ``otherwise`` checks or converts the rest.
     """
 
     kind: str
@@ -102,6 +107,8 @@ class Stage:
     may_skip: bool = False
     returns_none: bool = False
     user_func: Any = None  # the function named in errors (defaults to ``func``)
+    exact_type: type | None = None  # sink: ``func`` for this exact type, ``otherwise`` else
+    otherwise: Callable[..., Any] | None = None
 
 
 def is_fusible(node: Stream) -> bool:
@@ -214,7 +221,17 @@ def _write_node(w: _Writer, node: Stream, invar: str, indent: int, shared: bool 
         indent += 1
     elif stage.kind == "sink":
         r = w.var()
-        w.line(indent, f"{r} = {fn}({invar}{_call_args(w, stage)})", info)
+        if stage.exact_type is not None:
+            exact = w.const("t", stage.exact_type)
+            w.line(indent, f"if type({invar}) is {exact}:")
+            w.line(indent + 1, f"{r} = {fn}({invar}{_call_args(w, stage)})", info)
+            w.line(indent, "else:")
+            other = w.const("o", stage.otherwise)
+            named = stage.user_func if stage.user_func is not None else stage.otherwise
+            call = f"{r} = {other}({invar}{_call_args(w, stage)})"
+            w.line(indent + 1, call, (node, named, invar))
+        else:
+            w.line(indent, f"{r} = {fn}({invar}{_call_args(w, stage)})", info)
         if not stage.returns_none:
             w.pends = True
             w.line(indent, f"if {r} is not None and _isawaitable({r}):")
