@@ -39,9 +39,7 @@ from postgres.exactly_once_child import command, counts_oracle
 from postgres.progress import checkpoint_record, committed_count
 from postgres.server import PostgresServer, rows_of
 
-SEED_ENV = "MILLSTREAM_RELIABILITY_SEED"
-FULL_ENV = "MILLSTREAM_RELIABILITY_FULL"
-FULL = os.environ.get(FULL_ENV, "").strip() == "1"
+from .harness import FULL, FULL_ENV, SEED_ENV, reliability_seed
 
 N = 1_000_000 if FULL else 30_000
 KEYS = 100_000 if FULL else 1_000
@@ -69,11 +67,6 @@ class Fault:
         down = f", down {self.down_s:.2f} s" if self.kind == KILL_SERVER else ""
         at = f"at {self.at:.1%} of the input +{self.delay_s:.3f} s"
         return f"#{self.number} {self.kind} {at}{down}"
-
-
-def seed_of_run() -> int:
-    value = os.environ.get(SEED_ENV, "").strip()
-    return int(value) if value else random.SystemRandom().randrange(2**32)
 
 
 def fault_schedule(test: str, seed: int) -> list[Fault]:
@@ -162,7 +155,7 @@ def kill_server(server: PostgresServer, fault: Fault) -> dict:
 
 
 def run_t10(mode: str, tmp_path: Path) -> None:
-    seed = seed_of_run()
+    seed = reliability_seed()
     test = f"T10 {mode}"
     faults = fault_schedule(test, seed)
     print(
