@@ -11,13 +11,16 @@ the parsing step raise; with ``--dead-letters`` it goes, byte-identical, to that
 the same transaction (else the pipeline stops on it).
 
 The child resumes from its checkpoints, exits 0 once its state has taken ``TOTAL``
-records (counted plus dead-lettered), and prints ``restored <id>`` at start and
-``done <counted> <dead>`` at the end.
+records (counted plus dead-lettered), and prints ``restored <id>`` at start,
+``progress <records taken>`` every 0.2 s and ``done <counted> <dead>`` at the end.
 """
 
 from __future__ import annotations
 
 import argparse
+import faulthandler
+import logging
+import signal
 import sys
 import time
 
@@ -48,6 +51,8 @@ def count(counts: dict, record: dict) -> tuple[dict, tuple[bytes, bytes]]:
 
 
 def main() -> int:
+    faulthandler.register(signal.SIGUSR1)  # a stalled run's stacks: kill -USR1 <pid>
+    logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(name)s %(message)s")
     parser = argparse.ArgumentParser()
     for name in ("bootstrap", "in_topic", "out_topic", "group", "checkpoints"):
         parser.add_argument(name)
@@ -89,10 +94,14 @@ def main() -> int:
         )
 
     source.start()
+    shown = time.monotonic()
     while sum(taken()) < args.total:
         if source.stopped:
             print(f"source stopped: {source.error!r}", flush=True)
             return 1
+        if time.monotonic() - shown >= 0.2:
+            shown = time.monotonic()
+            print("progress %d" % sum(taken()), flush=True)
         time.sleep(0.05)
     checkpoints.close()  # the last checkpoint commits everything taken
     source.stop()

@@ -156,13 +156,20 @@ class KafkaTransactions:
         if self.producer is not None:
             return
         try:
-            import confluent_kafka
+            import confluent_kafka  # noqa: F401  (here: a missing client is one clear error)
         except ImportError as e:  # pragma: no cover - the kafka extra is part of the test extra
             raise ImportError(
                 "exactly-once Kafka output needs confluent-kafka: pip install 'millstream[kafka]'"
             ) from e
-        producer = confluent_kafka.Producer(self.config)
         self._ensure_record_topic(timeout)
+        self.producer = self._new_producer(timeout)
+
+    def _new_producer(self, timeout: float) -> Any:
+        """A producer with this ``transactional.id``, initialised (which fences and aborts
+        what an earlier one left open) and in a transaction."""
+        import confluent_kafka
+
+        producer = confluent_kafka.Producer(self.config)
         deadline = time.monotonic() + timeout
         while True:
             try:
@@ -175,7 +182,7 @@ class KafkaTransactions:
                     continue
                 raise self._failed("init_transactions", e) from e
         producer.begin_transaction()
-        self.producer = producer
+        return producer
 
     def _ensure_record_topic(self, timeout: float) -> None:
         """Create the record topic (compacted, one partition) unless it exists."""
@@ -341,6 +348,15 @@ class KafkaTransactions:
                         "went to another member while this one was away)"
                     )
                     raise self.fatal from e  # type: ignore[misc]
+                except _Stuck as e:
+                    if time.monotonic() >= deadline:
+                        raise CheckpointError(
+                            f"Kafka transaction of checkpoint {checkpoint_id} "
+                            f"({self.transactional_id}) not committed within "
+                            f"{self.commit_timeout} s, {attempt} attempt(s): {e}"
+                        ) from e
+                    self._replace_producer(e, deadline)
+                    continue
                 except Exception as e:
                     err = _error_of(e)
                     if err is None and not isinstance(e, _DeliveryFailed):
@@ -368,8 +384,11 @@ class KafkaTransactions:
             if not partitions:
                 continue
             try:
-                producer.send_offsets_to_transaction(
-                    partitions, group_metadata, max(1.0, deadline - time.monotonic())
+                _bounded(
+                    producer.send_offsets_to_transaction,
+                    partitions,
+                    group_metadata,
+                    min(_STEP_TIMEOUT, max(1.0, deadline - time.monotonic())),
                 )
             except Exception as e:
                 err = _error_of(e)
@@ -406,6 +425,23 @@ class KafkaTransactions:
                     raise
                 time.sleep(0.2)  # retriable (the broker is away): try again
         producer.begin_transaction()
+        for record in self._produced:
+            self._send(record)
+
+    def _replace_producer(self, cause: BaseException, deadline: float) -> None:
+        """A call that never returned (librdkafka's ``send_offsets_to_transaction`` can block
+        past its timeout once the group coordinator was away: librdkafka issues #5456,
+        #5511): leave that producer to its thread, start a new one with the same
+        ``transactional.id`` (which fences the old one and aborts its transaction) and
+        produce the checkpoint's records again."""
+        self.aborts += 1
+        logger.warning(
+            "%s: %s; a new producer takes over and produces the %d record(s) again",
+            self.transactional_id,
+            cause,
+            len(self._produced),
+        )
+        self.producer = self._new_producer(max(5.0, deadline - time.monotonic()))
         for record in self._produced:
             self._send(record)
 
@@ -480,6 +516,37 @@ _GROUP_MOVED_ON = (
 
 class _GroupMovedOn(Exception):
     """``send_offsets_to_transaction`` was refused: the group has a newer generation."""
+
+
+#: seconds one blocking step of a commit may take before its producer is replaced
+_STEP_TIMEOUT = 5.0
+
+
+class _Stuck(Exception):
+    """A librdkafka call did not return within its bound (see ``_replace_producer``)."""
+
+
+def _bounded(fn: Any, *args: Any) -> Any:
+    """``fn(*args)`` whose last argument is its timeout, in a daemon thread that is given up
+    (``_Stuck``) when the call outlives that timeout by 5 s."""
+    timeout = float(args[-1])
+    outcome: list[Any] = []
+
+    def call() -> None:
+        try:
+            outcome.append((True, fn(*args)))
+        except BaseException as e:  # handed to the caller
+            outcome.append((False, e))
+
+    thread = threading.Thread(target=call, name="millstream-kafka-commit", daemon=True)
+    thread.start()
+    thread.join(timeout + 5.0)
+    if not outcome:
+        raise _Stuck(f"{getattr(fn, '__name__', fn)} did not return within {timeout + 5.0:.0f} s")
+    ok, value = outcome[0]
+    if not ok:
+        raise value
+    return value
 
 
 class _DeliveryFailed(Exception):
