@@ -1,0 +1,361 @@
+"""Streaming frames on pandas: ``DataFrame``, ``Series``, ``Index`` (each element new rows)
+and ``DataFrames``, ``Seriess`` (each element the full, updated result).
+
+>>> import pandas as pd
+>>> sdf = DataFrame(example=pd.DataFrame({'x': [0], 'y': [0.0]}))
+>>> total = sdf[sdf.x > 0].y.sum()
+>>> L = total.stream.sink_to_list()
+>>> sdf.emit(pd.DataFrame({'x': [1, -1, 2], 'y': [1.0, 5.0, 2.0]}))
+>>> sdf.emit(pd.DataFrame({'x': [3], 'y': [4.0]}))
+>>> [float(v) for v in L]
+[3.0, 7.0]
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import pandas as pd
+
+from ..core.stream import Stream
+from .aggregations import Aggregation, Count, Mean, Size, Sum, Var
+from .collection import Streaming, map_partitions, register_stream_type
+from .nodes import Cumulative, RunningAggregation
+
+__all__ = [
+    "DataFrame",
+    "DataFrames",
+    "Frame",
+    "Frames",
+    "Index",
+    "Series",
+    "Seriess",
+    "is_dataframe_like",
+    "is_index_like",
+    "is_series_like",
+    "to_dataframe",
+]
+
+
+def is_dataframe_like(x: Any) -> bool:
+    """Looks like a DataFrame (pandas or cudf): columns, dtypes and groupby."""
+    return all(hasattr(x, a) for a in ("dtypes", "columns", "groupby", "head", "merge"))
+
+
+def is_series_like(x: Any) -> bool:
+    """Looks like a Series: a name and a dtype, no columns."""
+    return all(hasattr(x, a) for a in ("name", "dtype", "groupby", "head")) and not hasattr(
+        x, "columns"
+    )
+
+
+def is_index_like(x: Any) -> bool:
+    """Looks like an Index: a name and a dtype, no groupby."""
+    return (
+        hasattr(x, "name")
+        and hasattr(x, "dtype")
+        and hasattr(x, "is_monotonic_increasing")
+        and (not hasattr(x, "groupby") and not hasattr(x, "columns"))
+    )
+
+
+def _method(name: str, *args: Any, **kwargs: Any) -> Callable[[Any], Any]:
+    return _CallMethod(name, args, kwargs)
+
+
+class _CallMethod:
+    """``x.<name>(*args, **kwargs)``, picklable (Streamz's ``M``)."""
+
+    __slots__ = ("args", "kwargs", "name")
+
+    def __init__(self, name: str, args: tuple, kwargs: dict):
+        self.name = name
+        self.args = args
+        self.kwargs = kwargs
+
+    def __call__(self, x: Any) -> Any:
+        return getattr(x, self.name)(*self.args, **self.kwargs)
+
+
+class _GetAttr:
+    __slots__ = ("name",)
+
+    def __init__(self, name: str):
+        self.name = name
+
+    def __call__(self, x: Any) -> Any:
+        return getattr(x, self.name)
+
+
+class _BaseFrame(Streaming):
+    """Per-chunk operations of every frame."""
+
+    _is_like: Callable[[Any], bool] = staticmethod(is_dataframe_like)
+    _kind = "DataFrame"
+
+    def __init__(self, *args: Any, **kwargs: Any):
+        stream = kwargs.pop("stream", args[0] if args else None)
+        example = kwargs.pop("example", args[1] if len(args) > 1 else None)
+        if callable(example) and not hasattr(example, "dtype") and not hasattr(example, "dtypes"):
+            example = example()
+        if example is None:
+            raise TypeError("Missing required argument:'example'")
+        if self._kind == "DataFrame" and not is_dataframe_like(example):
+            example = pd.DataFrame(example)
+        if not type(self)._is_like(example):
+            raise TypeError(
+                f"Streaming {self._kind} expects an example of {self._kind} like objects, "
+                f"got {type(example).__name__}"
+            )
+        Streaming.__init__(self, stream, example, **kwargs)
+        self._subtype = type(example)
+
+    def round(self, decimals: int = 0) -> Streaming:
+        return self.map_partitions(_method("round", decimals), self)
+
+    def reset_index(self) -> Streaming:
+        """Each chunk with a new 0..n-1 index and the old one as a column."""
+        return self.map_partitions(_method("reset_index"), self)
+
+    def set_index(self, index: Any, **kwargs: Any) -> Streaming:
+        return self.map_partitions(_method("set_index", index, **kwargs), self)
+
+    def tail(self, n: int = 5) -> Streaming:
+        """The last ``n`` rows of each chunk."""
+        return self.map_partitions(_method("tail", n), self)
+
+    def astype(self, dt: Any) -> Streaming:
+        return self.map_partitions(_method("astype", dt), self)
+
+    @property
+    def index(self) -> Streaming:
+        return self.map_partitions(_GetAttr("index"), self)
+
+    def map(self, func: Callable[[Any], Any], na_action: str | None = None) -> Streaming:
+        return self.map_partitions(_method("map", func, na_action=na_action), self)
+
+
+class Frame(_BaseFrame):
+    """New rows per element: cumulative operations and running aggregations."""
+
+    _stream_type = "streaming"
+
+    def aggregate(self, aggregation: Aggregation, start: Any = None) -> Streaming:
+        """The running ``aggregation`` over every chunk so far, emitted per chunk."""
+        example = aggregation.on_new(aggregation.initial(self.example), self.example)[1]
+        node = RunningAggregation(self.stream, aggregation, start=start)
+        return map_partitions(_identity, Streaming(node, example, "updating"))
+
+    def sum(self, start: Any = None) -> Streaming:
+        """The running sum (per column for a DataFrame)."""
+        return self.aggregate(Sum(), start)
+
+    def count(self, start: Any = None) -> Streaming:
+        """The running count of non-missing values."""
+        return self.aggregate(Count(), start)
+
+    @property
+    def size(self) -> Streaming:
+        """The running number of rows."""
+        return self.aggregate(Size())
+
+    def mean(self, start: Any = None) -> Streaming:
+        """The running mean."""
+        return self.aggregate(Mean(), start)
+
+    def var(self, ddof: int = 1) -> Streaming:
+        """The running variance (not in Streamz's ``Frame``: there only windows have it)."""
+        return self.aggregate(Var(ddof))
+
+    def std(self, ddof: int = 1) -> Streaming:
+        """The running standard deviation (``var() ** 0.5``)."""
+        return map_partitions(_sqrt, self.var(ddof))
+
+    def _cumulative(self, operation: str) -> Frame:
+        node = Cumulative(self.stream, operation)
+        return type(self)(node, example=getattr(self.example, operation)())
+
+    def cumsum(self) -> Frame:
+        """The cumulative sum across chunks, row by row."""
+        return self._cumulative("cumsum")
+
+    def cumprod(self) -> Frame:
+        """The cumulative product across chunks, row by row."""
+        return self._cumulative("cumprod")
+
+    def cummin(self) -> Frame:
+        """The cumulative minimum across chunks, row by row."""
+        return self._cumulative("cummin")
+
+    def cummax(self) -> Frame:
+        """The cumulative maximum across chunks, row by row."""
+        return self._cumulative("cummax")
+
+
+def _sqrt(x: Any) -> Any:
+    return x**0.5
+
+
+def _identity(x: Any) -> Any:
+    return x
+
+
+class Frames(_BaseFrame):
+    """The full result per element: pandas reductions of each element."""
+
+    _stream_type = "updating"
+
+    def _reduce(self, name: str, **kwargs: Any) -> Streaming:
+        return self.map_partitions(_method(name, **kwargs), self)
+
+    def sum(self, **kwargs: Any) -> Streaming:
+        return self._reduce("sum", **kwargs)
+
+    def mean(self, **kwargs: Any) -> Streaming:
+        return self._reduce("mean", **kwargs)
+
+    def std(self, **kwargs: Any) -> Streaming:
+        return self._reduce("std", **kwargs)
+
+    def var(self, **kwargs: Any) -> Streaming:
+        return self._reduce("var", **kwargs)
+
+    def count(self, **kwargs: Any) -> Streaming:
+        return self._reduce("count", **kwargs)
+
+    @property
+    def size(self) -> Streaming:
+        return self.map_partitions(_GetAttr("size"), self)
+
+    def nlargest(self, n: int, *args: Any, **kwargs: Any) -> Streaming:
+        return self.map_partitions(_method("nlargest", n, *args, **kwargs), self)
+
+
+class _DataFrameMixin:
+    """Columns of DataFrames: access, assignment, filtering."""
+
+    example: Any
+    stream: Stream
+
+    @property
+    def columns(self) -> Any:
+        return self.example.columns
+
+    @property
+    def dtypes(self) -> Any:
+        return self.example.dtypes
+
+    def __getitem__(self, key: Any) -> Streaming:
+        return map_partitions(_getitem, self, key)
+
+    def __getattr__(self, key: str) -> Streaming:
+        if key.startswith("_") or key in ("example", "stream", "stream_type"):
+            raise AttributeError(key)
+        if key in self.example.columns:
+            return map_partitions(_getitem, self, key)
+        raise AttributeError(f"{type(self).__name__} has no attribute or column {key!r}")
+
+    def __dir__(self) -> list[str]:
+        return sorted(
+            {*object.__dir__(self), *(c for c in self.example.columns if isinstance(c, str))}
+        )
+
+    def assign(self, **kwargs: Any) -> Streaming:
+        """Each chunk with the given columns added (streaming values are zipped in)."""
+        names = list(kwargs)
+        return map_partitions(_Assign(names), self, *kwargs.values())
+
+    def to_frame(self) -> Streaming:
+        return map_partitions(_method("to_frame"), self)
+
+    def query(self, expr: str, **kwargs: Any) -> Streaming:
+        return map_partitions(_method("query", expr, **kwargs), self)
+
+    def verify(self, x: Any) -> None:
+        Streaming.verify(self, x)  # type: ignore[arg-type]
+        if list(x.columns) != list(self.example.columns):
+            raise IndexError(
+                f"Input expected to have columns {list(self.example.columns)}, "
+                f"got {list(x.columns)}"
+            )
+
+    def __setitem__(self, key: Any, value: Any) -> None:
+        result = self.assign(**{key: value})
+        self.stream = result.stream
+        self.example = result.example
+
+
+def _getitem(x: Any, key: Any) -> Any:
+    return x[key]
+
+
+class _Assign:
+    __slots__ = ("names",)
+
+    def __init__(self, names: list[str]):
+        self.names = names
+
+    def __call__(self, frame: Any, *values: Any) -> Any:
+        return frame.assign(**dict(zip(self.names, values, strict=True)))
+
+
+class _SeriesMixin:
+    example: Any
+
+    @property
+    def dtype(self) -> Any:
+        return self.example.dtype
+
+    def to_frame(self) -> Streaming:
+        return map_partitions(_method("to_frame"), self)
+
+
+class DataFrame(_DataFrameMixin, Frame):
+    """A stream of pandas DataFrame chunks: ``DataFrame(stream, example)``."""
+
+
+class DataFrames(_DataFrameMixin, Frames):
+    """An updating stream of whole DataFrames."""
+
+
+class Series(_SeriesMixin, Frame):
+    """A stream of pandas Series chunks."""
+
+    _is_like = staticmethod(is_series_like)
+    _kind = "Series"
+
+
+class Seriess(_SeriesMixin, Frames):
+    """An updating stream of whole Series."""
+
+    _is_like = staticmethod(is_series_like)
+    _kind = "Series"
+
+
+class Index(Series):
+    """A stream of pandas Index chunks."""
+
+    _is_like = staticmethod(is_index_like)
+    _kind = "Index"
+
+
+register_stream_type("streaming", is_dataframe_like, DataFrame)
+register_stream_type("streaming", is_series_like, Series)
+register_stream_type("streaming", is_index_like, Index)
+register_stream_type("updating", is_dataframe_like, DataFrames)
+register_stream_type("updating", is_series_like, Seriess)
+
+
+def to_dataframe(stream: Stream, example: Any) -> DataFrame:
+    """``stream.to_dataframe(example)``: the stream's elements as a streaming DataFrame.
+
+    >>> import pandas as pd
+    >>> source = Stream()
+    >>> sdf = source.to_dataframe(pd.DataFrame({'x': [0]}))
+    >>> L = sdf.x.cumsum().stream.sink_to_list()
+    >>> source.emit(pd.DataFrame({'x': [1, 2]})); source.emit(pd.DataFrame({'x': [3]}))
+    >>> [s.tolist() for s in L]
+    [[1, 3], [6]]
+    """
+    return DataFrame(stream=stream, example=example)
