@@ -1,0 +1,105 @@
+"""Streaming frames against pandas on the concatenated input."""
+
+from __future__ import annotations
+
+import pandas as pd
+import pytest
+
+from millstream import Stream
+from millstream.dataframe import DataFrame, DataFrames, Series, Seriess, Streaming
+
+CHUNKS = [
+    pd.DataFrame({"x": [1, -2, 3], "y": [1.5, 2.0, -1.0]}, index=[0, 1, 2]),
+    pd.DataFrame({"x": [4, 5], "y": [0.5, 3.0]}, index=[3, 4]),
+    pd.DataFrame({"x": [-6, 7, 8, 2], "y": [2.0, 1.0, 4.0, 2.5]}, index=[5, 6, 7, 8]),
+]
+WHOLE = pd.concat(CHUNKS)
+EXAMPLE = CHUNKS[0].iloc[:0]
+
+
+def run(build):  # type: ignore[no-untyped-def]
+    sdf = DataFrame(example=EXAMPLE)
+    out = build(sdf)
+    L = out.stream.sink_to_list()
+    for chunk in CHUNKS:
+        sdf.emit(chunk)
+    return out, L
+
+
+@pytest.mark.parametrize("op", ["cumsum", "cumprod", "cummin", "cummax"])
+def test_cumulative_equals_pandas_over_the_concatenation(op: str) -> None:
+    out, L = run(lambda s: getattr(s, op)())
+    assert isinstance(out, DataFrame)
+    pd.testing.assert_frame_equal(pd.concat(L), getattr(WHOLE, op)())
+    out, L = run(lambda s: getattr(s.x, op)())
+    assert isinstance(out, Series)
+    pd.testing.assert_series_equal(pd.concat(L), getattr(WHOLE.x, op)())
+
+
+@pytest.mark.parametrize("name", ["sum", "count", "mean", "var", "std"])
+def test_running_reductions_equal_pandas_on_the_rows_so_far(name: str) -> None:
+    out, L = run(lambda s: getattr(s, name)())
+    assert isinstance(out, Seriess)
+    for i, result in enumerate(L):
+        pd.testing.assert_series_equal(result, getattr(pd.concat(CHUNKS[: i + 1]), name)())
+    out, L = run(lambda s: getattr(s.y, name)())
+    assert type(out) is Streaming and out.stream_type == "updating"
+    assert L == pytest.approx([getattr(pd.concat(CHUNKS[: i + 1]).y, name)() for i in range(3)])
+
+
+def test_size_counts_rows() -> None:
+    out, L = run(lambda s: s.size)
+    assert L == [3, 5, 9]
+
+
+def test_filter_columns_arithmetic_and_assignment() -> None:
+    out, L = run(lambda s: s[s.x > 0].y.sum())
+    assert L == pytest.approx([0.5, 4.0, 11.5])
+    out, L = run(lambda s: s[["y", "x"]])
+    pd.testing.assert_frame_equal(pd.concat(L), WHOLE[["y", "x"]])
+    out, L = run(lambda s: (s.x + 1) * s.y - 2)
+    pd.testing.assert_series_equal(pd.concat(L), (WHOLE.x + 1) * WHOLE.y - 2)
+    out, L = run(lambda s: 10 - s["x"])
+    pd.testing.assert_series_equal(pd.concat(L), 10 - WHOLE.x)
+    out, L = run(lambda s: s.assign(z=s.x * 2, w=1))
+    pd.testing.assert_frame_equal(pd.concat(L), WHOLE.assign(z=WHOLE.x * 2, w=1))
+    sdf = DataFrame(example=EXAMPLE)
+    sdf["z"] = sdf.x + sdf.y
+    assert list(sdf.columns) == ["x", "y", "z"]
+
+
+def test_tail_reset_index_map_partitions_and_accumulate_partitions() -> None:
+    out, L = run(lambda s: s.tail(2))
+    assert [len(c) for c in L] == [2, 2, 2]
+    out, L = run(lambda s: s.reset_index())
+    assert list(L[1]["index"]) == [3, 4] and list(L[1].index) == [0, 1]
+    out, L = run(lambda s: s.map_partitions(lambda df, k: df.x * k, s, 3))
+    pd.testing.assert_series_equal(pd.concat(L), WHOLE.x * 3)
+    out, L = run(
+        lambda s: s.accumulate_partitions(
+            lambda n, df: (n + len(df), n + len(df)), start=0, returns_state=True
+        )
+    )
+    assert L == [3, 5, 9]
+
+
+def test_verify_checks_type_and_columns() -> None:
+    sdf = DataFrame(example=EXAMPLE)
+    with pytest.raises(TypeError):
+        sdf.emit([1, 2])
+    with pytest.raises(IndexError):
+        sdf.emit(pd.DataFrame({"x": [1]}))
+    with pytest.raises(TypeError, match="example"):
+        DataFrame(stream=Stream())
+
+
+def test_to_dataframe_and_updating_frames() -> None:
+    source = Stream()
+    sdf = source.to_dataframe(EXAMPLE)
+    assert isinstance(sdf, DataFrame) and sdf.stream is source
+    total = sdf.sum()
+    assert isinstance(total, Seriess)
+    frames = DataFrames(stream=Stream(), example=EXAMPLE)
+    L = frames.mean().stream.sink_to_list()
+    frames.emit(WHOLE)
+    pd.testing.assert_series_equal(L[0], WHOLE.mean())
