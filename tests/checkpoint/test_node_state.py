@@ -23,6 +23,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+import pandas as pd
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -30,6 +31,7 @@ from hypothesis import strategies as st
 import millstream.dask  # noqa: F401  (registers the Dask nodes, for the discovery test)
 from millstream import ManualClock, Stream
 from millstream.core.clock import use_clock
+from millstream.dataframe import Cumulative, RunningAggregation, Sum
 from millstream.exceptions import StateError
 from millstream.operators import aggregate, asynchronous, combine, counting, timing
 from millstream.testing import TestingSource, run_pipeline, wait_for
@@ -159,7 +161,36 @@ async def add_ten(x: int) -> int:
     return x + 10
 
 
+CHUNK = st.lists(st.integers(-5, 5), min_size=0, max_size=4).map(
+    lambda v: pd.Series(v, dtype="int64")
+)
+
+
+def as_chunk(x: Any) -> Any:
+    return x if isinstance(x, pd.Series) else pd.Series([x], dtype="int64")
+
+
+def frame_sum(head: Stream) -> Stream:
+    return RunningAggregation(head, Sum()).map(int)
+
+
+def frame_cumsum(head: Stream) -> Stream:
+    return Cumulative(head, "cumsum").map(lambda s: s.tolist())
+
+
+def frame_build(
+    make: Callable[[Stream], Stream],
+) -> Callable[[list[Stream]], tuple[list[Stream], Stream]]:
+    def build(heads: list[Stream]) -> tuple[list[Stream], Stream]:
+        out = make(heads[0].map(as_chunk))  # fed() emits plain ints
+        return [out.upstreams[0]], out
+
+    return build
+
+
 CASES = [
+    Case("frame_sum", RunningAggregation, frame_build(frame_sum), emits(CHUNK)),
+    Case("frame_cumsum", Cumulative, frame_build(frame_cumsum), emits(CHUNK)),
     Case(
         "accumulate",
         aggregate.accumulate,

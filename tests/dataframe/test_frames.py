@@ -44,24 +44,24 @@ def test_running_reductions_equal_pandas_on_the_rows_so_far(name: str) -> None:
         pd.testing.assert_series_equal(result, getattr(pd.concat(CHUNKS[: i + 1]), name)())
     out, L = run(lambda s: getattr(s.y, name)())
     assert type(out) is Streaming and out.stream_type == "updating"
-    assert L == pytest.approx([getattr(pd.concat(CHUNKS[: i + 1]).y, name)() for i in range(3)])
+    assert pytest.approx([getattr(pd.concat(CHUNKS[: i + 1]).y, name)() for i in range(3)]) == L
 
 
 def test_size_counts_rows() -> None:
-    out, L = run(lambda s: s.size)
+    _out, L = run(lambda s: s.size)
     assert L == [3, 5, 9]
 
 
 def test_filter_columns_arithmetic_and_assignment() -> None:
-    out, L = run(lambda s: s[s.x > 0].y.sum())
-    assert L == pytest.approx([0.5, 4.0, 11.5])
-    out, L = run(lambda s: s[["y", "x"]])
+    _out, L = run(lambda s: s[s.x > 0].y.sum())
+    assert pytest.approx([0.5, 4.0, 11.5]) == L
+    _out, L = run(lambda s: s[["y", "x"]])
     pd.testing.assert_frame_equal(pd.concat(L), WHOLE[["y", "x"]])
-    out, L = run(lambda s: (s.x + 1) * s.y - 2)
+    _out, L = run(lambda s: (s.x + 1) * s.y - 2)
     pd.testing.assert_series_equal(pd.concat(L), (WHOLE.x + 1) * WHOLE.y - 2)
-    out, L = run(lambda s: 10 - s["x"])
+    _out, L = run(lambda s: 10 - s["x"])
     pd.testing.assert_series_equal(pd.concat(L), 10 - WHOLE.x)
-    out, L = run(lambda s: s.assign(z=s.x * 2, w=1))
+    _out, L = run(lambda s: s.assign(z=s.x * 2, w=1))
     pd.testing.assert_frame_equal(pd.concat(L), WHOLE.assign(z=WHOLE.x * 2, w=1))
     sdf = DataFrame(example=EXAMPLE)
     sdf["z"] = sdf.x + sdf.y
@@ -69,13 +69,13 @@ def test_filter_columns_arithmetic_and_assignment() -> None:
 
 
 def test_tail_reset_index_map_partitions_and_accumulate_partitions() -> None:
-    out, L = run(lambda s: s.tail(2))
+    _out, L = run(lambda s: s.tail(2))
     assert [len(c) for c in L] == [2, 2, 2]
-    out, L = run(lambda s: s.reset_index())
+    _out, L = run(lambda s: s.reset_index())
     assert list(L[1]["index"]) == [3, 4] and list(L[1].index) == [0, 1]
-    out, L = run(lambda s: s.map_partitions(lambda df, k: df.x * k, s, 3))
+    _out, L = run(lambda s: s.map_partitions(lambda df, k: df.x * k, s, 3))
     pd.testing.assert_series_equal(pd.concat(L), WHOLE.x * 3)
-    out, L = run(
+    _out, L = run(
         lambda s: s.accumulate_partitions(
             lambda n, df: (n + len(df), n + len(df)), start=0, returns_state=True
         )

@@ -56,6 +56,8 @@ def to_plain(value: Any) -> Any:
 def from_plain(data: Any) -> Any:
     """The value :func:`to_plain` made ``data`` from; raises ``TypeError``/``ValueError``
     on anything else."""
+    if isinstance(data, (str, bytes)):
+        raise TypeError(f"not a frame node's state: {data!r:.80}")
     if isinstance(data, _SCALARS):
         return data
     if isinstance(data, tuple):
