@@ -16,6 +16,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from ..core.stream import Stream
@@ -143,7 +144,8 @@ class Frame(_BaseFrame):
 
     def aggregate(self, aggregation: Aggregation, start: Any = None) -> Streaming:
         """The running ``aggregation`` over every chunk so far, emitted per chunk."""
-        example = aggregation.on_new(aggregation.initial(self.example), self.example)[1]
+        with np.errstate(divide="ignore", invalid="ignore"):  # 0 / 0 on the empty example
+            example = aggregation.on_new(aggregation.initial(self.example), self.example)[1]
         node = RunningAggregation(self.stream, aggregation, start=start)
         return map_partitions(_identity, Streaming(node, example, "updating"))
 
