@@ -113,13 +113,14 @@ def map_partitions(func: Callable[..., Any], *args: Any, **kwargs: Any) -> Strea
     [7]
     """
     example = kwargs.pop("example", None)
+    stream_type = kwargs.pop("stream_type", None)
     if example is None:
         example = func(*[getattr(arg, "example", arg) for arg in args], **kwargs)
     collections = [arg for arg in args if isinstance(arg, Streaming)]
     if not collections:
         raise TypeError(f"map_partitions({func!r}, ...) needs at least one collection argument")
-    if "stream_type" in kwargs:
-        stream_type = kwargs.pop("stream_type")
+    if stream_type is not None:
+        _checked(stream_type)
     elif any(c.stream_type == "streaming" for c in collections):
         stream_type = "streaming"
     else:
@@ -134,6 +135,17 @@ def map_partitions(func: Callable[..., Any], *args: Any, **kwargs: Any) -> Strea
         fixed = [(i, arg) for i, arg in enumerate(args) if not isinstance(arg, Streaming)]
         stream = first.stream.map(partial_by_order, function=func, other=fixed, **kwargs)
     return _wrap(stream, example, stream_type)
+
+
+class WithExtraArgs:
+    """``func(state, x, *args, **kwargs)`` as a step of ``accumulate`` (picklable for Dask)."""
+
+    def __init__(self, func: Callable[..., Any], args: tuple[Any, ...]) -> None:
+        self.func = func
+        self.args = args
+
+    def __call__(self, state: Any, x: Any, **kwargs: Any) -> Any:
+        return self.func(state, x, *self.args, **kwargs)
 
 
 def _binary(op: Callable[[Any, Any], Any], reflected: bool = False) -> Any:
@@ -277,9 +289,8 @@ class Streaming(OperatorMixin):
             example = func(start, self.example, *args, **kwargs)
             if returns_state:
                 _, example = example
-        stream = self.stream.accumulate(
-            func, *args, start=start, returns_state=returns_state, **kwargs
-        )
+        step = WithExtraArgs(func, args) if args else func
+        stream = self.stream.accumulate(step, start=start, returns_state=returns_state, **kwargs)
         return _wrap(stream, example, stream_type)
 
     def __repr__(self) -> str:
