@@ -29,6 +29,7 @@ SRC = pathlib.Path(__file__).resolve().parents[1] / "src" / "millstream"
 LAYERS: list[set[str]] = [
     {"millstream._utils", "millstream._version", "millstream.exceptions"},
     {"millstream.core"},
+    {"millstream.graph", "millstream.collection"},  # need only core
     {"millstream.operators"},
     {"millstream.kafka"},
     {"millstream.sources"},
@@ -36,7 +37,7 @@ LAYERS: list[set[str]] = [
     {"millstream.time"},
     {"millstream.checkpoint"},
     {"millstream.dask"},
-    {"millstream.dataframe", "millstream.batch", "millstream.graph"},
+    {"millstream.dataframe", "millstream.batch"},
     {"millstream.metrics"},
     {"millstream.cli"},
     {"millstream.testing"},

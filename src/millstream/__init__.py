@@ -99,10 +99,6 @@ Stream.register_lazy(
     "millstream.dataframe:to_dataframe",
     missing="the streaming DataFrame layer, which this version does not include yet",
 )
-Stream.register_lazy(
-    "to_batch",
-    "millstream.batch:to_batch",
-    missing="the Batch collection layer, which this version does not include yet",
-)
+Stream.register_lazy("to_batch", "millstream.batch:to_batch")
 
 load_plugins(Stream)

@@ -6,7 +6,14 @@ import os
 import re
 from typing import Any
 
-__all__ = ["build_node_set", "create_graph", "readable_graph", "to_graphviz", "visualize"]
+__all__ = [
+    "DIGRAPH_KEYWORDS",
+    "build_node_set",
+    "create_graph",
+    "readable_graph",
+    "to_graphviz",
+    "visualize",
+]
 
 
 def _clean_text(text: str, match: str | None = None) -> str:
@@ -82,11 +89,37 @@ def readable_graph(graph: Any) -> Any:
     return nx.relabel_nodes(g, mapping)
 
 
+#: Keywords of ``graphviz.Digraph`` itself: when one is given, all go to ``Digraph``.
+DIGRAPH_KEYWORDS = frozenset(
+    {
+        "name",
+        "comment",
+        "filename",
+        "format",
+        "engine",
+        "encoding",
+        "graph_attr",
+        "node_attr",
+        "edge_attr",
+        "body",
+        "strict",
+        "directory",
+    }
+)
+
+
 def to_graphviz(graph: Any, **graph_attr: Any) -> Any:
-    """A ``graphviz.Digraph`` of a networkx graph; extra keywords become graph attributes."""
+    """A ``graphviz.Digraph`` of a networkx graph.
+
+    As in Streamz, the keywords are graph attributes (``rankdir='LR'``) unless one of them
+    is a ``Digraph`` keyword (:data:`DIGRAPH_KEYWORDS`); then they all go to ``Digraph``.
+    """
     import graphviz
 
-    gv = graphviz.Digraph(graph_attr=graph_attr)
+    if DIGRAPH_KEYWORDS.intersection(graph_attr):
+        gv = graphviz.Digraph(**graph_attr)
+    else:
+        gv = graphviz.Digraph(graph_attr=graph_attr)
     for node, attrs in graph.nodes(data=True):
         gv.node(str(node), **{k: str(v) for k, v in attrs.items()})
     for u, v, attrs in graph.edges(data=True):
@@ -112,7 +145,7 @@ def visualize(node: Any, filename: str | None = "mystream.png", **kwargs: Any) -
         ) from e
     g = nx.DiGraph()
     create_graph(node, g)
-    gv = to_graphviz(g, **kwargs)
+    gv = to_graphviz(readable_graph(g), **kwargs)
     fmt = "png"
     if filename is not None:
         name, ext = os.path.splitext(filename)
