@@ -97,7 +97,7 @@ Stream.register_lazy("scatter", "millstream.dask:scatter")
 Stream.register_lazy(
     "to_dataframe",
     "millstream.dataframe:to_dataframe",
-    missing="the streaming DataFrame layer, which this version does not include yet",
+    missing="pandas: pip install 'millstream[dataframe]'",
 )
 Stream.register_lazy("to_batch", "millstream.batch:to_batch")
 

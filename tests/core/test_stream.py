@@ -553,13 +553,13 @@ def test_a_destroyed_branch_is_detached_and_collected():
     assert source.downstreams == []
 
 
-def test_dataframe_and_batch_placeholders_raise_clear_errors():
-    import pytest
+def test_to_dataframe_and_to_batch_resolve_to_their_layers():
+    import pandas as pd
+
+    from millstream.batch import Batch
+    from millstream.dataframe import DataFrame
 
     source = Stream()
     assert source.gather() is source  # scatter() itself is tested in tests/dask
-    with pytest.raises(ImportError, match="DataFrame layer"):
-        source.to_dataframe(example=None)
-    from millstream.batch import Batch
-
-    assert isinstance(source.to_batch(), Batch)  # the Batch layer exists now
+    assert isinstance(source.to_dataframe(example=pd.DataFrame({"x": [1]})), DataFrame)
+    assert isinstance(source.to_batch(), Batch)
