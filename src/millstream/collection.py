@@ -42,16 +42,18 @@ __all__ = [
 STREAM_TYPES = ("streaming", "updating")
 
 #: stream type -> [(chunk types, collection class)], searched in order
-_registry: dict[str, list[tuple[type | tuple[type, ...], type[Streaming]]]] = {
-    name: [] for name in STREAM_TYPES
-}
+_registry: dict[str, list[tuple[Any, type[Streaming]]]] = {name: [] for name in STREAM_TYPES}
 
 
 def register_stream_type(
-    types: type | tuple[type, ...], cls: type[Streaming], stream_type: str = "streaming"
+    types: type | tuple[type, ...] | Callable[[Any], bool],
+    cls: type[Streaming],
+    stream_type: str = "streaming",
 ) -> None:
-    """Wrap chunks of ``types`` in ``cls`` (a :class:`Streaming` subclass)."""
-    _registry[_checked(stream_type)].append((types, cls))
+    """Wrap chunks of ``types`` (or chunks for which the predicate ``types(chunk)`` is
+    true: duck typing, e.g. pandas and cudf frames) in ``cls``, a :class:`Streaming`
+    subclass. The newest registration is tried first."""
+    _registry[_checked(stream_type)].insert(0, (types, cls))
 
 
 def get_stream_type(example: Any, stream_type: str = "streaming") -> type[Streaming] | None:
@@ -62,7 +64,10 @@ def get_stream_type(example: Any, stream_type: str = "streaming") -> type[Stream
     (True, None)
     """
     for types, cls in _registry[_checked(stream_type)]:
-        if isinstance(example, types):
+        if isinstance(types, (type, tuple)):
+            if isinstance(example, types):
+                return cls
+        elif types(example):
             return cls
     return None
 

@@ -7,8 +7,8 @@
 True
 """
 
+from ..collection import Streaming, map_partitions
 from .aggregations import Aggregation, Count, Mean, Size, Sum, Var
-from .collection import Streaming, map_partitions
 from .frames import (
     DataFrame,
     DataFrames,

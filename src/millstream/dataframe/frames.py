@@ -19,9 +19,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from ..collection import Streaming, map_partitions, register_stream_type
 from ..core.stream import Stream
 from .aggregations import Aggregation, Count, Mean, Size, Sum, Var
-from .collection import Streaming, map_partitions, register_stream_type
 from .nodes import Cumulative, RunningAggregation
 
 __all__ = [
@@ -109,8 +109,8 @@ class _BaseFrame(Streaming):
                 f"Streaming {self._kind} expects an example of {self._kind} like objects, "
                 f"got {type(example).__name__}"
             )
+        self.subtype = type(example)  # type: ignore[misc]  # this frame's chunk type
         Streaming.__init__(self, stream, example, **kwargs)
-        self._subtype = type(example)
 
     def round(self, decimals: int = 0) -> Streaming:
         return self.map_partitions(_method("round", decimals), self)
@@ -140,7 +140,7 @@ class _BaseFrame(Streaming):
 class Frame(_BaseFrame):
     """New rows per element: cumulative operations and running aggregations."""
 
-    _stream_type = "streaming"
+    default_stream_type = "streaming"
 
     def aggregate(self, aggregation: Aggregation, start: Any = None) -> Streaming:
         """The running ``aggregation`` over every chunk so far, emitted per chunk."""
@@ -206,7 +206,7 @@ def _identity(x: Any) -> Any:
 class Frames(_BaseFrame):
     """The full result per element: pandas reductions of each element."""
 
-    _stream_type = "updating"
+    default_stream_type = "updating"
 
     def _reduce(self, name: str, **kwargs: Any) -> Streaming:
         return self.map_partitions(_method(name, **kwargs), self)
@@ -342,11 +342,11 @@ class Index(Series):
     _kind = "Index"
 
 
-register_stream_type("streaming", is_dataframe_like, DataFrame)
-register_stream_type("streaming", is_series_like, Series)
-register_stream_type("streaming", is_index_like, Index)
-register_stream_type("updating", is_dataframe_like, DataFrames)
-register_stream_type("updating", is_series_like, Seriess)
+register_stream_type(is_dataframe_like, DataFrame, "streaming")
+register_stream_type(is_series_like, Series, "streaming")
+register_stream_type(is_index_like, Index, "streaming")
+register_stream_type(is_dataframe_like, DataFrames, "updating")
+register_stream_type(is_series_like, Seriess, "updating")
 
 
 def to_dataframe(stream: Stream, example: Any) -> DataFrame:
