@@ -186,14 +186,16 @@ GATHERED_SINKS = {
 
 def registered_nodes() -> set[str]:
     """Every node name registered on ``Stream`` (sources, static methods, excepted), but
-    ``scatter``: the way into a ``DaskStream``, registered on ``Stream`` (lazily, by
-    ``register_lazy``) once it is first called."""
+    ``scatter``: the way into a ``DaskStream``, and ``to_dataframe`` / ``to_batch``, which
+    wrap a stream in a collection (``DataFrame(stream=DaskStream(), ...)`` is the Dask
+    route for frames) instead of adding a node; all three are registered on ``Stream``
+    (lazily, by ``register_lazy``) once first called."""
     names = {
         name
         for name, value in vars(Stream).items()
         if isinstance(value, types.FunctionType) and hasattr(value, "__wrapped__")
     }
-    return (names - {"scatter"}) | {"sink_to_list"}
+    return (names - {"scatter", "to_dataframe", "to_batch"}) | {"sink_to_list"}
 
 
 def test_every_registered_node_has_a_dask_version_and_a_case():
