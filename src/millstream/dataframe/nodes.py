@@ -35,7 +35,16 @@ CUMULATIVE = ("cumsum", "cumprod", "cummin", "cummax")
 class RunningAggregation(Stream):
     """Folds each chunk into ``aggregation`` and emits its result: the aggregate over every
     chunk so far. ``start`` is the first state (default: ``aggregation.initial`` of the
-    first chunk)."""
+    first chunk).
+
+    >>> import pandas as pd
+    >>> from millstream.dataframe.aggregations import Sum
+    >>> source = Stream()
+    >>> totals = RunningAggregation(source, Sum()).sink_to_list()
+    >>> source.emit(pd.Series([1, 2])); source.emit(pd.Series([10]))
+    >>> [int(t) for t in totals]
+    [3, 13]
+    """
 
     _graphviz_shape = "box"
 
