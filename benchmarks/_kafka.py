@@ -15,7 +15,7 @@ import sys
 import tempfile
 import time
 import uuid
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -140,8 +140,11 @@ def load_topic(
     values: Iterable[bytes],
     partitions: int = 1,
     timeout: float = 120.0,
+    keyed: bool = False,
+    partitioner: Callable[[bytes], int] | None = None,
 ) -> int:
-    """Write ``values`` round robin: value ``i`` to partition ``i % partitions``.
+    """Write ``values`` round robin: value ``i`` to partition ``i % partitions`` (or to
+    ``partitioner(value)``); with ``keyed``, each value is its record's key too.
 
     A raw ``Producer`` with large batches; waits until every message is acknowledged
     and raises on any delivery error. Returns the number of messages written.
@@ -168,7 +171,13 @@ def load_topic(
     for n, value in enumerate(values, 1):
         while True:
             try:
-                produce(topic, value, partition=(n - 1) % partitions, on_delivery=delivered)
+                produce(
+                    topic,
+                    value,
+                    value if keyed else None,
+                    partitioner(value) if partitioner else (n - 1) % partitions,
+                    delivered,
+                )
                 break
             except BufferError:
                 producer.poll(0.05)

@@ -72,7 +72,7 @@ from collections.abc import Callable
 from typing import Any
 
 from _common import best_times, emit_json, machine
-from _kafka import broker, create_topic, delete_topics, unique_name
+from _kafka import broker, create_topic, delete_topics, load_topic, unique_name
 
 import millstream
 from millstream import Stream
@@ -132,38 +132,8 @@ def partition_of(word: bytes) -> int:
 
 def load_words(bootstrap: str, topic: str, words: list[str], timeout: float = 120.0) -> None:
     """Write each word as a record with key = value = the word, to ``partition_of(word)``."""
-    from confluent_kafka import Producer
-
-    producer = Producer(
-        {
-            "bootstrap.servers": bootstrap,
-            "linger.ms": 20,
-            "batch.size": 1_000_000,
-            "queue.buffering.max.messages": 1_000_000,
-            "acks": 1,
-        }
-    )
-    errors: list[Any] = []
-
-    def delivered(error: Any, _msg: Any) -> None:
-        if error is not None:
-            errors.append(error)
-
-    produce = producer.produce
-    for i, word in enumerate(words):
-        data = word.encode()
-        while True:
-            try:
-                produce(topic, data, data, partition_of(data), delivered)
-                break
-            except BufferError:
-                producer.poll(0.05)
-        if i % 10_000 == 0:
-            producer.poll(0)
-    if producer.flush(timeout):
-        raise TimeoutError(f"load_words: messages of {topic!r} not delivered")
-    if errors:
-        raise RuntimeError(f"load_words: {len(errors)} delivery error(s), first: {errors[0]}")
+    values = (word.encode() for word in words)
+    load_topic(bootstrap, topic, values, timeout=timeout, keyed=True, partitioner=partition_of)
 
 
 # -- checking an output topic -------------------------------------------------------------------
