@@ -10,10 +10,20 @@ twice, skipped, or computed from state that saw a record twice fails it.
 from __future__ import annotations
 
 import sys
+import time
 from collections import defaultdict
 from pathlib import Path
+from typing import Any
 
-from .harness import InputData, Record, check_delivery
+from .harness import (
+    Children,
+    ConcurrentReader,
+    FaultSchedule,
+    InputData,
+    Record,
+    check_delivery,
+    wait_until,
+)
 
 CHILD = Path(__file__).with_name("eos_child.py")
 
@@ -36,6 +46,38 @@ def child_command(
     if dead_letters is not None:
         command += ["--dead-letters", dead_letters]
     return command
+
+
+def kill_and_finish(
+    children: Children,
+    command: list[str],
+    schedule: FaultSchedule,
+    reader: ConcurrentReader,
+    expected: int,
+) -> str:
+    """Run ``command`` once per fault of ``schedule``, killing it (SIGKILL) once the reader
+    has seen ``fault.at * expected`` committed records plus the fault's delay (each run
+    must still be running then), then once to the end (it must exit 0); return the last
+    run's output."""
+    for fault in schedule.faults:
+        child = children.start(command, f"run{fault.number}")
+
+        def running(child: Any = child, fault: Any = fault) -> None:
+            assert child.poll() is None, (
+                f"{fault}: the child ended first:\n{children.log(child)[-3000:]}"
+            )
+
+        wait_until(
+            lambda at=fault.at: len(reader.records) >= at * expected, 120, str(fault),
+            check=running,
+        )  # fmt: skip
+        time.sleep(fault.delay_s)
+        running()
+        children.kill(child)
+        print(f"{fault}: killed with {len(reader.records)} records committed", flush=True)
+    final = children.start(command, "final")
+    assert final.wait(180) == 0, children.log(final)[-3000:]
+    return children.log(final)
 
 
 def input_of(record: Record) -> Record:

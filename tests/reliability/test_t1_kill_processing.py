@@ -13,10 +13,9 @@ offsets; no transaction is left open; and the kills really hit open transactions
 
 from __future__ import annotations
 
-import time
 import uuid
 
-from .eos_pipeline import check_running_counts, child_command
+from .eos_pipeline import check_running_counts, child_command, kill_and_finish
 from .harness import (
     Children,
     ConcurrentReader,
@@ -28,7 +27,6 @@ from .harness import (
     read_topic,
     sized,
     wait_no_open_transactions,
-    wait_until,
 )
 
 N = sized(20_000, 500_000)
@@ -47,23 +45,7 @@ def test_t1_processing_killed_repeatedly(reliability_broker, tmp_path):
     reader = ConcurrentReader(bootstrap, out_topic).start()
     children = Children(tmp_path / "logs")
     try:
-        for fault in schedule.faults:
-            child = children.start(command, f"run{fault.number}")
-
-            def running(child=child, fault=fault) -> None:
-                assert child.poll() is None, (
-                    f"{fault}: the child ended first:\n{children.log(child)[-3000:]}"
-                )
-
-            wait_until(
-                lambda at=fault.at: len(reader.records) >= at * N, 120, f"{fault}", check=running
-            )
-            time.sleep(fault.delay_s)
-            running()
-            children.kill(child)
-            print(f"{fault}: killed with {len(reader.records)} records committed", flush=True)
-        final = children.start(command, "final")
-        assert final.wait(180) == 0, children.log(final)[-3000:]
+        kill_and_finish(children, command, schedule, reader, N)
     finally:
         children.close()
     committed = reader.finish()

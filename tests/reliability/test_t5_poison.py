@@ -13,10 +13,9 @@ transactions (aborted records), and the poison records must not block their part
 
 from __future__ import annotations
 
-import time
 import uuid
 
-from .eos_pipeline import check_running_counts, child_command
+from .eos_pipeline import check_running_counts, child_command, kill_and_finish
 from .harness import (
     Children,
     ConcurrentReader,
@@ -29,7 +28,6 @@ from .harness import (
     read_topic,
     sized,
     wait_no_open_transactions,
-    wait_until,
 )
 
 N = sized(12_000, 300_000)
@@ -61,25 +59,8 @@ def test_t5_poison_records_go_to_dead_letters_exactly_once(reliability_broker, t
     reader = ConcurrentReader(bootstrap, out_topic).start()
     children = Children(tmp_path / "logs")
     try:
-        for fault in schedule.faults:
-            child = children.start(command, f"run{fault.number}")
-
-            def running(child=child, fault=fault) -> None:
-                assert child.poll() is None, (
-                    f"{fault}: the child ended first:\n{children.log(child)[-3000:]}"
-                )
-
-            wait_until(
-                lambda at=fault.at: len(reader.records) >= at * (N - POISON), 120, str(fault),
-                check=running,
-            )  # fmt: skip
-            time.sleep(fault.delay_s)
-            running()
-            children.kill(child)
-            print(f"{fault}: killed with {len(reader.records)} records committed", flush=True)
-        final = children.start(command, "final")
-        assert final.wait(180) == 0, children.log(final)[-3000:]
-        assert f"done {N - POISON} {POISON}" in children.log(final)
+        log = kill_and_finish(children, command, schedule, reader, N - POISON)
+        assert f"done {N - POISON} {POISON}" in log
     finally:
         children.close()
     committed = reader.finish()
