@@ -22,7 +22,7 @@ import pandas as pd
 from ..collection import Streaming, map_partitions, register_stream_type
 from ..core.stream import Stream
 from .aggregations import Aggregation, Count, Mean, Size, Sum, Var
-from .nodes import Cumulative, RunningAggregation
+from .nodes import Cumulative, accumulate_chunks
 
 __all__ = [
     "DataFrame",
@@ -146,7 +146,7 @@ class Frame(_BaseFrame):
         """The running ``aggregation`` over every chunk so far, emitted per chunk."""
         with np.errstate(divide="ignore", invalid="ignore"):  # 0 / 0 on the empty example
             example = aggregation.on_new(aggregation.initial(self.example), self.example)[1]
-        node = RunningAggregation(self.stream, aggregation, start=start)
+        node = accumulate_chunks(self.stream, aggregation, start=start)
         return map_partitions(_identity, Streaming(node, example, "updating"))
 
     def sum(self, start: Any = None) -> Streaming:

@@ -26,7 +26,7 @@ from ..core.stream import Stream
 from .aggregations import Aggregation
 from .plain import from_plain, to_plain
 
-__all__ = ["CUMULATIVE", "Cumulative", "RunningAggregation"]
+__all__ = ["CUMULATIVE", "Cumulative", "RunningAggregation", "accumulate_chunks"]
 
 #: The cumulative operations of frames.
 CUMULATIVE = ("cumsum", "cumprod", "cummin", "cummax")
@@ -135,3 +135,23 @@ class Cumulative(Stream):
 
     def __str__(self) -> str:
         return f"<Cumulative: {self.operation}>"
+
+
+def accumulate_chunks(
+    stream: Stream, aggregation: Aggregation, start: Any = None, with_state: bool = False
+) -> Stream:
+    """The one way frame operations keep state across chunks: ``aggregation`` (an object
+    with ``initial``/``on_new``/``snapshot``/``restore``, picklable) folded over the
+    chunks of ``stream``, each chunk emitting ``on_new``'s result (``(state, result)``
+    with ``with_state=True``). Today a :class:`RunningAggregation` node; on a Dask stream
+    the fold is meant to run on the cluster, its state a future.
+
+    >>> import pandas as pd
+    >>> from millstream.dataframe.aggregations import Size
+    >>> source = Stream()
+    >>> L = accumulate_chunks(source, Size()).sink_to_list()
+    >>> source.emit(pd.Series([1, 2])); source.emit(pd.Series([3]))
+    >>> L
+    [2, 3]
+    """
+    return RunningAggregation(stream, aggregation, start=start, with_state=with_state)
