@@ -9,6 +9,7 @@ True
 
 from ..collection import Streaming, map_partitions
 from .aggregations import Aggregation, Count, Mean, Size, Sum, Var
+from .event_time import EventTimeOrder
 from .frames import (
     DataFrame,
     DataFrames,
@@ -30,6 +31,7 @@ __all__ = [
     "Cumulative",
     "DataFrame",
     "DataFrames",
+    "EventTimeOrder",
     "Frame",
     "Frames",
     "Index",

@@ -21,6 +21,7 @@ import pandas as pd
 
 from ..collection import Streaming, map_partitions, register_stream_type
 from ..core.stream import Stream
+from . import event_time
 from .aggregations import Aggregation, Count, Mean, Size, Sum, Var
 from .nodes import Cumulative, accumulate_chunks
 
@@ -193,6 +194,43 @@ class Frame(_BaseFrame):
     def cummax(self) -> Frame:
         """The cumulative maximum across chunks, row by row."""
         return self._cumulative("cummax")
+
+    # -- event time --
+    def with_timestamps(
+        self,
+        on: Any = None,
+        max_out_of_orderness: Any = 0,
+        allowed_lateness: Any = None,
+        late: str = "drop",
+        partition: Any = None,
+        partitions: Any = None,
+        idle_timeout: Any = None,
+        clock: Any = None,
+    ) -> Frame:
+        """The same rows in event-time order: each row is held until the watermark (the
+        largest event time seen minus ``max_out_of_orderness``, per ``partition`` column
+        with the slowest counting) reaches it; chunks come out sorted by event time.
+        Event times are the index, or the column ``on``: datetimes (tz-naive read as UTC)
+        or numbers. A row older than the watermark already passed on is late:
+        ``late='drop'`` drops it, ``'side'`` sends it to the frame ``result.late``,
+        ``'update'`` passes it on in a chunk of its own after the on-time rows (only
+        rows less than ``allowed_lateness`` late, when given). ``partitions``,
+        ``idle_timeout`` and ``clock`` as in :class:`millstream.time.with_timestamps`.
+        ``result.stream`` is the stage (:class:`.event_time.EventTimeOrder`: its
+        ``watermark``, ``late_count``, ``dropped_count``, ``end_of_input()``); docs:
+        docs/dataframes.md, "Event time".
+
+        >>> sdf = DataFrame(example=pd.DataFrame({'x': [0]}))
+        >>> ordered = sdf.with_timestamps(max_out_of_orderness=1)
+        >>> L = ordered.x.cumsum().stream.sink_to_list()
+        >>> sdf.emit(pd.DataFrame({'x': [1, 2, 3]}, index=[2, 1, 4]))
+        >>> [s.to_dict() for s in L]
+        [{1: 2, 2: 3}]
+        """
+        return event_time.with_timestamps(
+            self, on, max_out_of_orderness, allowed_lateness, late, partition, partitions,
+            idle_timeout, clock,
+        )  # fmt: skip
 
 
 def _sqrt(x: Any) -> Any:

@@ -1,0 +1,463 @@
+"""Event time for streaming frames: ``sdf.with_timestamps(...)`` against pandas on the
+input sorted by event time, less the rows its late policy drops."""
+
+from __future__ import annotations
+
+import itertools
+import pickle
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pytest
+from frames_testing import assert_frame_equal, assert_series_equal, to_pandas
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from millstream import ManualClock, RefCounter, Stream
+from millstream.dataframe import DataFrame, EventTimeOrder, map_partitions
+from millstream.exceptions import StateError
+from millstream.testing import wait_for
+from millstream.time import Tumbling, watermark
+
+T0 = pd.Timestamp("2024-05-01 12:00:00")
+
+
+def seconds(*s: float) -> pd.DatetimeIndex:
+    return pd.DatetimeIndex([T0 + pd.Timedelta(seconds=v) for v in s])
+
+
+def frame(xd: Any, times: list[float], xs: list[float] | None = None, **cols: Any) -> Any:
+    xs = list(range(len(times))) if xs is None else xs
+    return xd.DataFrame({"x": [float(v) for v in xs], **cols}, index=seconds(*times))
+
+
+def example(xd: Any, **cols: Any) -> Any:
+    return frame(xd, [0], **{k: v[:1] for k, v in cols.items()}).iloc[:0]
+
+
+def build(xd: Any, ex: Any = None, **kwargs: Any) -> tuple[Any, Any, list, list]:
+    sdf = DataFrame(example=example(xd) if ex is None else ex)
+    ordered = sdf.with_timestamps(**kwargs)
+    return sdf, ordered, ordered.stream.sink_to_list(), ordered.late.stream.sink_to_list()
+
+
+def reference(times: list[list[float]], ooo: float) -> list[bool]:
+    """Which rows (in input order) are late: older than the watermark passed on before
+    their chunk (the watermark: the largest time so far minus ``ooo``)."""
+    emitted, largest, late = -np.inf, -np.inf, []
+    for chunk in times:
+        late.extend(t < emitted for t in chunk)
+        if chunk:
+            largest = max(largest, *chunk)
+        emitted = max(emitted, largest - ooo)
+    return late
+
+
+def concat(chunks: list[Any]) -> Any:
+    return pd.concat([to_pandas(c) for c in chunks])
+
+
+# -- order and the watermark ------------------------------------------------------------
+def test_out_of_order_chunks_come_out_sorted_once_the_watermark_passes(xd: Any) -> None:
+    sdf, ordered, out, _ = build(xd, max_out_of_orderness="2s")
+    sdf.emit(frame(xd, [5, 3, 9], [1, 2, 3]))
+    assert [to_pandas(c).index.tolist() for c in out] == [list(seconds(3, 5))]
+    assert ordered.stream.watermark == (T0 + pd.Timedelta(seconds=7)).timestamp()
+    sdf.emit(frame(xd, [8, 12], [4, 5]))  # watermark 10
+    assert_frame_equal(out[1], frame(xd, [8, 9], [4, 3]))
+    assert ordered.stream.late_count == 0
+    assert ordered.stream.end_of_input() == []
+    assert_frame_equal(out[2], frame(xd, [12], [5]))
+    assert ordered.stream.watermark == float("inf")
+
+
+def test_equal_times_keep_their_arrival_order_and_numbers_work(xd: Any) -> None:
+    sdf = DataFrame(example=xd.DataFrame({"t": [0], "x": [0]}).iloc[:0])
+    ordered = sdf.with_timestamps(on="t", max_out_of_orderness=1)
+    out = ordered.stream.sink_to_list()
+    sdf.emit(xd.DataFrame({"t": [2, 1, 2, 4, 3], "x": [1, 2, 3, 4, 5]}))  # watermark 3
+    sdf.emit(xd.DataFrame({"t": [3, 2, 6], "x": [6, 7, 8]}))  # 2 is late
+    ordered.stream.end_of_input()
+    result = concat(out)
+    assert result.t.tolist() == [1, 2, 2, 3, 3, 4, 6]
+    assert result.x.tolist() == [2, 1, 3, 5, 6, 4, 8]
+    assert result.index.tolist() == [1, 0, 2, 4, 0, 3, 2]  # the index is kept
+    assert ordered.stream.late_count == 1
+
+
+def test_nothing_is_emitted_until_the_watermark_passes_a_row(xd: Any) -> None:
+    sdf, ordered, out, _ = build(xd, max_out_of_orderness=10)
+    sdf.emit(frame(xd, [1, 2]))
+    sdf.emit(frame(xd, [], []))
+    assert out == [] and ordered.stream.watermark == T0.timestamp() + 2 - 10
+
+
+# -- late rows --------------------------------------------------------------------------
+CHUNKS_LATE = [[5, 1, 6], [3, 9], [2, 8, 12], [4, 15]]  # ooo 2: 3, 2, 4 and 8 are late
+
+
+def emit_all(xd: Any, sdf: Any, chunks: list[list[float]] = CHUNKS_LATE) -> Any:
+    whole, n = [], 0
+    for times in chunks:
+        chunk = frame(xd, times, list(range(n, n + len(times))))
+        n += len(times)
+        whole.append(to_pandas(chunk))
+        sdf.emit(chunk)
+    return pd.concat(whole) if whole else to_pandas(example(xd))
+
+
+def test_late_drop_counts_and_drops_older_rows(xd: Any) -> None:
+    sdf, ordered, out, late = build(xd, max_out_of_orderness=2)
+    whole = emit_all(xd, sdf)
+    ordered.stream.end_of_input()
+    is_late = reference(CHUNKS_LATE, 2)
+    assert sum(is_late) == ordered.stream.late_count == ordered.stream.dropped_count == 3
+    expected = whole[[not v for v in is_late]].sort_index(kind="stable")
+    pd.testing.assert_frame_equal(concat(out), expected)
+    assert late == []
+
+
+def test_late_side_sends_the_late_rows_to_the_late_frame(xd: Any) -> None:
+    sdf, ordered, out, late = build(xd, max_out_of_orderness=2, late="side")
+    whole = emit_all(xd, sdf)
+    ordered.stream.end_of_input()
+    is_late = np.array(reference(CHUNKS_LATE, 2))
+    pd.testing.assert_frame_equal(concat(out), whole[~is_late].sort_index(kind="stable"))
+    pd.testing.assert_frame_equal(concat(late), whole[is_late])
+    assert ordered.stream.late_count == 3 and ordered.stream.dropped_count == 0
+    assert type(ordered.late) is DataFrame
+
+
+def test_late_update_passes_late_rows_on_after_the_on_time_rows(xd: Any) -> None:
+    sdf, ordered, out, late = build(xd, max_out_of_orderness=2, late="update")
+    total = ordered.x.sum().stream.sink_to_list()
+    whole = emit_all(xd, sdf)
+    ordered.stream.end_of_input()
+    # the chunk [2, 8, 12] came when 7 had been passed on: 8 and 9 go, then 2 alone
+    indexes = [to_pandas(c).index for c in out]
+    assert [list(i) for i in indexes[1:5]] == [
+        list(seconds(5, 6)),  # watermark 7
+        list(seconds(3)),  # late for 4
+        list(seconds(8, 9)),  # watermark 10
+        list(seconds(2)),  # late for 7
+    ]
+    assert ordered.stream.late_count == 3 and ordered.stream.dropped_count == 0
+    assert late == []
+    assert total[-1] == whole.x.sum()  # a whole-history aggregation counts every row
+
+
+def test_allowed_lateness_bounds_the_late_rows_passed_on(xd: Any) -> None:
+    sdf, ordered, out, _ = build(xd, max_out_of_orderness=2, late="update", allowed_lateness="2s")
+    whole = emit_all(xd, sdf)
+    ordered.stream.end_of_input()
+    # late: 3 (watermark 4: 1 s late), 2 (7: 5 s), 4 (10: 6 s): only 3 is passed on
+    assert ordered.stream.late_count == 3 and ordered.stream.dropped_count == 2
+    kept = concat(out).sort_index(kind="stable")
+    pd.testing.assert_frame_equal(kept, whole.drop(seconds(2, 4)).sort_index(kind="stable"))
+
+
+def test_rows_after_the_end_of_input_are_late(xd: Any) -> None:
+    sdf, ordered, out, late = build(xd, late="side")
+    sdf.emit(frame(xd, [1]))
+    ordered.stream.end_of_input()
+    sdf.emit(frame(xd, [100]))
+    assert len(out) == 1 and len(late) == 1 and ordered.stream.late_count == 1
+
+
+# -- partitions -------------------------------------------------------------------------
+def partitioned(xd: Any, rows: list[tuple[str, float]]) -> Any:
+    return frame(xd, [t for _, t in rows], sensor=[p for p, _ in rows])
+
+
+def test_the_slowest_partition_holds_the_watermark(xd: Any) -> None:
+    ex = partitioned(xd, [("a", 0)]).iloc[:0]
+    sdf, ordered, out, _ = build(xd, ex, partition="sensor")
+    sdf.emit(partitioned(xd, [("a", 10), ("b", 4)]))
+    sdf.emit(partitioned(xd, [("b", 7), ("a", 12)]))
+    assert concat(out).index.tolist() == list(seconds(4, 7))
+    sdf.emit(partitioned(xd, [("b", 15)]))
+    assert concat(out).index.tolist() == list(seconds(4, 7, 10, 12))
+    assert sorted(ordered.stream.tracker.partitions) == ["a", "b"]
+
+
+def test_declared_partitions_hold_the_watermark_until_they_report(xd: Any) -> None:
+    ex = partitioned(xd, [("a", 0)]).iloc[:0]
+    sdf, ordered, out, _ = build(xd, ex, partition="sensor", partitions=["a", "b"])
+    sdf.emit(partitioned(xd, [("a", 10)]))
+    assert out == [] and ordered.stream.watermark == -np.inf
+    sdf.emit(partitioned(xd, [("b", 4)]))
+    assert concat(out).index.tolist() == list(seconds(4))
+
+
+def test_an_idle_partition_stops_holding_the_watermark(xd: Any) -> None:
+    clock = ManualClock()
+    ex = partitioned(xd, [("a", 0)]).iloc[:0]
+    sdf, ordered, out, _ = build(xd, ex, partition="sensor", idle_timeout=5, clock=clock)
+    sdf.emit(partitioned(xd, [("a", 3), ("b", 4)]))
+    clock.advance(3)
+    sdf.emit(partitioned(xd, [("a", 25)]))
+    assert concat(out).index.tolist() == list(seconds(3, 4))
+    clock.advance(2)  # b silent for 5 s: the timer passes on what a alone allows
+    wait_for(lambda: len(out) == 3, 5)
+    assert concat(out).index.tolist() == list(seconds(3, 4, 25))
+    assert ordered.stream.tracker.idle_partitions() == ["b"]
+
+
+# -- end of input -----------------------------------------------------------------------
+def test_a_bounded_source_flushes_the_held_rows_at_its_end(xd: Any) -> None:
+    chunks = [frame(xd, [3, 1]), frame(xd, [2, 7])]
+    source = Stream.from_iterable(chunks)
+    ordered = source.to_dataframe(example(xd)).with_timestamps(max_out_of_orderness=10)
+    out = ordered.stream.sink_to_list()
+    source.start()
+    wait_for(lambda: source.stopped, 5)
+    wait_for(lambda: len(out) == 1, 5)
+    assert to_pandas(out[0]).index.tolist() == list(seconds(1, 2, 3, 7))
+    assert ordered.stream.watermark == float("inf")
+
+
+# -- state ------------------------------------------------------------------------------
+def test_snapshot_restore_mid_stream_equals_the_uninterrupted_run(xd: Any) -> None:
+    chunks = [frame(xd, t, list(range(10 * i, 10 * i + len(t)))) for i, t in enumerate(CHUNKS_LATE)]
+
+    def run(split: int | None) -> tuple[Any, int]:
+        sdf, ordered, out, late = build(xd, max_out_of_orderness=2, late="side")
+        collected = [out]
+        for i, chunk in enumerate(chunks):
+            if i == split:
+                state = pickle.loads(pickle.dumps(ordered.stream.snapshot()))
+                sdf, ordered, out, late2 = build(xd, max_out_of_orderness=2, late="side")
+                ordered.stream.restore(state)
+                collected.append(out)
+                late.extend(late2)
+            sdf.emit(chunk)
+        ordered.stream.end_of_input()
+        return concat([c for L in collected for c in L]), ordered.stream.late_count
+
+    whole, count = run(None)
+    for split in range(1, len(chunks)):
+        assert_frame_equal(run(split)[0], whole)
+        assert run(split)[1] == count
+
+
+def test_snapshot_is_plain_and_round_trips(xd: Any) -> None:
+    sdf, ordered, _, _ = build(xd, max_out_of_orderness=5)
+    node = ordered.stream
+    empty = node.snapshot()
+    assert empty["rows"] is None
+    sdf.emit(frame(xd, [4, 2, 9]))
+    state = node.snapshot()
+    assert pickle.loads(pickle.dumps(state)) == state
+    fresh = build(xd, max_out_of_orderness=5)[1].stream
+    fresh.restore(state)
+    assert fresh.snapshot() == state
+    assert fresh.watermark == node.watermark
+
+
+def test_restore_checks_the_state_first(xd: Any) -> None:
+    sdf, ordered, _out, _ = build(xd, max_out_of_orderness=5)
+    sdf.emit(frame(xd, [4]))
+    node = ordered.stream
+    before = node.snapshot()
+    for bad in (None, {**before, "late_count": -1}, {**before, "rows": "x"}):
+        with pytest.raises(StateError):
+            node.restore(bad)
+    assert node.snapshot() == before
+
+
+def test_index_name_and_dtypes_survive_a_snapshot(xd: Any) -> None:
+    ex = xd.DataFrame({"x": [0], "k": ["a"]}, index=pd.DatetimeIndex([T0], name="at")).iloc[:0]
+    sdf, ordered, _, _ = build(xd, ex, max_out_of_orderness=60)
+    chunk = xd.DataFrame(
+        {"x": [1, 2], "k": ["a", "b"]}, index=pd.DatetimeIndex(seconds(3, 1), name="at")
+    )
+    sdf.emit(chunk)
+    _fresh_sdf, fresh, out, _ = build(xd, ex, max_out_of_orderness=60)
+    fresh.stream.restore(ordered.stream.snapshot())
+    fresh.stream.end_of_input()
+    assert_frame_equal(out[0], chunk.sort_index())
+
+
+# -- refs -------------------------------------------------------------------------------
+def test_held_rows_hold_their_chunks_refs_until_passed_on(xd: Any) -> None:
+    sdf, ordered, _out, _ = build(xd, max_out_of_orderness=5)
+    done: list[int] = []
+
+    def emit(i: int, times: list[float]) -> None:
+        ref = RefCounter(cb=lambda: done.append(i))
+        sdf.stream.emit(frame(xd, times), metadata=[{"ref": ref}])
+
+    emit(0, [1, 2])
+    emit(1, [4])
+    assert done == []
+    emit(2, [7])  # watermark 2: chunk 0 is out, chunk 1 still held
+    assert done == [0]
+    emit(3, [20])  # watermark 15: all but chunk 3 out
+    assert done == [0, 1, 2]
+    ordered.stream.end_of_input()
+    assert done == [0, 1, 2, 3]
+
+
+def test_rows_passed_on_at_once_and_dropped_rows_release_at_once(xd: Any) -> None:
+    sdf, ordered, _out, _ = build(xd)
+    done: list[str] = []
+    sdf.stream.emit(frame(xd, [5]), metadata=[{"ref": RefCounter(cb=lambda: done.append("a"))}])
+    sdf.stream.emit(frame(xd, [1]), metadata=[{"ref": RefCounter(cb=lambda: done.append("late"))}])
+    assert done == ["a", "late"] and ordered.stream.dropped_count == 1
+
+
+def test_refs_wait_for_downstream_and_restore_fails_the_held_ones(xd: Any) -> None:
+    sdf, ordered, _out, _ = build(xd, max_out_of_orderness=5)
+    refs = [RefCounter() for _ in range(2)]
+    sdf.stream.emit(frame(xd, [1]), metadata=[{"ref": refs[0]}])
+    sdf.stream.emit(frame(xd, [2]), metadata=[{"ref": refs[1]}])
+    assert [r.count for r in refs] == [1, 1]  # retained by the stage
+    ordered.stream.restore(ordered.stream.snapshot())
+    assert [r.count for r in refs] == [0, 0] and all(r.failed for r in refs)
+
+
+# -- downstream -------------------------------------------------------------------------
+def test_cumsum_and_running_sums_equal_pandas_on_the_sorted_rows(xd: Any) -> None:
+    sdf, ordered, _, _ = build(xd, max_out_of_orderness=2)
+    cums = ordered.x.cumsum().stream.sink_to_list()
+    sums = ordered.sum().stream.sink_to_list()
+    whole = emit_all(xd, sdf)
+    ordered.stream.end_of_input()
+    kept = whole[[not v for v in reference(CHUNKS_LATE, 2)]].sort_index(kind="stable")
+    pd.testing.assert_series_equal(concat(cums), kept.x.cumsum())
+    pd.testing.assert_series_equal(to_pandas(sums[-1]), kept.sum())
+
+
+def test_pandas_time_rolling_on_the_output_equals_pandas_on_the_sorted_input(xd: Any) -> None:
+    sdf, ordered, out, _ = build(xd, max_out_of_orderness=3)
+    whole = emit_all(xd, sdf, [[5, 1, 6], [3, 4, 9], [8, 7, 12], [11, 15]])
+    ordered.stream.end_of_input()
+    assert ordered.stream.late_count == 0
+    result = concat(out)
+    assert result.index.is_monotonic_increasing
+    expected = whole.sort_index(kind="stable")
+    assert_series_equal(result.x.rolling("4s").sum(), expected.x.rolling("4s").sum())
+
+
+def test_watermark_downstream_and_a_time_window_on_rows(xd: Any) -> None:
+    sdf, ordered, _out, _ = build(xd, max_out_of_orderness=2)
+    below = map_partitions(_times_and_values, ordered.x)
+    rows = below.stream.flatten()
+    sums = rows.window(Tumbling(10), "sum", value=1, timestamp=_first).sink_to_list()
+    emit_all(xd, sdf, [[1, 3, 2], [11, 9], [24]])
+    assert watermark(rows) == ordered.stream.watermark == T0.timestamp() + 22
+    ordered.stream.end_of_input()
+    assert [r.value for r in sums] == [0 + 1 + 2 + 4.0, 3.0, 5.0]
+
+
+def _times_and_values(x: Any) -> list[tuple[float, float]]:
+    x = to_pandas(x)
+    return [(t.timestamp(), v) for t, v in zip(x.index, x.tolist(), strict=True)]
+
+
+def _first(pair: tuple[float, float]) -> float:
+    return pair[0]
+
+
+# -- arguments --------------------------------------------------------------------------
+def test_bad_arguments_fail_when_built(xd: Any) -> None:
+    sdf = DataFrame(example=example(xd))
+    with pytest.raises(ValueError, match="late must be"):
+        sdf.with_timestamps(late="keep")
+    with pytest.raises(ValueError, match="allowed_lateness needs late='update'"):
+        sdf.with_timestamps(allowed_lateness=3)
+    with pytest.raises(KeyError, match="'t' is not a column"):
+        sdf.with_timestamps(on="t")
+    with pytest.raises(ValueError, match="max_out_of_orderness must not be negative"):
+        sdf.with_timestamps(max_out_of_orderness=-1)
+    assert sdf.stream.downstreams == []
+    with pytest.raises(TypeError, match="names a column"):
+        sdf.x.with_timestamps(on="x")
+
+
+def test_bad_event_times_name_the_stage(xd: Any) -> None:
+    sdf = DataFrame(example=xd.DataFrame({"t": [0.0], "s": ["a"]}).iloc[:0])
+    ordered = sdf.with_timestamps(on="t")
+    with pytest.raises(ValueError, match=r"(?s)with_timestamps: on='t'.*NaN"):
+        sdf.emit(xd.DataFrame({"t": [1.0, None], "s": ["a", "b"]}))
+    by_s = sdf.with_timestamps(on="s")
+    with pytest.raises(TypeError, match="must be datetimes, timedeltas or numbers"):
+        sdf.emit(xd.DataFrame({"t": [1.0], "s": ["a"]}))
+    assert ordered.stream.late_count == 0 and by_s is not None
+
+
+def test_timezone_aware_times_and_a_series(xd: Any) -> None:
+    index = pd.DatetimeIndex(["2024-05-01 14:00:02", "2024-05-01 14:00:01"], tz="Europe/Paris")
+    s = DataFrame(example=xd.DataFrame({"x": [0.0]}, index=index[:1]).iloc[:0]).x
+    ordered = s.with_timestamps()
+    out = ordered.stream.sink_to_list()
+    s.emit(xd.Series([1.0, 2.0], index=index, name="x"))
+    assert ordered.stream.watermark == pd.Timestamp("2024-05-01 12:00:02", tz="UTC").timestamp()
+    assert to_pandas(out[0]).tolist() == [2.0, 1.0]
+    assert isinstance(ordered.stream, EventTimeOrder)
+
+
+# -- properties -------------------------------------------------------------------------
+@st.composite
+def nearly_ordered(draw: Any) -> tuple[list[list[float]], float]:
+    """Chunks of times, each at most ``ooo`` behind the largest time before it."""
+    ooo = draw(st.integers(0, 5))
+    n = draw(st.integers(0, 30))
+    steps = draw(st.lists(st.integers(0, 4), min_size=n, max_size=n))
+    lags = draw(st.lists(st.integers(0, ooo), min_size=n, max_size=n))
+    largest, times = 0, []
+    for step, lag in zip(steps, lags, strict=True):
+        largest += step
+        times.append(float(max(0, largest - lag)))
+        largest = max(largest, times[-1])
+    cuts = sorted(draw(st.lists(st.integers(0, n), max_size=6)))
+    bounds = [0, *cuts, n]
+    return [times[a:b] for a, b in itertools.pairwise(bounds)], float(ooo)
+
+
+@settings(max_examples=60, deadline=None)
+@given(nearly_ordered())
+def test_within_max_out_of_orderness_nothing_is_late(case: tuple[list[list[float]], float]) -> None:
+    chunks, ooo = case
+    import pandas as xd
+
+    sdf, ordered, out, _ = build(xd, max_out_of_orderness=ooo)
+    sums = ordered.x.sum().stream.sink_to_list()
+    whole = emit_all(xd, sdf, chunks)
+    ordered.stream.end_of_input()
+    assert ordered.stream.late_count == 0
+    if len(whole):
+        expected = whole.sort_index(kind="stable")
+        pd.testing.assert_frame_equal(concat(out), expected)
+        assert all(c.index.is_monotonic_increasing and len(c) for c in out)
+        assert sums[-1] == expected.x.sum()
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    st.lists(st.lists(st.integers(0, 30), max_size=6), max_size=8),
+    st.integers(0, 4),
+    st.sampled_from(["drop", "side", "update"]),
+)
+def test_any_disorder_matches_the_reference(chunks: list[list[int]], ooo: int, late: str) -> None:
+    import pandas as xd
+
+    times = [[float(t) for t in c] for c in chunks]
+    sdf, ordered, out, side = build(xd, max_out_of_orderness=ooo, late=late)
+    whole = emit_all(xd, sdf, times)
+    ordered.stream.end_of_input()
+    is_late = np.array(reference(times, ooo), dtype=bool)
+    assert ordered.stream.late_count == is_late.sum()
+    if not len(whole):
+        return
+    on_time = whole[~is_late].sort_index(kind="stable")
+    result = concat(out) if out else whole.iloc[:0]
+    if late == "update":  # every row, the late ones in chunks of their own
+        pd.testing.assert_frame_equal(result.sort_values("x"), whole.sort_values("x"))
+    else:
+        pd.testing.assert_frame_equal(result, on_time)
+    if late == "side" and is_late.any():
+        pd.testing.assert_frame_equal(
+            concat(side).sort_values("x"), whole[is_late].sort_values("x")
+        )
