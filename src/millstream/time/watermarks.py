@@ -677,7 +677,10 @@ def watermark_sources(node: Stream) -> list[with_timestamps]:
     """The nearest :class:`with_timestamps` nodes upstream of ``node`` on every path.
 
     ``node`` itself if it is one; the search does not go above a ``with_timestamps``.
-    Paths without one contribute nothing. Cached until the graph changes.
+    Paths without one contribute nothing. Cached until the graph changes. A node of
+    another kind whose class sets ``provides_watermark = True`` counts as one too: it has
+    ``watermark``, ``timestamp_of``, ``add_watermark_listener`` and
+    ``remove_watermark_listener`` (the event-time stage of streaming frames does).
 
     Examples
     --------
@@ -703,8 +706,8 @@ def watermark_sources(node: Stream) -> list[with_timestamps]:
         if id(n) in seen:
             continue
         seen.add(id(n))
-        if isinstance(n, with_timestamps):
-            found.append(n)
+        if isinstance(n, with_timestamps) or getattr(type(n), "provides_watermark", False):
+            found.append(n)  # type: ignore[arg-type]  # a with_timestamps look-alike
             continue
         # reversed so that the first upstream is searched first (stable order)
         stack.extend(u for u in reversed(n.upstreams) if u is not None)
