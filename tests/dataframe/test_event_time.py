@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import itertools
 import pickle
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -14,7 +15,9 @@ from frames_testing import assert_frame_equal, assert_series_equal, to_pandas
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from doc_pages import python_blocks, run_block
 from millstream import ManualClock, RefCounter, Stream
+from millstream.core.hold import Hold
 from millstream.dataframe import DataFrame, EventTimeOrder, map_partitions
 from millstream.exceptions import StateError
 from millstream.testing import wait_for
@@ -202,6 +205,21 @@ def test_an_idle_partition_stops_holding_the_watermark(xd: Any) -> None:
     wait_for(lambda: len(out) == 3, 5)
     assert concat(out).index.tolist() == list(seconds(3, 4, 25))
     assert ordered.stream.tracker.idle_partitions() == ["b"]
+
+
+def test_a_checkpoint_hold_delays_the_idle_release(xd: Any) -> None:
+    clock = ManualClock()
+    ex = partitioned(xd, [("a", 0)]).iloc[:0]
+    sdf, ordered, out, _ = build(xd, ex, partition="sensor", idle_timeout=5, clock=clock)
+    node = ordered.stream
+    node.hold = Hold()
+    node.hold.close()
+    sdf.emit(partitioned(xd, [("a", 3), ("b", 4), ("a", 25)]))
+    clock.advance(5)  # both idle: the largest counts, but the hold is closed
+    assert len(out) == 1 and node.watermark < node.tracker.watermark
+    node.loop.asyncio_loop.call_soon_threadsafe(node.hold.open)
+    wait_for(lambda: len(out) == 2, 5)
+    assert concat(out).index.tolist() == list(seconds(3, 4, 25))
 
 
 # -- end of input -----------------------------------------------------------------------
@@ -434,6 +452,37 @@ def test_within_max_out_of_orderness_nothing_is_late(case: tuple[list[list[float
         assert sums[-1] == expected.x.sum()
 
 
+@settings(max_examples=40, deadline=None)
+@given(
+    st.lists(st.tuples(st.sampled_from("abc"), st.integers(0, 3)), max_size=30),
+    st.lists(st.integers(0, 30), max_size=5),
+)
+def test_partitions_each_in_order_lose_nothing(
+    steps: list[tuple[str, int]], cuts: list[int]
+) -> None:
+    """Each partition in order, the partitions declared: whatever the interleaving and the
+    chunking, nothing is late and the rows come out sorted."""
+    import pandas as xd
+
+    clocks = {"a": 0, "b": 0, "c": 0}
+    rows = []
+    for p, step in steps:
+        clocks[p] += step
+        rows.append((p, float(clocks[p])))
+    ex = partitioned(xd, [("a", 0)]).iloc[:0]
+    sdf, ordered, out, _ = build(xd, ex, partition="sensor", partitions="abc")
+    bounds = [0, *sorted(c for c in cuts if c <= len(rows)), len(rows)]
+    chunks = [rows[a:b] for a, b in itertools.pairwise(bounds)]
+    sent = [partitioned(xd, c) for c in chunks if c]
+    for chunk in sent:
+        sdf.emit(chunk)
+    ordered.stream.end_of_input()
+    assert ordered.stream.late_count == 0
+    if sent:
+        expected = pd.concat(sent).sort_index(kind="stable")
+        pd.testing.assert_frame_equal(concat(out), expected)
+
+
 @settings(max_examples=60, deadline=None)
 @given(
     st.lists(st.lists(st.integers(0, 30), max_size=6), max_size=8),
@@ -461,3 +510,34 @@ def test_any_disorder_matches_the_reference(chunks: list[list[int]], ooo: int, l
         pd.testing.assert_frame_equal(
             concat(side).sort_values("x"), whole[is_late].sort_values("x")
         )
+
+
+# -- the docs page ------------------------------------------------------------------------
+DOCS = Path(__file__).resolve().parents[2] / "docs"
+
+
+def event_time_section() -> tuple[str, str]:
+    """The page's text: docs/dataframes-event-time.md, or once folded into
+    docs/dataframes.md, its "## Event time" section."""
+    page = DOCS / "dataframes-event-time.md"
+    if page.exists():
+        return page.name, page.read_text()
+    text = (DOCS / "dataframes.md").read_text()
+    start = text.index("## Event time")
+    end = text.find("\n## ", start + 1)
+    return "dataframes.md", text[start : None if end < 0 else end]
+
+
+NAME, TEXT = event_time_section()
+BLOCKS = [(lineno, code) for lineno, code, run in python_blocks(TEXT, NAME) if run]
+
+
+def test_the_docs_section_has_runnable_examples() -> None:
+    assert len(BLOCKS) >= 9
+
+
+@pytest.mark.parametrize("lineno,code", BLOCKS, ids=[f"line{n}" for n, _ in BLOCKS])
+def test_docs_example(lineno: int, code: str) -> None:
+    failed, attempted, report = run_block(code, lineno, NAME)
+    assert attempted > 0
+    assert failed == 0, f"{NAME}, block at line {lineno}:\n{report}"

@@ -109,6 +109,13 @@ def _first(pair: tuple[Any, Any]) -> Any:
     return pair[0]
 
 
+def _sorted(rows: Any, times: np.ndarray) -> Any:
+    """``rows`` sorted by ``times`` (stable: equal times keep their order)."""
+    if len(times) > 1 and (times[1:] < times[:-1]).any():
+        return rows.take(np.argsort(times, kind="stable"))
+    return rows
+
+
 def _package(chunk: Any) -> Any:
     """pandas or cudf: the package of ``chunk`` (for ``concat``)."""
     return sys.modules[type(chunk).__module__.split(".")[0]]
@@ -376,9 +383,7 @@ class EventTimeOrder(Stream):
                 kept = np.flatnonzero(~ready)
                 self._rows, self._times = rows.take(kept), times[kept]
             if out is not None:
-                order = np.argsort(out_times, kind="stable")
-                if (order[1:] < order[:-1]).any():
-                    out = out.take(order)
+                out = _sorted(out, out_times)
                 pending = self._emit_rows(out, taken, metadata, ident, pending)
         if ident is not None:
             held = self._origin_of
@@ -448,9 +453,7 @@ class EventTimeOrder(Stream):
                 if not within.any():
                     return []
                 rows, times = rows.take(np.flatnonzero(within)), times[within]
-        order = np.argsort(times, kind="stable")
-        if (order[1:] < order[:-1]).any():
-            rows = rows.take(order)
+        rows = _sorted(rows, times)
         target = self.late if policy == "side" else self
         return list(target._emit(rows, metadata=metadata) or ())
 
