@@ -18,7 +18,8 @@ from hypothesis import strategies as st
 from doc_pages import python_blocks, run_block
 from millstream import ManualClock, RefCounter, Stream
 from millstream.core.hold import Hold
-from millstream.dataframe import DataFrame, EventTimeOrder, map_partitions
+from millstream.dataframe import DataFrame, EventTimeOrder, Streaming, map_partitions
+from millstream.dataframe.event_time import with_timestamps
 from millstream.exceptions import StateError
 from millstream.testing import wait_for
 from millstream.time import Tumbling, watermark
@@ -392,6 +393,8 @@ def test_bad_arguments_fail_when_built(xd: Any) -> None:
     assert sdf.stream.downstreams == []
     with pytest.raises(TypeError, match="names a column"):
         sdf.x.with_timestamps(on="x")
+    with pytest.raises(TypeError, match="needs DataFrame or Series chunks"):
+        with_timestamps(Streaming(example=pd.Index([1])))
 
 
 def test_bad_event_times_name_the_stage(xd: Any) -> None:

@@ -128,8 +128,8 @@ def _concat(chunks: list[Any]) -> Any:
 def _idle_timer_fired(ref: weakref.ReferenceType[EventTimeOrder], token: int) -> None:
     """The idle timer of one stage; holds the stage weakly while it waits."""
     node = ref()
-    if node is not None and node.timer_token == token:
-        node.on_idle_timer()
+    if node is not None and node._timer_token == token:
+        node._on_idle_timer()
 
 
 async def _absorbed(pending: list[Any], hold: Hold | None) -> None:
@@ -233,7 +233,7 @@ class EventTimeOrder(Stream):
         self._listeners: list[Callable[[], Any]] = []
         self._timer: Any = None
         self._timer_deadline: float | None = None
-        self.timer_token = 0
+        self._timer_token = 0
         self._background: set[asyncio.Future[Any]] = set()
         if partitions is not None and self.idle_timeout is not None:
             self._arm_from_any_thread()
@@ -300,6 +300,8 @@ class EventTimeOrder(Stream):
             parts = None if self.partition is None else x[self.partition].to_numpy()
         except (TypeError, ValueError, KeyError) as e:
             where = "index" if self.on is None else f"column {self.on!r}"
+            if self.partition is not None:
+                where += f" or partition column {self.partition!r}"
             raise type(e)(f"{self}: bad event times in the {where} of {short_repr(x)}: {e}") from e
         self._observe(times, parts)
         pending: list[Any] = []
@@ -477,7 +479,7 @@ class EventTimeOrder(Stream):
             if self._timer_deadline <= deadline:
                 return  # the timer fires first; it re-arms for what is left
             self._cancel_idle_timer()
-        self.timer_token += 1
+        self._timer_token += 1
         self._timer_deadline = deadline
         clock = self.clock
         self._timer = clock.call_later(
@@ -485,7 +487,7 @@ class EventTimeOrder(Stream):
             deadline - clock.now(),
             _idle_timer_fired,
             weakref.ref(self),
-            self.timer_token,
+            self._timer_token,
         )
 
     def _arm_from_any_thread(self) -> None:
@@ -504,9 +506,9 @@ class EventTimeOrder(Stream):
             self._timer.cancel()
         self._timer = None
         self._timer_deadline = None
-        self.timer_token += 1
+        self._timer_token += 1
 
-    def on_idle_timer(self) -> None:
+    def _on_idle_timer(self) -> None:
         """On the loop, when a partition may have gone idle: pass on what the watermark
         now passes. While a checkpoint holds this stage, that waits until it opens."""
         self._timer = None
@@ -535,7 +537,7 @@ class EventTimeOrder(Stream):
 
     async def _idle_when_open(self, hold: Hold) -> None:
         await hold.wait_open()
-        self.on_idle_timer()
+        self._on_idle_timer()
 
     # -- state -------------------------------------------------------------------------
     def snapshot(self) -> dict[str, Any]:
@@ -647,6 +649,11 @@ def with_timestamps(
     ``stream`` is the :class:`EventTimeOrder` stage; its ``late`` attribute the streaming
     frame of late rows (``late='side'``)."""
     example = frame.example
+    if not hasattr(example, "index"):
+        raise TypeError(
+            "with_timestamps: needs DataFrame or Series chunks (rows with an index), got "
+            f"{type(example).__name__} chunks"
+        )
     node = EventTimeOrder(
         frame.stream,
         on=on,
