@@ -23,7 +23,18 @@ from .frames import (
     is_series_like,
     to_dataframe,
 )
+from .groupby import (
+    GroupBy,
+    GroupbyAggregation,
+    GroupbyCount,
+    GroupbyMean,
+    GroupbySize,
+    GroupbySum,
+    GroupbyVar,
+    WindowedGroupBy,
+)
 from .nodes import Cumulative, RunningAggregation
+from .windows import Full, ValueCounts, Window, WindowAggregation
 
 __all__ = [
     "Aggregation",
@@ -34,6 +45,14 @@ __all__ = [
     "EventTimeOrder",
     "Frame",
     "Frames",
+    "Full",
+    "GroupBy",
+    "GroupbyAggregation",
+    "GroupbyCount",
+    "GroupbyMean",
+    "GroupbySize",
+    "GroupbySum",
+    "GroupbyVar",
     "Index",
     "Mean",
     "RunningAggregation",
@@ -42,7 +61,11 @@ __all__ = [
     "Size",
     "Streaming",
     "Sum",
+    "ValueCounts",
     "Var",
+    "Window",
+    "WindowAggregation",
+    "WindowedGroupBy",
     "is_dataframe_like",
     "is_index_like",
     "is_series_like",

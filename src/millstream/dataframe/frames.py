@@ -24,6 +24,7 @@ from ..core.stream import Stream
 from . import event_time
 from .aggregations import Aggregation, Count, Mean, Size, Sum, Var
 from .nodes import Cumulative, accumulate_chunks
+from .windows import ValueCounts, Window, aggregate_updating
 
 __all__ = [
     "DataFrame",
@@ -195,6 +196,20 @@ class Frame(_BaseFrame):
         """The cumulative maximum across chunks, row by row."""
         return self._cumulative("cummax")
 
+    # -- windows and groupby --
+    def window(
+        self, n: Any = None, value: Any = None, with_state: bool = False, start: Any = None
+    ) -> Window:
+        """Aggregations over the last ``n`` rows or the last ``value`` of index (time)
+        range (see :mod:`.windows`)."""
+        return Window(self, n=n, value=value, with_state=with_state, start=start)
+
+    def groupby(self, other: Any) -> Any:
+        """Groupby aggregations over every row so far (see :mod:`.groupby`)."""
+        from .groupby import GroupBy
+
+        return GroupBy(self, other)
+
     # -- event time --
     def with_timestamps(
         self,
@@ -364,6 +379,11 @@ class Series(_SeriesMixin, Frame):
 
     _is_like = staticmethod(is_series_like)
     _kind = "Series"
+
+    # -- windows and groupby --
+    def value_counts(self) -> Streaming:
+        """The running count of each value, sorted by value ('updating')."""
+        return aggregate_updating(self.example, self.stream, ValueCounts())
 
 
 class Seriess(_SeriesMixin, Frames):

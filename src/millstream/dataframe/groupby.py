@@ -1,0 +1,564 @@
+"""Groupby aggregations of streaming frames (Streamz's ``sdf.groupby(...)``), over all the
+rows so far or over a window.
+
+``sdf.groupby('k').x.sum()`` emits, per chunk, the full table of per-group sums so far
+('updating'). The grouper is a column name, a list of names, an array or Index (used for
+every chunk), or a streaming Series (zipped with the frame, chunk by chunk).
+
+Each aggregation keeps per-group totals (sums, counts, sizes, sums of squares) in tables
+indexed by the group keys, sorted as pandas sorts them. A chunk is grouped once (one
+factorization and ``numpy.bincount`` for a single numeric key on pandas; the frame's own
+``groupby`` otherwise) and its totals are added to the tables. Over a window
+(:class:`WindowedGroupBy`) the totals of rows that leave are taken away, and groups with
+no row left are dropped.
+
+>>> import pandas as pd
+>>> from millstream.dataframe import DataFrame
+>>> sdf = DataFrame(example=pd.DataFrame({'k': ['a'], 'x': [0]}))
+>>> L = sdf.groupby('k').x.sum().stream.sink_to_list()
+>>> sdf.emit(pd.DataFrame({'k': ['a', 'b', 'a'], 'x': [1, 2, 3]}))
+>>> sdf.emit(pd.DataFrame({'k': ['c', 'b'], 'x': [10, 20]}))
+>>> L[-1].to_dict()
+{'a': 4, 'b': 22, 'c': 10}
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from ..collection import Streaming, map_partitions
+from .aggregations import Aggregation
+from .tables import from_plain_indexed, to_plain_indexed
+from .windows import Window, WindowAggregation, aggregate_updating
+
+__all__ = [
+    "GroupBy",
+    "GroupbyAggregation",
+    "GroupbyCount",
+    "GroupbyMean",
+    "GroupbySize",
+    "GroupbySum",
+    "GroupbyVar",
+    "WindowedGroupBy",
+    "group_totals",
+]
+
+_FAST_DTYPES = ("float64", "int64")
+
+
+def _is_pandas(x: Any) -> bool:
+    return type(x).__module__.startswith("pandas")
+
+
+def group_totals(values: Any, keys: Any, stats: tuple[str, ...]) -> dict[str, Any]:
+    """Per-group totals of ``values`` (a Series or DataFrame) grouped by ``keys`` (a
+    Series, array, Index or a list of Series): ``'sum'``, ``'count'`` (non-missing
+    values), ``'size'`` (rows) and ``'sumsq'`` (sum of squares), each a Series or
+    DataFrame indexed by the sorted group keys, as ``values.groupby(keys)`` gives them.
+
+    >>> import pandas as pd
+    >>> t = group_totals(pd.Series([1.0, None, 3.0], name='x'), pd.Series([2, 1, 2]),
+    ...                  ('sum', 'count', 'size'))
+    >>> t['sum'].to_dict(), t['count'].to_dict(), t['size'].to_dict()
+    ({1: 0.0, 2: 4.0}, {1: 0, 2: 2}, {1: 1, 2: 2})
+    """
+    if _fast_path(values, keys):
+        return _fast_totals(values, keys, stats)
+    grouped = values.groupby(keys)
+    out: dict[str, Any] = {}
+    for stat in stats:
+        if stat == "sum":
+            out[stat] = grouped.sum()
+        elif stat == "count":
+            out[stat] = grouped.count()
+        elif stat == "size":
+            out[stat] = grouped.size()
+        elif stat == "sumsq":
+            out[stat] = (values.astype("float64") ** 2).groupby(keys).sum()
+        else:
+            raise ValueError(f"group_totals: unknown total {stat!r}")
+    return out
+
+
+def _fast_path(values: Any, keys: Any) -> bool:
+    if not _is_pandas(values) or isinstance(keys, list):
+        return False
+    if not (hasattr(keys, "factorize") or isinstance(keys, np.ndarray)):
+        return False
+    if len(keys) != len(values):
+        return False
+    if hasattr(keys, "index") and not keys.index.equals(values.index):
+        return False  # pandas aligns a Series grouper on the index
+    if hasattr(values, "columns"):
+        return all(str(t) in _FAST_DTYPES for t in values.dtypes)
+    return str(values.dtype) in _FAST_DTYPES
+
+
+def _fast_totals(values: Any, keys: Any, stats: tuple[str, ...]) -> dict[str, Any]:
+    """:func:`group_totals` for pandas, one numeric key: factorize, then bincount."""
+    import pandas as pd  # this path runs only on pandas chunks
+
+    if isinstance(keys, np.ndarray):
+        keys = pd.Index(keys)
+    codes, uniques = keys.factorize(sort=True)
+    uniques = uniques.rename(getattr(keys, "name", None))
+    size = len(uniques)
+    valid = codes >= 0
+    all_valid = bool(valid.all())
+    if not all_valid:
+        codes = codes[valid]
+    frame = hasattr(values, "columns")
+    columns = list(values.columns) if frame else [values.name]
+    arrays = [values[c].to_numpy() for c in columns] if frame else [values.to_numpy()]
+    if not all_valid:
+        arrays = [a[valid] for a in arrays]
+    sizes = np.bincount(codes, minlength=size)
+    per_stat = {
+        stat: [_group_stat(stat, a, codes, size, sizes) for a in arrays]
+        for stat in stats
+        if stat != "size"
+    }
+    out: dict[str, Any] = {}
+    for stat in stats:
+        if stat == "size":
+            out[stat] = pd.Series(sizes, index=uniques, name=None if frame else values.name)
+        elif frame:
+            out[stat] = pd.DataFrame(dict(zip(columns, per_stat[stat], strict=True)), index=uniques)
+        else:
+            out[stat] = pd.Series(per_stat[stat][0], index=uniques, name=values.name)
+    return out
+
+
+def _update_known_groups(
+    state: tuple[Any, ...], stats: tuple[str, ...], values: Any, keys: Any, sign: int
+) -> tuple[Any, ...] | None:
+    """The state tables plus (``sign=1``) or minus (``-1``) the totals of ``values`` by
+    ``keys``, with numpy, when every key is a group of the state already (or missing);
+    None when this shortcut does not apply (then :func:`group_totals` and alignment).
+    For pandas tables, one numeric key and int64/float64 values."""
+    if not state or not len(state[0]) or not _fast_path(values, keys):
+        return None
+    if values.ndim == 2 and len(set(values.dtypes)) > 1:
+        return None  # int and float columns: one array per table would mix them
+    import pandas as pd  # pandas tables only here
+
+    index = state[0].index
+    if index.nlevels != 1:
+        return None
+    positions = index.get_indexer(keys)
+    missing = positions < 0
+    frame = values.ndim == 2
+    arrays = [values[c].to_numpy() for c in values.columns] if frame else [values.to_numpy()]
+    if missing.any():
+        key_values = keys.to_numpy() if hasattr(keys, "to_numpy") else np.asarray(keys)
+        if not pd.isna(key_values[missing]).all():
+            return None  # a new group
+        present = ~missing
+        positions = positions[present]
+        arrays = [a[present] for a in arrays]
+    groups = len(index)
+    sizes = np.bincount(positions, minlength=groups)
+    out = []
+    for stat, table in zip(stats, state, strict=True):
+        if stat == "size":
+            delta: Any = sizes
+        else:
+            delta = (
+                np.column_stack([_group_stat(stat, a, positions, groups, sizes) for a in arrays])
+                if frame
+                else _group_stat(stat, arrays[0], positions, groups, sizes)
+            )
+        current = table.to_numpy()
+        updated = current + delta if sign > 0 else current - delta
+        if updated.dtype != current.dtype and current.dtype.kind == "i":
+            updated = updated.astype(current.dtype)
+        if table.ndim == 2:
+            out.append(pd.DataFrame(updated, index=index, columns=table.columns))
+        else:
+            out.append(pd.Series(updated, index=index, name=table.name))
+    return tuple(out)
+
+
+def _group_stat(stat: str, array: Any, positions: Any, groups: int, sizes: Any) -> Any:
+    """Per-group ``stat`` of ``array``, rows at group ``positions``."""
+    counts = sizes
+    if array.dtype.kind == "f":
+        missing = np.isnan(array)
+        if missing.any():
+            array = np.where(missing, 0.0, array)
+            counts = np.bincount(positions[~missing], minlength=groups)
+    if stat == "count":
+        return counts
+    if stat == "sum":
+        if array.dtype.kind == "i":
+            total = np.zeros(groups, dtype="int64")
+            np.add.at(total, positions, array)
+            return total
+        return np.bincount(positions, weights=array, minlength=groups)
+    if stat == "sumsq":
+        return np.bincount(positions, weights=array.astype("float64") ** 2, minlength=groups)
+    raise ValueError(f"group_totals: unknown total {stat!r}")
+
+
+def _combine(table: Any, other: Any, subtract: bool = False) -> Any:
+    """``table`` plus (minus) ``other``, aligned on the group keys (missing ones are 0)."""
+    if not len(table):
+        return -other if subtract else other
+    result = table.sub(other, fill_value=0) if subtract else table.add(other, fill_value=0)
+    result = _ints_back(result, table)
+    if result.index.names != table.index.names:
+        result.index.names = table.index.names
+    return result
+
+
+def _ints_back(result: Any, like: Any) -> Any:
+    """Alignment turns int tables into floats; turn them back."""
+    if hasattr(result, "columns"):
+        ints = {
+            c: "int64"
+            for c in result.columns
+            if c in like.columns
+            and str(like[c].dtype) == "int64"
+            and str(result[c].dtype) != "int64"
+        }
+        return result.astype(ints) if ints else result
+    if str(like.dtype) == "int64" and str(result.dtype) != "int64":
+        return result.astype("int64")
+    return result
+
+
+class GroupbyAggregation(Aggregation):
+    """The base of groupby aggregations: per-group totals ``stats`` (see
+    :func:`group_totals`) of the ``columns`` selected (all but the key columns by
+    default), grouped by ``grouper`` (a column name, list of names, array or Index), or,
+    when ``grouper`` is None, by the second item of each ``(chunk, grouper chunk)`` pair.
+    With ``windowed=True`` groups whose rows all left the window are dropped.
+
+    The state is a tuple of tables, one per total. ``on_new``/``on_old``/``initial`` take
+    ``grouper=`` as Streamz's do.
+    """
+
+    stats: tuple[str, ...] = ()
+
+    def __init__(
+        self, columns: Any = None, grouper: Any = None, windowed: bool = False, **kwargs: Any
+    ):
+        self.columns = columns
+        self.grouper = grouper
+        self.windowed = windowed
+        for name, value in kwargs.items():
+            setattr(self, name, value)
+        sized = windowed and "size" not in self.stats
+        self.totals = (*self.stats, "size") if sized else self.stats
+
+    def split(self, new: Any, grouper: Any = None) -> tuple[Any, Any]:
+        """``(values, keys)`` of a chunk: the selected columns and the group keys."""
+        if grouper is None:
+            grouper = self.grouper
+        if grouper is None and isinstance(new, tuple):
+            new, grouper = new
+        names = _column_names(new, grouper)
+        if names is not None:
+            keys: Any = new[names[0]] if len(names) == 1 else [new[n] for n in names]
+        else:
+            keys = grouper
+        if self.columns is not None:
+            values = new[self.columns]
+        elif names is not None:
+            values = new.drop(columns=names)
+        else:
+            values = new
+        return values, keys
+
+    def group(self, new: Any, grouper: Any = None) -> tuple[Any, ...]:
+        values, keys = self.split(new, grouper)
+        totals = group_totals(values, keys, self.totals)
+        return tuple(totals[stat] for stat in self.totals)
+
+    def initial(self, new: Any, grouper: Any = None) -> Any:
+        if grouper is None:
+            grouper = self.grouper
+        if grouper is None and isinstance(new, tuple):
+            new, grouper = new
+        if not _is_names(new, grouper):  # an array or Series: its empty head
+            grouper = grouper.iloc[:0] if hasattr(grouper, "iloc") else grouper[:0]
+        return self.group(new.iloc[:0], grouper)
+
+    def on_new(self, state: Any, new: Any, grouper: Any = None) -> tuple[Any, Any]:
+        values, keys = self.split(new, grouper)
+        updated = _update_known_groups(state, self.totals, values, keys, 1)
+        if updated is None:
+            totals = group_totals(values, keys, self.totals)
+            updated = tuple(_combine(t, totals[s]) for t, s in zip(state, self.totals, strict=True))
+        return updated, self.result(updated)
+
+    def on_old(self, state: Any, old: Any, grouper: Any = None) -> tuple[Any, Any]:
+        values, keys = self.split(old, grouper)
+        updated = _update_known_groups(state, self.totals, values, keys, -1)
+        if updated is None:
+            totals = group_totals(values, keys, self.totals)
+            updated = tuple(
+                _combine(t, totals[s], subtract=True)
+                for t, s in zip(state, self.totals, strict=True)
+            )
+        state = updated
+        if self.windowed:
+            present = state[self.totals.index("size")] != 0
+            if not present.all():
+                state = tuple(t[present] for t in state)
+        return state, self.result(state)
+
+    def table(self, state: Any, stat: str) -> Any:
+        return state[self.totals.index(stat)]
+
+    def result(self, state: Any) -> Any:
+        raise NotImplementedError
+
+    def snapshot(self, state: Any) -> Any:
+        return to_plain_indexed(state)
+
+    def restore(self, data: Any) -> Any:
+        state = from_plain_indexed(data)
+        if state is not None and (not isinstance(state, tuple) or len(state) != len(self.totals)):
+            raise ValueError(f"{self!r}: expected {len(self.totals)} tables, got {data!r:.80}")
+        return state
+
+    def _described(self) -> list[str]:
+        parts = [] if self.columns is None else [f"columns={self.columns!r}"]
+        if self.grouper is not None and isinstance(self.grouper, (str, int, list, tuple)):
+            parts.append(f"grouper={self.grouper!r}")
+        if self.windowed:
+            parts.append("windowed=True")
+        return parts
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({', '.join(self._described())})"
+
+
+def _is_names(new: Any, grouper: Any) -> bool:
+    return _column_names(new, grouper) is not None
+
+
+def _column_names(new: Any, grouper: Any) -> list[Any] | None:
+    """The grouper as a list of column names of ``new``, or None (an array, a Series)."""
+    columns = getattr(new, "columns", None)
+    if columns is None:
+        return None
+    if isinstance(grouper, list) and grouper and all(_in(g, columns) for g in grouper):
+        return grouper
+    single = not isinstance(grouper, (list, np.ndarray)) and not hasattr(grouper, "dtype")
+    if single and _in(grouper, columns):
+        return [grouper]
+    return None
+
+
+def _in(name: Any, columns: Any) -> bool:
+    try:
+        return name in columns
+    except TypeError:  # unhashable
+        return False
+
+
+class GroupbySum(GroupbyAggregation):
+    """The per-group sum."""
+
+    stats = ("sum",)
+
+    def result(self, state: Any) -> Any:
+        return self.table(state, "sum")
+
+
+class GroupbyCount(GroupbyAggregation):
+    """The per-group count of non-missing values."""
+
+    stats = ("count",)
+
+    def result(self, state: Any) -> Any:
+        return self.table(state, "count")
+
+
+class GroupbySize(GroupbyAggregation):
+    """The per-group number of rows."""
+
+    stats = ("size",)
+
+    def result(self, state: Any) -> Any:
+        return self.table(state, "size")
+
+
+class GroupbyMean(GroupbyAggregation):
+    """The per-group mean."""
+
+    stats = ("sum", "count")
+
+    def result(self, state: Any) -> Any:
+        return self.table(state, "sum") / self.table(state, "count")
+
+
+class GroupbyVar(GroupbyAggregation):
+    """The per-group variance with ``ddof`` (NaN where a group has ``ddof`` values or
+    fewer, as pandas)."""
+
+    stats = ("sum", "sumsq", "count")
+    ddof = 1
+
+    def result(self, state: Any) -> Any:
+        x = self.table(state, "sum")
+        x2 = self.table(state, "sumsq")
+        n = self.table(state, "count")
+        with np.errstate(divide="ignore", invalid="ignore"):
+            var = (x2 / n - (x / n) ** 2) * n / (n - self.ddof)
+        return var.clip(lower=0).where(n > self.ddof)
+
+    def _described(self) -> list[str]:
+        return [*super()._described(), f"ddof={self.ddof}"]
+
+
+class _PairWith:
+    """``(chunk, grouper)``: a fixed array grouper travelling with each chunk (picklable)."""
+
+    __slots__ = ("grouper",)
+
+    def __init__(self, grouper: Any):
+        self.grouper = grouper
+
+    def __call__(self, chunk: Any) -> tuple[Any, Any]:
+        return chunk, self.grouper
+
+
+class GroupBy:
+    """``sdf.groupby(grouper)``: groupby aggregations over every row so far.
+
+    ``[col]`` / ``.col`` select the aggregated columns. Each aggregation emits the whole
+    table per chunk ('updating').
+
+    >>> import pandas as pd
+    >>> from millstream.dataframe import DataFrame
+    >>> sdf = DataFrame(example=pd.DataFrame({'k': [0], 'x': [0.0]}))
+    >>> keys = sdf.k % 2
+    >>> L = sdf.groupby(keys).x.mean().stream.sink_to_list()
+    >>> sdf.emit(pd.DataFrame({'k': [1, 2, 3], 'x': [1.0, 2.0, 4.0]}))
+    >>> L[-1].to_dict()
+    {0: 2.0, 1: 2.5}
+    """
+
+    windowed = False
+
+    def __init__(self, root: Any, grouper: Any, index: Any = None):
+        self.root = root
+        self.grouper = grouper.root if isinstance(grouper, Window) else grouper
+        self.index = index
+
+    def __getitem__(self, index: Any) -> GroupBy:
+        return GroupBy(self.root, self.grouper, index)
+
+    def __getattr__(self, key: str) -> GroupBy:
+        if key.startswith("_") or key in ("root", "grouper", "index"):
+            raise AttributeError(key)
+        columns = getattr(self.root.example, "columns", ())
+        if key in columns or not len(columns):
+            return self[key]
+        raise AttributeError(f"GroupBy has no attribute or column {key!r}")
+
+    def _source(self) -> tuple[Any, Any, Any]:
+        """``(stream, example item, grouper for the aggregation)``."""
+        if isinstance(self.grouper, Streaming):
+            stream = self.root.stream.zip(self.grouper.stream)
+            return stream, (self.root.example, self.grouper.example), None
+        return self.root.stream, self.root.example, self.grouper
+
+    def _accumulate(
+        self,
+        agg_class: type[GroupbyAggregation],
+        with_state: bool = False,
+        start: Any = None,
+        **kwargs: Any,
+    ) -> Streaming:
+        stream, example, grouper = self._source()
+        aggregation = agg_class(self.index, grouper=grouper, **kwargs)
+        return aggregate_updating(example, stream, aggregation, start, with_state)
+
+    def count(self, start: Any = None) -> Streaming:
+        """The per-group count of non-missing values."""
+        return self._accumulate(GroupbyCount, start=start)
+
+    def mean(self, with_state: bool = False, start: Any = None) -> Streaming:
+        """The per-group mean."""
+        return self._accumulate(GroupbyMean, with_state=with_state, start=start)
+
+    def size(self) -> Streaming:
+        """The per-group number of rows."""
+        return self._accumulate(GroupbySize)
+
+    def std(self, ddof: int = 1) -> Streaming:
+        """The per-group standard deviation."""
+        return self.var(ddof=ddof) ** 0.5
+
+    def sum(self, start: Any = None) -> Streaming:
+        """The per-group sum."""
+        return self._accumulate(GroupbySum, start=start)
+
+    def var(self, ddof: int = 1) -> Streaming:
+        """The per-group variance."""
+        return self._accumulate(GroupbyVar, ddof=ddof)
+
+
+class WindowedGroupBy(GroupBy):
+    """Groupby aggregations over a window: ``sdf.window(n=...).groupby(grouper)``; groups
+    with no row left in the window are dropped.
+
+    >>> import pandas as pd
+    >>> from millstream.dataframe import DataFrame
+    >>> sdf = DataFrame(example=pd.DataFrame({'k': ['a'], 'x': [0]}))
+    >>> L = sdf.window(n=2).groupby('k').x.sum().stream.sink_to_list()
+    >>> sdf.emit(pd.DataFrame({'k': ['a', 'b', 'b'], 'x': [1, 2, 3]}))
+    >>> L[-1].to_dict()
+    {'b': 5}
+    """
+
+    def __init__(
+        self,
+        root: Any,
+        grouper: Any,
+        index: Any = None,
+        n: Any = None,
+        value: Any = None,
+        with_state: bool = False,
+        start: Any = None,
+    ):
+        GroupBy.__init__(self, root, grouper, index)
+        self.window = Window(root, n=n, value=value, with_state=with_state, start=start)
+
+    def __getitem__(self, index: Any) -> WindowedGroupBy:
+        w = self.window
+        return WindowedGroupBy(self.root, self.grouper, index, w.n, w.value, w.with_state, w.start)
+
+    def _source(self) -> tuple[Any, Any, Any]:
+        grouper = self.grouper
+        fixed = (
+            not isinstance(grouper, (Streaming, str))
+            and hasattr(grouper, "__len__")
+            and not _is_names(self.root.example, grouper)
+        )
+        if fixed:  # an array: it travels with each chunk, to be cut with it
+            example = (self.root.example, grouper[:0])
+            paired = map_partitions(
+                _PairWith(grouper), self.root, example=example, stream_type="streaming"
+            )
+            return paired.stream, example, None
+        return GroupBy._source(self)
+
+    def _accumulate(
+        self,
+        agg_class: type[GroupbyAggregation],
+        with_state: bool = False,
+        start: Any = None,
+        **kwargs: Any,
+    ) -> Streaming:
+        stream, example, grouper = self._source()
+        inner = agg_class(self.index, grouper=grouper, windowed=True, **kwargs)
+        w = self.window
+        aggregation = WindowAggregation(inner, n=w.n, value=w.value)
+        return aggregate_updating(example, stream, aggregation, w.start, w.with_state)
