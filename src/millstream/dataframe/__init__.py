@@ -9,6 +9,7 @@ True
 
 from ..collection import Streaming, map_partitions
 from .aggregations import Aggregation, Count, Mean, Size, Sum, Var
+from .expanding import EWM, EWMAggregation, Expanding, ValueCountsSoFar, ewm_alpha
 from .frames import (
     DataFrame,
     DataFrames,
@@ -23,6 +24,7 @@ from .frames import (
     to_dataframe,
 )
 from .nodes import Cumulative, RunningAggregation
+from .rolling import Rolling, RollingAggregation
 
 __all__ = [
     "Aggregation",
@@ -46,4 +48,13 @@ __all__ = [
     "is_series_like",
     "map_partitions",
     "to_dataframe",
+]
+__all__ += [  # rolling, expanding, ewm
+    "EWM",
+    "EWMAggregation",
+    "Expanding",
+    "Rolling",
+    "RollingAggregation",
+    "ValueCountsSoFar",
+    "ewm_alpha",
 ]

@@ -22,7 +22,9 @@ import pandas as pd
 from ..collection import Streaming, map_partitions, register_stream_type
 from ..core.stream import Stream
 from .aggregations import Aggregation, Count, Mean, Size, Sum, Var
+from .expanding import EWM, Expanding
 from .nodes import Cumulative, accumulate_chunks
+from .rolling import Rolling
 
 __all__ = [
     "DataFrame",
@@ -193,6 +195,30 @@ class Frame(_BaseFrame):
     def cummax(self) -> Frame:
         """The cumulative maximum across chunks, row by row."""
         return self._cumulative("cummax")
+
+    # -- rolling, expanding, ewm --
+
+    def rolling(
+        self, window: Any, min_periods: int | None = None, with_state: bool = False, start: Any = ()
+    ) -> Rolling:
+        """Rolling aggregations over ``window`` rows or a time (see :mod:`.rolling`)."""
+        return Rolling(self, window, min_periods, with_state, start)
+
+    def expanding(self, with_state: bool = False, start: Any = None) -> Expanding:
+        """Aggregations over every row so far, state only (see :mod:`.expanding`)."""
+        return Expanding(self, with_state, start)
+
+    def ewm(
+        self,
+        com: float | None = None,
+        span: float | None = None,
+        halflife: float | None = None,
+        alpha: float | None = None,
+        with_state: bool = False,
+        start: Any = None,
+    ) -> EWM:
+        """Exponentially weighted aggregations (see :mod:`.expanding`)."""
+        return EWM(self, com, span, halflife, alpha, with_state, start)
 
 
 def _sqrt(x: Any) -> Any:
