@@ -284,22 +284,38 @@ class EWMAggregation(Aggregation):
         mean, weight, seen, m2, weight2, label = state
         if n:
             decay = 1.0 - self.alpha
-            w = decay ** np.arange(n - 1, -1, -1, dtype="float64")
             observed = ~np.isnan(x)
-            wm = np.where(observed, w[:, None], 0.0)
-            xz = np.where(observed, x, 0.0)
+            if observed.all():
+                wm = np.broadcast_to((decay ** np.arange(n - 1, -1, -1.0))[:, None], x.shape)
+                xz = x
+                old_decay: Any = decay**n
+                trailing = None
+            else:
+                # weights relative to each column's last value, so they cannot all vanish
+                seen_here = observed.any(axis=0)
+                last = np.where(seen_here, n - 1 - np.argmax(observed[::-1], axis=0), -1)
+                steps = np.maximum(last[None, :] - np.arange(n)[:, None], 0)
+                wm = np.where(observed, decay ** steps.astype("float64"), 0.0)
+                xz = np.where(observed, x, 0.0)
+                old_decay = decay ** (last + 1.0)
+                trailing = decay ** (n - 1.0 - last)
             chunk_weight = wm.sum(axis=0)
             with np.errstate(invalid="ignore", divide="ignore"):
                 chunk_mean = np.where(chunk_weight > 0, (wm * xz).sum(axis=0) / chunk_weight, 0.0)
-                old_weight = weight * decay**n
+                old_weight = weight * old_decay
                 total = old_weight + chunk_weight
                 share = np.where(total > 0, chunk_weight / total, 0.0)
                 delta = chunk_mean - mean
                 new_mean = mean + delta * share
                 if self._moments:
                     chunk_m2 = (wm * (xz - chunk_mean) ** 2).sum(axis=0)
-                    m2 = m2 * decay**n + chunk_m2 + delta**2 * old_weight * share
-                    weight2 = weight2 * decay ** (2 * n) + (wm * wm).sum(axis=0)
+                    m2 = m2 * old_decay + chunk_m2 + delta**2 * old_weight * share
+                    weight2 = weight2 * old_decay**2 + (wm * wm).sum(axis=0)
+                    if trailing is not None:
+                        m2 = m2 * trailing
+                        weight2 = weight2 * trailing**2
+            if trailing is not None:
+                total = total * trailing
             state = (
                 new_mean,
                 total,
