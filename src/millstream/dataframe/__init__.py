@@ -9,7 +9,14 @@ True
 
 from ..collection import Streaming, map_partitions
 from .aggregations import Aggregation, Count, Mean, Size, Sum, Var
-from .expanding import EWM, EWMAggregation, Expanding, ValueCountsSoFar, ewm_alpha
+from .expanding import (
+    EWM,
+    EWMAggregation,
+    Expanding,
+    ExpandingMoments,
+    ValueCountsSoFar,
+    ewm_alpha,
+)
 from .frames import (
     DataFrame,
     DataFrames,
@@ -53,6 +60,7 @@ __all__ += [  # rolling, expanding, ewm
     "EWM",
     "EWMAggregation",
     "Expanding",
+    "ExpandingMoments",
     "Rolling",
     "RollingAggregation",
     "ValueCountsSoFar",

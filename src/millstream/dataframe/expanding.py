@@ -33,9 +33,16 @@ from ..collection import Streaming, map_partitions
 from .aggregations import Aggregation, Count, Mean, Size, Sum, Var
 from .nodes import accumulate_chunks
 from .plain import from_plain, to_plain
-from .rolling import wrap
+from .rolling import is_numeric_pandas, wrap
 
-__all__ = ["EWM", "EWMAggregation", "Expanding", "ValueCountsSoFar", "ewm_alpha"]
+__all__ = [
+    "EWM",
+    "EWMAggregation",
+    "Expanding",
+    "ExpandingMoments",
+    "ValueCountsSoFar",
+    "ewm_alpha",
+]
 
 
 def _package(x: Any) -> Any:
@@ -65,6 +72,102 @@ class ValueCountsSoFar(Aggregation):
         result = state.sub(old.value_counts(), fill_value=0).astype("int64")
         result = result[result > 0]
         return result, result
+
+
+#: What an :class:`ExpandingMoments` emits.
+MOMENT_STATISTICS = ("mean", "var", "std")
+
+
+class ExpandingMoments(Aggregation):
+    """The mean, variance or standard deviation of every value so far of pandas chunks
+    of numbers, folded in with numpy: the state is per column the count, the mean and
+    the sum of squared deviations (combined chunk by chunk as Chan et al.), so it is
+    O(columns) and numerically stable. Results as pandas' ``mean()``/``var(ddof)``/
+    ``std(ddof)`` of the rows so far: a Series per column, a number for a Series.
+
+    >>> import pandas as pd
+    >>> agg = ExpandingMoments('var')
+    >>> state, _ = agg.on_new(None, pd.Series([1.0, 2.0]))
+    >>> state, out = agg.on_new(state, pd.Series([6.0, None]))
+    >>> float(out) == float(pd.Series([1.0, 2.0, 6.0]).var())
+    True
+    >>> [a.tolist() for a in agg.restore(agg.snapshot(state))]
+    [[3], [3.0], [14.0]]
+    """
+
+    def __init__(self, statistic: str = "mean", ddof: int = 1):
+        if statistic not in MOMENT_STATISTICS:
+            raise ValueError(
+                f"expanding: statistic must be one of {MOMENT_STATISTICS}, got {statistic!r}"
+            )
+        self.statistic = statistic
+        self.ddof = ddof
+
+    def initial(self, new: Any) -> Any:
+        return None
+
+    def on_new(self, state: Any, new: Any) -> tuple[Any, Any]:
+        x = new.to_numpy(dtype="float64")
+        if x.ndim == 1:
+            x = x[:, None]
+        if state is None:
+            k = x.shape[1]
+            state = (np.zeros(k, dtype="int64"), np.zeros(k), np.zeros(k))
+        count, mean, m2 = state
+        if len(x):
+            observed = ~np.isnan(x)
+            if observed.all():
+                chunk_count = np.full(x.shape[1], len(x), dtype="int64")
+                chunk_mean = x.mean(axis=0)
+                deviations = x - chunk_mean
+            else:
+                chunk_count = observed.sum(axis=0)
+                xz = np.where(observed, x, 0.0)
+                with np.errstate(invalid="ignore", divide="ignore"):
+                    chunk_mean = np.where(chunk_count > 0, xz.sum(axis=0) / chunk_count, 0.0)
+                deviations = np.where(observed, x - chunk_mean, 0.0)
+            total = count + chunk_count
+            with np.errstate(invalid="ignore", divide="ignore"):
+                share = np.where(total > 0, chunk_count / total, 0.0)
+            delta = chunk_mean - mean
+            m2 = m2 + (deviations * deviations).sum(axis=0) + delta * delta * count * share
+            state = (total, mean + delta * share, m2)
+            count, mean, m2 = state
+        with np.errstate(invalid="ignore", divide="ignore"):
+            if self.statistic == "mean":
+                out = np.where(count > 0, mean, np.nan)
+            else:
+                out = np.where(count - self.ddof > 0, m2 / (count - self.ddof), np.nan)
+                if self.statistic == "std":
+                    out = np.sqrt(out)
+        if getattr(new, "ndim", 1) == 2:
+            return state, pd.Series(out, index=new.columns)
+        return state, out[0]
+
+    def on_old(self, state: Any, old: Any) -> tuple[Any, Any]:
+        raise NotImplementedError("an expanding aggregation never forgets rows")
+
+    def snapshot(self, state: Any) -> Any:
+        """``{'count': [...], 'mean': [...], 'm2': [...]}``, one value per column."""
+        if state is None:
+            return None
+        count, mean, m2 = state
+        return {"count": count.tolist(), "mean": mean.tolist(), "m2": m2.tolist()}
+
+    def restore(self, data: Any) -> Any:
+        if data is None:
+            return None
+        if not isinstance(data, dict):
+            raise TypeError(f"not an expanding state: {data!r:.80}")
+        count = np.asarray(data["count"], dtype="int64")
+        mean = np.asarray(data["mean"], dtype="float64")
+        m2 = np.asarray(data["m2"], dtype="float64")
+        if not count.shape == mean.shape == m2.shape:
+            raise ValueError("one value per column expected in every field")
+        return (count, mean, m2)
+
+    def __repr__(self) -> str:
+        return f"ExpandingMoments({self.statistic!r}, ddof={self.ddof})"
 
 
 class Expanding:
@@ -139,16 +242,22 @@ class Expanding:
         """The count of non-missing values so far."""
         return self.aggregate(Count())
 
+    def _numpy(self) -> bool:
+        """Whether the chunks are pandas numbers (then :class:`ExpandingMoments`)."""
+        return is_numeric_pandas(self.root.example)
+
     def mean(self) -> Streaming:
         """The mean of every row so far."""
-        return self.aggregate(Mean())
+        return self.aggregate(ExpandingMoments("mean") if self._numpy() else Mean())
 
     def var(self, ddof: int = 1) -> Streaming:
         """The variance of every row so far."""
-        return self.aggregate(Var(ddof))
+        return self.aggregate(ExpandingMoments("var", ddof) if self._numpy() else Var(ddof))
 
     def std(self, ddof: int = 1) -> Streaming:
         """The standard deviation of every row so far."""
+        if self._numpy():
+            return self.aggregate(ExpandingMoments("std", ddof))
         return map_partitions(_sqrt, self.var(ddof))
 
     @property

@@ -43,7 +43,8 @@ def _package(x: Any) -> Any:
     return sys.modules[type(x).__module__.split(".")[0]]
 
 
-def _is_numeric_pandas(x: Any) -> bool:
+def is_numeric_pandas(x: Any) -> bool:
+    """Whether ``x`` is a pandas Series or DataFrame of ints and floats only."""
     if isinstance(x, pd.Series):
         return x.dtype.kind in "iuf"
     if isinstance(x, pd.DataFrame):
@@ -180,7 +181,7 @@ class RollingAggregation(Aggregation):
             self.operation in FAST_OPERATIONS
             and not self.args
             and not self.kwargs
-            and _is_numeric_pandas(new)
+            and is_numeric_pandas(new)
             and (
                 not isinstance(self.window, pd.Timedelta) or isinstance(new.index, pd.DatetimeIndex)
             )
