@@ -10,6 +10,14 @@ True
 from ..collection import Streaming, map_partitions
 from .aggregations import Aggregation, Count, Mean, Size, Sum, Var
 from .event_time import EventTimeOrder
+from .expanding import (
+    EWM,
+    EWMAggregation,
+    Expanding,
+    ExpandingMoments,
+    ValueCountsSoFar,
+    ewm_alpha,
+)
 from .frames import (
     DataFrame,
     DataFrames,
@@ -34,6 +42,7 @@ from .groupby import (
     WindowedGroupBy,
 )
 from .nodes import Cumulative, RunningAggregation
+from .rolling import Rolling, RollingAggregation
 from .windows import Full, ValueCounts, Window, WindowAggregation
 
 __all__ = [
@@ -71,4 +80,14 @@ __all__ = [
     "is_series_like",
     "map_partitions",
     "to_dataframe",
+]
+__all__ += [  # rolling, expanding, ewm
+    "EWM",
+    "EWMAggregation",
+    "Expanding",
+    "ExpandingMoments",
+    "Rolling",
+    "RollingAggregation",
+    "ValueCountsSoFar",
+    "ewm_alpha",
 ]

@@ -23,7 +23,9 @@ from ..collection import Streaming, map_partitions, register_stream_type
 from ..core.stream import Stream
 from . import event_time
 from .aggregations import Aggregation, Count, Mean, Size, Sum, Var
+from .expanding import EWM, Expanding
 from .nodes import Cumulative, accumulate_chunks
+from .rolling import Rolling
 from .windows import ValueCounts, Window, aggregate_updating
 
 __all__ = [
@@ -246,6 +248,30 @@ class Frame(_BaseFrame):
             self, on, max_out_of_orderness, allowed_lateness, late, partition, partitions,
             idle_timeout, clock,
         )  # fmt: skip
+
+    # -- rolling, expanding, ewm --
+
+    def rolling(
+        self, window: Any, min_periods: int | None = None, with_state: bool = False, start: Any = ()
+    ) -> Rolling:
+        """Rolling aggregations over ``window`` rows or a time (see :mod:`.rolling`)."""
+        return Rolling(self, window, min_periods, with_state, start)
+
+    def expanding(self, with_state: bool = False, start: Any = None) -> Expanding:
+        """Aggregations over every row so far, state only (see :mod:`.expanding`)."""
+        return Expanding(self, with_state, start)
+
+    def ewm(
+        self,
+        com: float | None = None,
+        span: float | None = None,
+        halflife: float | None = None,
+        alpha: float | None = None,
+        with_state: bool = False,
+        start: Any = None,
+    ) -> EWM:
+        """Exponentially weighted aggregations (see :mod:`.expanding`)."""
+        return EWM(self, com, span, halflife, alpha, with_state, start)
 
 
 def _sqrt(x: Any) -> Any:
