@@ -379,6 +379,101 @@ def _first(pair: tuple[float, float]) -> float:
     return pair[0]
 
 
+# -- time windows, rolling and windowed groupby after the stage ---------------------------
+def keyed(xd: Any, chunks: list[list[float]]) -> tuple[Any, list[Any]]:
+    """Frames of ``chunks`` (their times) with ``x`` numbered in input order and ``k``
+    cycling a, b, c; and the pandas concatenation."""
+    frames, n = [], 0
+    for times in chunks:
+        xs = list(range(n, n + len(times)))
+        frames.append(frame(xd, times, xs, k=["abc"[i % 3] for i in xs]))
+        n += len(times)
+    return frames, pd.concat([to_pandas(f) for f in frames])
+
+
+def in_time(df: pd.DataFrame, span: str) -> pd.DataFrame:
+    """The rows of ``df`` within ``span`` of its newest row (Streamz's time window)."""
+    return df[df.index > df.index[-1] - pd.Timedelta(span)]
+
+
+def late_rows_dropped(whole: pd.DataFrame, chunks: list[list[float]], ooo: float) -> Any:
+    return whole[~np.array(reference(chunks, ooo), dtype=bool)].sort_index(kind="stable")
+
+
+@pytest.mark.parametrize("late", ["drop", "side"])
+def test_a_time_window_after_the_stage_equals_pandas_on_the_sorted_rows(xd: Any, late: str) -> None:
+    frames, whole = keyed(xd, CHUNKS_LATE)
+    sdf = DataFrame(example=frames[0].iloc[:0])
+    ordered = sdf.with_timestamps(max_out_of_orderness=2, late=late)
+    out = ordered.stream.sink_to_list()
+    sums = ordered.window("4s").x.sum().stream.sink_to_list()
+    means = ordered[["x"]].window(value="4s").mean().stream.sink_to_list()
+    for f in frames:
+        sdf.emit(f)
+    ordered.stream.end_of_input()
+    assert len(sums) == len(out) == len(means)
+    for i in range(len(out)):
+        so_far = concat(out[: i + 1])
+        assert sums[i] == in_time(so_far, "4s").x.sum()
+        assert_series_equal(means[i], in_time(so_far, "4s")[["x"]].mean())
+    kept = late_rows_dropped(whole, CHUNKS_LATE, 2)
+    pd.testing.assert_frame_equal(concat(out), kept)
+    assert sums[-1] == in_time(kept, "4s").x.sum()
+
+
+def test_time_rolling_after_the_stage_equals_pandas_on_the_sorted_rows(xd: Any) -> None:
+    frames, whole = keyed(xd, CHUNKS_LATE)
+    sdf = DataFrame(example=frames[0].iloc[:0])
+    ordered = sdf.with_timestamps(max_out_of_orderness="2s")
+    sums = ordered.rolling("4s").x.sum().stream.sink_to_list()
+    means = ordered[["x"]].rolling("3s").mean().stream.sink_to_list()
+    for f in frames:
+        sdf.emit(f)
+    ordered.stream.end_of_input()
+    kept = late_rows_dropped(whole, CHUNKS_LATE, 2)
+    assert_series_equal(concat(sums), kept.x.rolling("4s").sum())
+    assert_frame_equal(concat(means), kept[["x"]].rolling("3s").mean())
+
+
+def test_a_windowed_groupby_after_the_stage_equals_pandas_on_the_sorted_rows(xd: Any) -> None:
+    frames, whole = keyed(xd, CHUNKS_LATE)
+    sdf = DataFrame(example=frames[0].iloc[:0])
+    ordered = sdf.with_timestamps(max_out_of_orderness=2)
+    out = ordered.stream.sink_to_list()
+    sums = ordered.window("5s").groupby("k").x.sum().stream.sink_to_list()
+    for f in frames:
+        sdf.emit(f)
+    ordered.stream.end_of_input()
+    for i in range(len(out)):
+        expected = in_time(concat(out[: i + 1]), "5s").groupby("k").x.sum()
+        assert_series_equal(sums[i], expected, check_names=False)
+    kept = late_rows_dropped(whole, CHUNKS_LATE, 2)
+    assert_series_equal(sums[-1], in_time(kept, "5s").groupby("k").x.sum(), check_names=False)
+
+
+def test_whole_history_groupby_with_late_update_counts_every_row(xd: Any) -> None:
+    frames, whole = keyed(xd, CHUNKS_LATE)
+    sdf = DataFrame(example=frames[0].iloc[:0])
+    ordered = sdf.with_timestamps(max_out_of_orderness=2, late="update")
+    sums = ordered.groupby("k").x.sum().stream.sink_to_list()
+    for f in frames:
+        sdf.emit(f)
+    ordered.stream.end_of_input()
+    assert ordered.stream.late_count == 3
+    assert_series_equal(sums[-1], whole.groupby("k").x.sum(), check_names=False)
+
+
+def test_a_time_window_refuses_the_late_chunks_of_late_update(xd: Any) -> None:
+    """A late chunk goes back in time: a time window says so instead of going wrong."""
+    frames, _ = keyed(xd, CHUNKS_LATE)
+    sdf = DataFrame(example=frames[0].iloc[:0])
+    ordered = sdf.with_timestamps(max_out_of_orderness=2, late="update")
+    ordered.window("4s").x.sum()
+    sdf.emit(frames[0])
+    with pytest.raises(ValueError, match="monotonic"):
+        sdf.emit(frames[1])
+
+
 # -- arguments --------------------------------------------------------------------------
 def test_bad_arguments_fail_when_built(xd: Any) -> None:
     sdf = DataFrame(example=example(xd))
@@ -513,6 +608,34 @@ def test_any_disorder_matches_the_reference(chunks: list[list[int]], ooo: int, l
         pd.testing.assert_frame_equal(
             concat(side).sort_values("x"), whole[is_late].sort_values("x")
         )
+
+
+@settings(max_examples=30, deadline=None)
+@given(nearly_ordered())
+def test_windows_and_rolling_on_nearly_ordered_input_equal_pandas(
+    case: tuple[list[list[float]], float],
+) -> None:
+    import pandas as xd
+
+    chunks, ooo = case
+    frames, whole = keyed(xd, chunks)
+    if not len(whole):
+        return
+    sdf = DataFrame(example=frames[0].iloc[:0])
+    ordered = sdf.with_timestamps(max_out_of_orderness=ooo)
+    window = ordered.window("3s").x.sum().stream.sink_to_list()
+    rolling = ordered.rolling("3s").x.mean().stream.sink_to_list()
+    grouped = ordered.window("3s").groupby("k").x.count().stream.sink_to_list()
+    for f in frames:
+        if len(f):
+            sdf.emit(f)
+    ordered.stream.end_of_input()
+    expected = whole.sort_index(kind="stable")
+    assert window[-1] == in_time(expected, "3s").x.sum()
+    pd.testing.assert_series_equal(concat(rolling), expected.x.rolling("3s").mean())
+    pd.testing.assert_series_equal(
+        grouped[-1], in_time(expected, "3s").groupby("k").x.count(), check_names=False
+    )
 
 
 # -- the docs page ------------------------------------------------------------------------
