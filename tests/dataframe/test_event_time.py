@@ -3,6 +3,7 @@ input sorted by event time, less the rows its late policy drops."""
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 import pickle
 from pathlib import Path
@@ -17,6 +18,7 @@ from hypothesis import strategies as st
 
 from doc_pages import python_blocks, run_block
 from millstream import ManualClock, RefCounter, Stream
+from millstream.core import await_all
 from millstream.core.hold import Hold
 from millstream.dataframe import DataFrame, EventTimeOrder, Streaming, map_partitions
 from millstream.dataframe.event_time import with_timestamps
@@ -336,6 +338,30 @@ def test_refs_wait_for_downstream_and_restore_fails_the_held_ones(xd: Any) -> No
     assert [r.count for r in refs] == [0, 0] and all(r.failed for r in refs)
 
 
+def test_a_released_chunks_refs_wait_for_downstream_to_finish(xd: Any) -> None:
+    async def main() -> tuple[int, int, int]:
+        loop = asyncio.get_running_loop()
+        waiting: list[asyncio.Future[None]] = []
+
+        class Slow(Stream):
+            def update(self, x: Any, who: Any = None, metadata: Any = None) -> Any:
+                waiting.append(loop.create_future())
+                return [waiting[-1]]
+
+        node = EventTimeOrder(None, max_out_of_orderness=5)
+        Slow(node)
+        ref = RefCounter()
+        node.update(frame(xd, [1]), metadata=[{"ref": ref}])
+        held = ref.count  # retained while the row is held
+        pending = node.update(frame(xd, [20]))
+        passed_on = ref.count  # the row is out, downstream still busy
+        waiting[0].set_result(None)
+        await await_all(pending)
+        return held, passed_on, ref.count
+
+    assert asyncio.run(main()) == (1, 1, 0)
+
+
 # -- downstream -------------------------------------------------------------------------
 def test_cumsum_and_running_sums_equal_pandas_on_the_sorted_rows(xd: Any) -> None:
     sdf, ordered, _, _ = build(xd, max_out_of_orderness=2)
@@ -368,6 +394,10 @@ def test_watermark_downstream_and_a_time_window_on_rows(xd: Any) -> None:
     assert watermark(rows) == ordered.stream.watermark == T0.timestamp() + 22
     ordered.stream.end_of_input()
     assert [r.value for r in sums] == [0 + 1 + 2 + 4.0, 3.0, 5.0]
+    sdf, ordered, _, _ = build(xd)
+    ordered.stream.window(Tumbling(10), "count")  # chunks have no single time
+    with pytest.raises(TypeError, match="pass timestamp= to the window"):
+        sdf.emit(frame(xd, [1]))
 
 
 def _times_and_values(x: Any) -> list[tuple[float, float]]:
