@@ -374,19 +374,22 @@ class EventTimeOrder(Stream):
             self._emitted = wm
         rows, times = self._rows, self._times
         if rows is not None:
-            ready = times <= self._emitted
-            out = None
-            if ready.all():
-                out, out_times, taken = rows, times, None
+            # sorted (stable: equal times keep their arrival order), the rows passed on
+            # are a prefix; those still held stay sorted for the next chunk
+            if len(times) > 1 and (times[1:] < times[:-1]).any():
+                order = np.argsort(times, kind="stable")
+                rows, times = rows.take(order), times[order]
+                if self._origin_of is not None:
+                    self._origin_of = self._origin_of[order]
+            k = int(np.searchsorted(times, self._emitted, side="right"))
+            if k == len(times):
                 self._rows, self._times = None, np.empty(0)
-            elif ready.any():
-                taken = np.flatnonzero(ready)
-                out, out_times = rows.take(taken), times[taken]
-                kept = np.flatnonzero(~ready)
-                self._rows, self._times = rows.take(kept), times[kept]
-            if out is not None:
-                out = _sorted(out, out_times)
-                pending = self._emit_rows(out, taken, metadata, ident, pending)
+                pending = self._emit_rows(rows, None, metadata, ident, pending)
+            elif k:
+                self._rows, self._times = rows.iloc[k:], times[k:]
+                pending = self._emit_rows(rows.iloc[:k], k, metadata, ident, pending)
+            else:
+                self._rows, self._times = rows, times
         if ident is not None:
             held = self._origin_of
             if held is not None and (held == ident).any():
@@ -399,19 +402,20 @@ class EventTimeOrder(Stream):
     def _emit_rows(
         self,
         out: Any,
-        taken: np.ndarray | None,
+        k: int | None,
         metadata: Metadata | None,
         ident: int | None,
         pending: list[Any],
     ) -> list[Any]:
-        """Emit ``out`` with the metadata of its rows' chunks; release the refs of the
-        chunks none of whose rows is held any more once downstream is done."""
+        """Emit ``out``, the first ``k`` rows held (``None``: all), with the metadata of
+        its rows' chunks; release the refs of the chunks none of whose rows is held any
+        more once downstream is done."""
         origin_of = self._origin_of
         if origin_of is None:
             more = self._emit(out, metadata=metadata)
             return pending + more if more else pending
-        released = origin_of if taken is None else origin_of[taken]
-        remaining = None if taken is None else np.delete(origin_of, taken)
+        released = origin_of if k is None else origin_of[:k]
+        remaining = None if k is None else origin_of[k:]
         if remaining is not None and not (remaining >= 0).any():
             remaining = None
         self._origin_of = remaining
