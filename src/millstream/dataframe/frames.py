@@ -115,6 +115,14 @@ class _BaseFrame(Streaming):
     def map(self, func: Callable[[Any], Any], na_action: str | None = None) -> Streaming:
         return self.map_partitions(_method("map", func, na_action=na_action), self)
 
+    # -- periodic, utils, display --
+    @property
+    def plot(self) -> Any:
+        """Live hvplot plots (``sdf.plot.line()``); needs ``pip install hvplot``."""
+        from .plotting import hvplot_accessor
+
+        return hvplot_accessor(self)
+
 
 class Frame(_BaseFrame):
     """New rows per element: cumulative operations and running aggregations."""
