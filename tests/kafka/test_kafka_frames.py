@@ -131,3 +131,25 @@ def test_a_missing_cudf_is_a_one_line_import_error_naming_the_install(monkeypatc
 def test_an_unknown_engine_is_a_value_error():
     with pytest.raises(ValueError, match="engine must be None, 'cudf' or 'pandas'"):
         Stream.from_kafka_batched("t", {"bootstrap.servers": "localhost:1"}, engine="arrow")
+
+
+def test_the_kafka_cudf_benchmark_prints_one_json_line_here_with_pandas(kafka_bootstrap):
+    import os
+    import subprocess
+    from pathlib import Path
+
+    bench = Path(__file__).resolve().parents[2] / "benchmarks" / "kafka_cudf.py"
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [
+        str(bench.parents[1] / "src"), os.environ.get("PYTHONPATH")]))}  # fmt: skip
+    proc = subprocess.run(
+        [sys.executable, str(bench), "--bootstrap", kafka_bootstrap, "--size", "3000",
+         "--repeat", "1", "--batch", "500", "--engines", "millstream_pandas,streamz_pandas"],
+        capture_output=True, text=True, timeout=300, env=env, check=False,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    lines = proc.stdout.strip().splitlines()
+    assert len(lines) == 1
+    result = json.loads(lines[0])
+    assert result["benchmark"] == "kafka_cudf" and result["all_checks_passed"]
+    assert set(result["times_s"]) == {"millstream_pandas", "streamz_pandas"}
+    assert result["frame_types"]["millstream_pandas"] == ["pandas.DataFrame"]
