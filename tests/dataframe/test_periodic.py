@@ -129,3 +129,16 @@ def test_dask_true_computes_the_chunks_on_the_workers():
             sdf.stop()
     assert all(list(c.columns) == ["x", "y", "z"] for c in chunks)
     assert sum(len(c) for c in chunks) >= 5
+
+
+def test_a_failing_datafn_stops_the_source_with_an_error_naming_it():
+    def broken(last, now, **kwargs):
+        if last != now:
+            raise ZeroDivisionError("no data")
+        return pd.DataFrame({"a": [1.0]})
+
+    sdf = PeriodicDataFrame(datafn=broken, interval=0.02)
+    wait_for(lambda: sdf.source.stopped, 10)
+    assert isinstance(sdf.source.error, ZeroDivisionError)
+    assert "broken" in "\n".join(getattr(sdf.source.error, "__notes__", []))
+    assert sdf.source.work_task.done()

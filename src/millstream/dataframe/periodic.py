@@ -29,6 +29,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from .._utils import func_repr
 from ..sources.periodic import from_periodic
 from .frames import DataFrame
 
@@ -107,16 +108,20 @@ class PeriodicTicks(from_periodic):
 
 
 class _CallDatafn:
-    """``datafn(**tick, **kwargs)``, picklable (it runs on Dask workers with ``dask=True``)."""
+    """``datafn(**tick, **kwargs)``, picklable (it runs on Dask workers with ``dask=True``).
 
-    __slots__ = ("datafn", "kwargs")
+    It takes the name of ``datafn``, so that an error names the user's function."""
 
     def __init__(self, datafn: Callable[..., Any], kwargs: dict[str, Any]):
         self.datafn = datafn
         self.kwargs = kwargs
+        self.__qualname__ = getattr(datafn, "__qualname__", type(datafn).__name__)
 
     def __call__(self, tick: dict[str, Any]) -> Any:
         return self.datafn(**tick, **self.kwargs)
+
+    def __repr__(self) -> str:
+        return f"datafn {func_repr(self.datafn)}"
 
 
 class PeriodicDataFrame(DataFrame):
