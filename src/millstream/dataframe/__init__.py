@@ -17,14 +17,21 @@ from .frames import (
     Index,
     Series,
     Seriess,
-    is_dataframe_like,
-    is_index_like,
-    is_series_like,
     to_dataframe,
 )
 from .nodes import Cumulative, RunningAggregation
 
-__all__ = [
+# -- periodic, utils, display --
+from .periodic import PeriodicDataFrame, Random, random_datablock, random_datapoint
+from .utils import (
+    get_base_frame_type,
+    get_dataframe_package,
+    is_dataframe_like,
+    is_index_like,
+    is_series_like,
+)
+
+__all__ = [  # noqa: RUF022 (one block per area, for merges)
     "Aggregation",
     "Count",
     "Cumulative",
@@ -46,4 +53,11 @@ __all__ = [
     "is_series_like",
     "map_partitions",
     "to_dataframe",
+    # -- periodic, utils, display --
+    "PeriodicDataFrame",
+    "Random",
+    "get_base_frame_type",
+    "get_dataframe_package",
+    "random_datablock",
+    "random_datapoint",
 ]

@@ -23,6 +23,7 @@ from ..collection import Streaming, map_partitions, register_stream_type
 from ..core.stream import Stream
 from .aggregations import Aggregation, Count, Mean, Size, Sum, Var
 from .nodes import Cumulative, accumulate_chunks
+from .utils import is_dataframe_like, is_index_like, is_series_like
 
 __all__ = [
     "DataFrame",
@@ -37,28 +38,6 @@ __all__ = [
     "is_series_like",
     "to_dataframe",
 ]
-
-
-def is_dataframe_like(x: Any) -> bool:
-    """Looks like a DataFrame (pandas or cudf): columns, dtypes and groupby."""
-    return all(hasattr(x, a) for a in ("dtypes", "columns", "groupby", "head", "merge"))
-
-
-def is_series_like(x: Any) -> bool:
-    """Looks like a Series: a name and a dtype, no columns."""
-    return all(hasattr(x, a) for a in ("name", "dtype", "groupby", "head")) and not hasattr(
-        x, "columns"
-    )
-
-
-def is_index_like(x: Any) -> bool:
-    """Looks like an Index: a name and a dtype, no groupby."""
-    return (
-        hasattr(x, "name")
-        and hasattr(x, "dtype")
-        and hasattr(x, "is_monotonic_increasing")
-        and (not hasattr(x, "groupby") and not hasattr(x, "columns"))
-    )
 
 
 def _method(name: str, *args: Any, **kwargs: Any) -> Callable[[Any], Any]:
@@ -135,6 +114,14 @@ class _BaseFrame(Streaming):
 
     def map(self, func: Callable[[Any], Any], na_action: str | None = None) -> Streaming:
         return self.map_partitions(_method("map", func, na_action=na_action), self)
+
+    # -- periodic, utils, display --
+    @property
+    def plot(self) -> Any:
+        """Live hvplot plots (``sdf.plot.line()``); needs ``pip install hvplot``."""
+        from .plotting import hvplot_accessor
+
+        return hvplot_accessor(self)
 
 
 class Frame(_BaseFrame):
