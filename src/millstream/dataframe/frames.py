@@ -22,6 +22,7 @@ import pandas as pd
 from ..collection import Streaming, map_partitions, register_stream_type
 from ..core.stream import Stream
 from .aggregations import Aggregation, Count, Mean, Size, Sum, Var
+from .groupby import GroupBy
 from .nodes import Cumulative, accumulate_chunks
 from .windows import ValueCounts, Window, aggregate_updating
 
@@ -203,10 +204,8 @@ class Frame(_BaseFrame):
         range (see :mod:`.windows`)."""
         return Window(self, n=n, value=value, with_state=with_state, start=start)
 
-    def groupby(self, other: Any) -> Any:
+    def groupby(self, other: Any) -> GroupBy:
         """Groupby aggregations over every row so far (see :mod:`.groupby`)."""
-        from .groupby import GroupBy
-
         return GroupBy(self, other)
 
 

@@ -196,9 +196,10 @@ def _group_stat(stat: str, array: Any, positions: Any, groups: int, sizes: Any) 
             total = np.zeros(groups, dtype="int64")
             np.add.at(total, positions, array)
             return total
-        return np.bincount(positions, weights=array, minlength=groups)
+        return np.bincount(positions, weights=array, minlength=groups).astype(array.dtype)
     if stat == "sumsq":
-        return np.bincount(positions, weights=array.astype("float64") ** 2, minlength=groups)
+        squares = array.astype("float64") ** 2
+        return np.bincount(positions, weights=squares, minlength=groups).astype("float64")
     raise ValueError(f"group_totals: unknown total {stat!r}")
 
 
@@ -286,7 +287,21 @@ class GroupbyAggregation(Aggregation):
             grouper = grouper.iloc[:0] if hasattr(grouper, "iloc") else grouper[:0]
         return self.group(new.iloc[:0], grouper)
 
+    def example_result(self, example: Any) -> Any:
+        """The result for an empty chunk like ``example`` (a chunk, or a chunk and its
+        grouper)."""
+        grouper = self.grouper
+        if grouper is None and isinstance(example, tuple):
+            example, grouper = example
+        if not _is_names(example, grouper):
+            grouper = grouper.iloc[:0] if hasattr(grouper, "iloc") else grouper[:0]
+        with np.errstate(divide="ignore", invalid="ignore"):
+            state = self.initial(example, grouper)
+            return self.on_new(state, example.iloc[:0], grouper)[1]
+
     def on_new(self, state: Any, new: Any, grouper: Any = None) -> tuple[Any, Any]:
+        if not isinstance(state, tuple):  # a Streamz state of one table
+            state = (state,)
         values, keys = self.split(new, grouper)
         updated = _update_known_groups(state, self.totals, values, keys, 1)
         if updated is None:
@@ -295,6 +310,8 @@ class GroupbyAggregation(Aggregation):
         return updated, self.result(updated)
 
     def on_old(self, state: Any, old: Any, grouper: Any = None) -> tuple[Any, Any]:
+        if not isinstance(state, tuple):
+            state = (state,)
         values, keys = self.split(old, grouper)
         updated = _update_known_groups(state, self.totals, values, keys, -1)
         if updated is None:
@@ -478,7 +495,9 @@ class GroupBy:
     ) -> Streaming:
         stream, example, grouper = self._source()
         aggregation = agg_class(self.index, grouper=grouper, **kwargs)
-        return aggregate_updating(example, stream, aggregation, start, with_state)
+        return aggregate_updating(
+            example, stream, aggregation, start, with_state, aggregation.example_result(example)
+        )
 
     def count(self, start: Any = None) -> Streaming:
         """The per-group count of non-missing values."""
@@ -561,4 +580,6 @@ class WindowedGroupBy(GroupBy):
         inner = agg_class(self.index, grouper=grouper, windowed=True, **kwargs)
         w = self.window
         aggregation = WindowAggregation(inner, n=w.n, value=w.value)
-        return aggregate_updating(example, stream, aggregation, w.start, w.with_state)
+        return aggregate_updating(
+            example, stream, aggregation, w.start, w.with_state, inner.example_result(example)
+        )

@@ -57,13 +57,17 @@ def aggregate_updating(
     aggregation: Aggregation,
     start: Any = None,
     with_state: bool = False,
+    result_example: Any = None,
 ) -> Streaming:
     """``aggregation`` folded over ``stream`` (chunks like ``example``) with
     :func:`~.nodes.accumulate_chunks`, wrapped as an 'updating' collection whose class
     comes from the result of the empty example (``Seriess``, ``DataFrames`` or a plain
-    ``Streaming`` for a scalar)."""
-    with np.errstate(divide="ignore", invalid="ignore"):  # 0 / 0 on the empty example
-        example = aggregation.on_new(aggregation.initial(example), example)[1]
+    ``Streaming`` for a scalar), unless ``result_example`` is given."""
+    if result_example is not None:
+        example = result_example
+    else:
+        with np.errstate(divide="ignore", invalid="ignore"):  # 0 / 0 on the empty example
+            example = aggregation.on_new(aggregation.initial(example), example)[1]
     node = accumulate_chunks(stream, aggregation, start=start, with_state=with_state)
     cls = get_stream_type(example, "updating")
     if cls is None:
