@@ -310,3 +310,29 @@ def test_running_value_counts_and_the_api_types() -> None:
     state, result = mean.on_new(state, whole.iloc[:10])
     state, result = mean.on_old(state, whole.iloc[:5])
     check(result, whole.iloc[5:10].groupby("k").x.mean().reindex(result.index))
+
+
+def test_groupby_value_counts_and_series_roots(xd: ModuleType) -> None:
+    whole = frame(45)
+    chunks = chunks_of(xd, whole, [10, 20, 15])
+    _out, L = run(chunks, lambda s: s.groupby("k").s.value_counts())
+    _out, W = run(chunks, lambda s: s.window(n=12).groupby("k").y.value_counts())
+    _out, S = run(chunks, lambda s: s.x.groupby(s.k).sum())
+    _out, V = run(chunks, lambda s: s.x.window(n=12).groupby(s.k).mean())
+    for i in range(len(chunks)):
+        df = so_far(chunks, i)
+        check(L[i], df.groupby("k").s.value_counts().sort_index())
+        check(W[i], df.tail(12).groupby("k").y.value_counts().sort_index())
+        check(S[i], df.x.groupby(df.k).sum())
+        check(V[i], df.x.tail(12).groupby(df.k.tail(12)).mean())
+    sdf = DataFrame(example=chunks[0].iloc[:0])
+    with pytest.raises(TypeError, match="one selected column"):
+        sdf.groupby("k")[["x", "y"]].value_counts()
+
+
+def test_grouping_by_a_missing_column_names_it() -> None:
+    sdf = DataFrame(example=frame(3).iloc[:0])
+    with pytest.raises(KeyError, match="no column 'kk'"):
+        sdf.groupby("kk")
+    with pytest.raises(KeyError, match="no column 'z'"):
+        sdf.window(n=3).groupby(["k", "z"])

@@ -29,6 +29,7 @@ from .groupby import (
     GroupbyMean,
     GroupbySize,
     GroupbySum,
+    GroupbyValueCounts,
     GroupbyVar,
     WindowedGroupBy,
 )
@@ -50,6 +51,7 @@ __all__ = [
     "GroupbyMean",
     "GroupbySize",
     "GroupbySum",
+    "GroupbyValueCounts",
     "GroupbyVar",
     "Index",
     "Mean",

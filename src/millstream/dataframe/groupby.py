@@ -40,6 +40,7 @@ __all__ = [
     "GroupbyMean",
     "GroupbySize",
     "GroupbySum",
+    "GroupbyValueCounts",
     "GroupbyVar",
     "WindowedGroupBy",
     "group_totals",
@@ -433,6 +434,26 @@ class GroupbyVar(GroupbyAggregation):
         return [*super()._described(), f"ddof={self.ddof}"]
 
 
+class GroupbyValueCounts(GroupbyAggregation):
+    """The count of each value of the selected column per group, indexed by group and
+    value (sorted by both, where pandas sorts by count within a group)."""
+
+    stats = ("size",)
+
+    def split(self, new: Any, grouper: Any = None) -> tuple[Any, Any]:
+        values, keys = GroupbyAggregation.split(self, new, grouper)
+        if getattr(values, "ndim", 1) != 1:
+            raise TypeError(
+                f"{self!r}: value_counts needs one selected column (groupby(...)[column]), "
+                f"got columns {list(values.columns)!r}"
+            )
+        keys = [*keys, values] if isinstance(keys, list) else [keys, values]
+        return values, keys
+
+    def result(self, state: Any) -> Any:
+        return self.table(state, "size").rename("count")
+
+
 class _PairWith:
     """``(chunk, grouper)``: a fixed array grouper travelling with each chunk (picklable)."""
 
@@ -467,6 +488,14 @@ class GroupBy:
         self.root = root
         self.grouper = grouper.root if isinstance(grouper, Window) else grouper
         self.index = index
+        names = grouper if isinstance(grouper, list) else [grouper]
+        columns = getattr(root.example, "columns", None)
+        for name in names:
+            if isinstance(name, str) and (columns is None or name not in columns):
+                raise KeyError(
+                    f"groupby({grouper!r}) of {type(root).__name__} with columns "
+                    f"{None if columns is None else list(columns)}: no column {name!r}"
+                )
 
     def __getitem__(self, index: Any) -> GroupBy:
         return GroupBy(self.root, self.grouper, index)
@@ -522,6 +551,10 @@ class GroupBy:
     def var(self, ddof: int = 1) -> Streaming:
         """The per-group variance."""
         return self._accumulate(GroupbyVar, ddof=ddof)
+
+    def value_counts(self) -> Streaming:
+        """The count of each value of the selected column per group (not in Streamz)."""
+        return self._accumulate(GroupbyValueCounts)
 
 
 class WindowedGroupBy(GroupBy):

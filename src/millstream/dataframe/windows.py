@@ -292,10 +292,13 @@ class WindowAggregation(Aggregation):
         again (both parts)."""
         aggregation: Any = self.aggregation
         whole = 0
-        while whole < len(chunks) and _length(chunks[whole]) <= leaving:
+        while whole < len(chunks):
+            size = _length(chunks[whole])
+            if size > leaving:
+                break
             inner, result = aggregation.subtract(inner, summaries[whole])
-            leaving -= _length(chunks[whole])
-            rows -= _length(chunks[whole])
+            leaving -= size
+            rows -= size
             whole += 1
         kept = list(chunks[whole:])
         kept_summaries = list(summaries[whole:])
