@@ -336,3 +336,17 @@ def test_grouping_by_a_missing_column_names_it() -> None:
         sdf.groupby("kk")
     with pytest.raises(KeyError, match="no column 'z'"):
         sdf.window(n=3).groupby(["k", "z"])
+
+
+def test_variances_stay_exact_far_from_zero() -> None:
+    whole = frame(60)
+    whole["x"] = 1e9 + whole.x  # sums of squares lose every digit of the variance here
+    chunks = chunks_of(pd, whole, [7, 13, 20, 20])
+    _out, L = run(chunks, lambda s: s.groupby("k").x.var())
+    _out, W = run(chunks, lambda s: s.window(n=15).groupby("k").x.std())
+    _out, V = run(chunks, lambda s: s.window(n=15).x.var())
+    for i in range(len(chunks)):
+        df = so_far(chunks, i)
+        assert_series_equal(L[i], df.groupby("k").x.var(), rtol=1e-6)
+        assert_series_equal(W[i], df.tail(15).groupby("k").x.std(), rtol=1e-6)
+        assert V[i] == pytest.approx(df.x.tail(15).var(), rel=1e-6)

@@ -30,6 +30,7 @@ import numpy as np
 
 from ..collection import Streaming, map_partitions
 from .aggregations import Aggregation
+from .summaries import merge_moments, remove_moments, variance
 from .tables import from_plain_indexed, to_plain_indexed
 from .windows import Window, WindowAggregation, aggregate_updating
 
@@ -56,8 +57,9 @@ def _is_pandas(x: Any) -> bool:
 def group_totals(values: Any, keys: Any, stats: tuple[str, ...]) -> dict[str, Any]:
     """Per-group totals of ``values`` (a Series or DataFrame) grouped by ``keys`` (a
     Series, array, Index or a list of Series): ``'sum'``, ``'count'`` (non-missing
-    values), ``'size'`` (rows) and ``'sumsq'`` (sum of squares), each a Series or
-    DataFrame indexed by the sorted group keys, as ``values.groupby(keys)`` gives them.
+    values), ``'size'`` (rows), ``'mean'`` and ``'m2'`` (sum of squared deviations from
+    the group's mean; 0 for a group without values), each a Series or DataFrame indexed
+    by the sorted group keys, as ``values.groupby(keys)`` gives them.
 
     >>> import pandas as pd
     >>> t = group_totals(pd.Series([1.0, None, 3.0], name='x'), pd.Series([2, 1, 2]),
@@ -76,8 +78,10 @@ def group_totals(values: Any, keys: Any, stats: tuple[str, ...]) -> dict[str, An
             out[stat] = grouped.count()
         elif stat == "size":
             out[stat] = grouped.size()
-        elif stat == "sumsq":
-            out[stat] = (values.astype("float64") ** 2).groupby(keys).sum()
+        elif stat == "mean":
+            out[stat] = grouped.mean().fillna(0.0)
+        elif stat == "m2":
+            out[stat] = (grouped.var(ddof=0) * grouped.count()).fillna(0.0)
         else:
             raise ValueError(f"group_totals: unknown total {stat!r}")
     return out
@@ -141,6 +145,8 @@ def _update_known_groups(
     For pandas tables, one numeric key and int64/float64 values."""
     if not state or not len(state[0]) or not _fast_path(values, keys):
         return None
+    if "mean" in stats or "m2" in stats:
+        return None  # not sums: merged by GroupbyVar
     if values.ndim == 2 and len(set(values.dtypes)) > 1:
         return None  # int and float columns: one array per table would mix them
     import pandas as pd  # pandas tables only here
@@ -185,11 +191,24 @@ def _update_known_groups(
 def _group_stat(stat: str, array: Any, positions: Any, groups: int, sizes: Any) -> Any:
     """Per-group ``stat`` of ``array``, rows at group ``positions``."""
     counts = sizes
+    missing = None
     if array.dtype.kind == "f":
         missing = np.isnan(array)
         if missing.any():
             array = np.where(missing, 0.0, array)
             counts = np.bincount(positions[~missing], minlength=groups)
+        else:
+            missing = None
+    if stat in ("mean", "m2"):
+        totals = np.bincount(positions, weights=array.astype("float64"), minlength=groups)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            means = np.where(counts > 0, totals / counts, 0.0)
+        if stat == "mean":
+            return means
+        deviations = array - means[positions]
+        if missing is not None:
+            deviations[missing] = 0.0
+        return np.bincount(positions, weights=deviations * deviations, minlength=groups)
     if stat == "count":
         return counts
     if stat == "sum":
@@ -198,9 +217,6 @@ def _group_stat(stat: str, array: Any, positions: Any, groups: int, sizes: Any) 
             np.add.at(total, positions, array)
             return total
         return np.bincount(positions, weights=array, minlength=groups).astype(array.dtype)
-    if stat == "sumsq":
-        squares = array.astype("float64") ** 2
-        return np.bincount(positions, weights=squares, minlength=groups).astype("float64")
     raise ValueError(f"group_totals: unknown total {stat!r}")
 
 
@@ -419,16 +435,39 @@ class GroupbyVar(GroupbyAggregation):
     """The per-group variance with ``ddof`` (NaN where a group has ``ddof`` values or
     fewer, as pandas)."""
 
-    stats = ("sum", "sumsq", "count")
+    stats = ("count", "mean", "m2")
     ddof = 1
 
+    def on_new(self, state: Any, new: Any, grouper: Any = None) -> tuple[Any, Any]:
+        return self._merged(state, new, grouper, merge_moments)
+
+    def on_old(self, state: Any, old: Any, grouper: Any = None) -> tuple[Any, Any]:
+        return self._merged(state, old, grouper, remove_moments)
+
+    def _merged(self, state: Any, chunk: Any, grouper: Any, merge: Any) -> tuple[Any, Any]:
+        """The state with the chunk's per-group moments merged in (or taken out)."""
+        values, keys = self.split(chunk, grouper)
+        totals = group_totals(values, keys, self.totals)
+        if not len(state[0]):
+            state = tuple(totals[s] for s in self.totals)
+            return state, self.result(state)
+        index = state[0].index
+        if not index.equals(totals[self.totals[0]].index):
+            index = index.union(totals[self.totals[0]].index)
+        ours = tuple(t.reindex(index, fill_value=0) for t in state)
+        theirs = tuple(totals[s].reindex(index, fill_value=0) for s in self.totals)
+        leaving = merge is remove_moments
+        sizes = tuple(_combine(a, b, leaving) for a, b in zip(ours[3:], theirs[3:], strict=True))
+        updated = (*merge(ours[:3], theirs[:3]), *sizes)
+        updated = tuple(_ints_back(t, s) for t, s in zip(updated, state, strict=True))
+        if self.windowed:
+            present = updated[self.totals.index("size")] != 0
+            if not present.all():
+                updated = tuple(t[present] for t in updated)
+        return updated, self.result(updated)
+
     def result(self, state: Any) -> Any:
-        x = self.table(state, "sum")
-        x2 = self.table(state, "sumsq")
-        n = self.table(state, "count")
-        with np.errstate(divide="ignore", invalid="ignore"):
-            var = (x2 / n - (x / n) ** 2) * n / (n - self.ddof)
-        return var.clip(lower=0).where(n > self.ddof)
+        return variance(state[:3], self.ddof)
 
     def _described(self) -> list[str]:
         return [*super()._described(), f"ddof={self.ddof}"]
