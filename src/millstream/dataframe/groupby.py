@@ -154,7 +154,7 @@ def _update_known_groups(
     index = state[0].index
     if index.nlevels != 1:
         return None
-    positions = index.get_indexer(keys)
+    positions = _positions(index, keys)
     missing = positions < 0
     frame = values.ndim == 2
     arrays = [values[c].to_numpy() for c in values.columns] if frame else [values.to_numpy()]
@@ -186,6 +186,25 @@ def _update_known_groups(
         else:
             out.append(pd.Series(updated, index=index, name=table.name))
     return tuple(out)
+
+
+def _positions(index: Any, keys: Any) -> Any:
+    """Where each key is in ``index`` (-1: not there); numpy's binary search for a
+    sorted numeric index."""
+    key_values = keys.to_numpy() if hasattr(keys, "to_numpy") else np.asarray(keys)
+    dtype = index.dtype
+    if (
+        isinstance(dtype, np.dtype)
+        and dtype.kind in "iuf"
+        and key_values.dtype == dtype
+        and index.is_monotonic_increasing
+    ):
+        values = index.to_numpy()
+        positions = np.searchsorted(values, key_values)
+        found = positions < len(values)
+        found[found] = values[positions[found]] == key_values[found]
+        return np.where(found, positions, -1)
+    return index.get_indexer(key_values)
 
 
 def _group_stat(stat: str, array: Any, positions: Any, groups: int, sizes: Any) -> Any:

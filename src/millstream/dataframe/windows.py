@@ -198,6 +198,14 @@ class WindowState:
         self.state = state
         self.summaries = summaries
 
+    def __getitem__(self, key: str) -> Any:
+        """Streamz's names: ``state['dfs']`` (the chunks) and ``state['state']``."""
+        if key == "dfs":
+            return list(self.chunks)
+        if key == "state":
+            return self.state
+        raise KeyError(key)
+
     def __repr__(self) -> str:
         return f"WindowState({len(self.chunks)} chunks, {self.rows} rows, state={self.state!r})"
 
