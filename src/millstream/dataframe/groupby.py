@@ -250,6 +250,13 @@ def _combine(table: Any, other: Any, subtract: bool = False) -> Any:
     return result
 
 
+def _aligned(table: Any, index: Any) -> Any:
+    """``table`` on ``index`` (groups it lacks are 0)."""
+    if table.index.equals(index):
+        return table
+    return table.reindex(index, fill_value=0)
+
+
 def _ints_back(result: Any, like: Any) -> Any:
     """Alignment turns int tables into floats; turn them back."""
     if hasattr(result, "columns"):
@@ -473,12 +480,23 @@ class GroupbyVar(GroupbyAggregation):
         index = state[0].index
         if not index.equals(totals[self.totals[0]].index):
             index = index.union(totals[self.totals[0]].index)
-        ours = tuple(t.reindex(index, fill_value=0) for t in state)
-        theirs = tuple(totals[s].reindex(index, fill_value=0) for s in self.totals)
+        ours = tuple(_aligned(t, index) for t in state)
+        theirs = tuple(_aligned(totals[s], index) for s in self.totals)
         leaving = merge is remove_moments
-        sizes = tuple(_combine(a, b, leaving) for a, b in zip(ours[3:], theirs[3:], strict=True))
-        updated = (*merge(ours[:3], theirs[:3]), *sizes)
-        updated = tuple(_ints_back(t, s) for t, s in zip(updated, state, strict=True))
+        if all(_is_pandas(t) and t.ndim == 1 for t in ours):  # numpy, one Series at the end
+            arrays = merge(*(tuple(t.to_numpy() for t in side[:3]) for side in (ours, theirs)))
+            if len(ours) > 3:
+                sizes = ours[3].to_numpy() + (-1 if leaving else 1) * theirs[3].to_numpy()
+                arrays = (*arrays, sizes)
+            updated = tuple(
+                type(t)(a, index=index, name=t.name) for t, a in zip(state, arrays, strict=True)
+            )
+        else:
+            sizes = tuple(
+                _combine(a, b, leaving) for a, b in zip(ours[3:], theirs[3:], strict=True)
+            )
+            updated = (*merge(ours[:3], theirs[:3]), *sizes)
+            updated = tuple(_ints_back(t, s) for t, s in zip(updated, state, strict=True))
         if self.windowed:
             present = updated[self.totals.index("size")] != 0
             if not present.all():
