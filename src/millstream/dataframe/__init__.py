@@ -19,6 +19,17 @@ from .frames import (
     Seriess,
     to_dataframe,
 )
+from .groupby import (
+    GroupBy,
+    GroupbyAggregation,
+    GroupbyCount,
+    GroupbyMean,
+    GroupbySize,
+    GroupbySum,
+    GroupbyValueCounts,
+    GroupbyVar,
+    WindowedGroupBy,
+)
 from .nodes import Cumulative, RunningAggregation
 
 # -- periodic, utils, display --
@@ -30,6 +41,7 @@ from .utils import (
     is_index_like,
     is_series_like,
 )
+from .windows import Full, ValueCounts, Window, WindowAggregation
 
 __all__ = [  # noqa: RUF022 (one block per area, for merges)
     "Aggregation",
@@ -39,6 +51,15 @@ __all__ = [  # noqa: RUF022 (one block per area, for merges)
     "DataFrames",
     "Frame",
     "Frames",
+    "Full",
+    "GroupBy",
+    "GroupbyAggregation",
+    "GroupbyCount",
+    "GroupbyMean",
+    "GroupbySize",
+    "GroupbySum",
+    "GroupbyValueCounts",
+    "GroupbyVar",
     "Index",
     "Mean",
     "RunningAggregation",
@@ -47,7 +68,11 @@ __all__ = [  # noqa: RUF022 (one block per area, for merges)
     "Size",
     "Streaming",
     "Sum",
+    "ValueCounts",
     "Var",
+    "Window",
+    "WindowAggregation",
+    "WindowedGroupBy",
     "is_dataframe_like",
     "is_index_like",
     "is_series_like",

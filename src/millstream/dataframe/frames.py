@@ -22,8 +22,10 @@ import pandas as pd
 from ..collection import Streaming, map_partitions, register_stream_type
 from ..core.stream import Stream
 from .aggregations import Aggregation, Count, Mean, Size, Sum, Var
+from .groupby import GroupBy
 from .nodes import Cumulative, accumulate_chunks
 from .utils import is_dataframe_like, is_index_like, is_series_like
+from .windows import ValueCounts, Window, aggregate_updating
 
 __all__ = [
     "DataFrame",
@@ -146,7 +148,7 @@ class Frame(_BaseFrame):
 
     @property
     def size(self) -> Streaming:
-        """The running number of rows."""
+        """The running number of values (rows times columns for a DataFrame, as pandas)."""
         return self.aggregate(Size())
 
     def mean(self, start: Any = None) -> Streaming:
@@ -180,6 +182,18 @@ class Frame(_BaseFrame):
     def cummax(self) -> Frame:
         """The cumulative maximum across chunks, row by row."""
         return self._cumulative("cummax")
+
+    # -- windows and groupby --
+    def window(
+        self, n: Any = None, value: Any = None, with_state: bool = False, start: Any = None
+    ) -> Window:
+        """Aggregations over the last ``n`` rows or the last ``value`` of index (time)
+        range (see :mod:`.windows`)."""
+        return Window(self, n=n, value=value, with_state=with_state, start=start)
+
+    def groupby(self, other: Any) -> GroupBy:
+        """Groupby aggregations over every row so far (see :mod:`.groupby`)."""
+        return GroupBy(self, other)
 
 
 def _sqrt(x: Any) -> Any:
@@ -313,6 +327,11 @@ class Series(_SeriesMixin, Frame):
 
     _is_like = staticmethod(is_series_like)
     _kind = "Series"
+
+    # -- windows and groupby --
+    def value_counts(self) -> Streaming:
+        """The running count of each value, sorted by value ('updating')."""
+        return aggregate_updating(self.example, self.stream, ValueCounts())
 
 
 class Seriess(_SeriesMixin, Frames):
