@@ -47,8 +47,10 @@ def test_running_reductions_equal_pandas_on_the_rows_so_far(name: str) -> None:
     assert pytest.approx([getattr(pd.concat(CHUNKS[: i + 1]).y, name)() for i in range(3)]) == L
 
 
-def test_size_counts_rows() -> None:
+def test_size_counts_values_as_pandas_does() -> None:
     _out, L = run(lambda s: s.size)
+    assert L == [pd.concat(CHUNKS[: i + 1]).size for i in range(3)] == [6, 10, 18]
+    _out, L = run(lambda s: s.x.size)
     assert L == [3, 5, 9]
 
 
