@@ -33,7 +33,7 @@ import subprocess
 import sys
 import time
 import tracemalloc
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -58,16 +58,30 @@ class NotAvailable(Exception):
     """millstream.dataframe does not have the operation (yet)."""
 
 
-def make_chunks(n: int, rows: int, seed: int = SEED) -> list[pd.DataFrame]:
-    """``n`` chunks of ``rows`` rows, a running RangeIndex across them."""
+def make_columns(n: int, rows: int, seed: int = SEED) -> dict[str, np.ndarray]:
+    """The ``n * rows`` values of each column."""
     rng = np.random.default_rng(seed)
     total = n * rows
-    columns: dict[str, Any] = {"k": rng.integers(0, 10, total), "x": rng.standard_normal(total)}
+    columns = {"k": rng.integers(0, 10, total), "x": rng.standard_normal(total)}
     columns["y"] = rng.standard_normal(total)
     for i in range(7):
         columns[f"c{i}"] = rng.standard_normal(total)
-    full = pd.DataFrame(columns)
-    return [full.iloc[i * rows : (i + 1) * rows].copy() for i in range(n)]
+    return columns
+
+
+def iter_chunks(columns: dict[str, np.ndarray], rows: int) -> Iterator[pd.DataFrame]:
+    """The chunks of ``rows`` rows, made one at a time (own arrays, a running RangeIndex)."""
+    for start in range(0, len(columns["k"]), rows):
+        part = {name: values[start : start + rows].copy() for name, values in columns.items()}
+        yield pd.DataFrame(part, index=pd.RangeIndex(start, start + len(part["k"])))
+
+
+def make_chunks(n: int, rows: int) -> list[pd.DataFrame]:
+    """``n`` chunks of ``rows`` rows, a running RangeIndex across them."""
+    return list(iter_chunks(make_columns(n, rows), rows))
+
+
+EXAMPLE = make_chunks(1, 1)[0].iloc[:0]
 
 
 def frame_module(library: str) -> Any:
@@ -121,20 +135,20 @@ class Keep:
 
 
 def run_once(
-    library: str, op: str, chunks: list[pd.DataFrame]
+    library: str, op: str, chunks: Iterable[pd.DataFrame], n: int
 ) -> tuple[float, float, dict[int, Any]]:
-    """Build the pipeline, emit every chunk; return the seconds the emits took (wall clock,
-    and CPU time of this thread) and the kept outputs."""
-    sdf, out = build(library, op, chunks[0].iloc[:0])
-    keep = Keep(sample_positions(len(chunks)))
+    """Build the pipeline, emit the ``n`` chunks; return the seconds the emits took (wall
+    clock, and CPU time of this thread) and the kept outputs."""
+    sdf, out = build(library, op, EXAMPLE)
+    keep = Keep(sample_positions(n))
     out.stream.sink(keep)
     emit = sdf.emit
     t0, c0 = time.perf_counter(), time.thread_time()
     for chunk in chunks:
         emit(chunk)
     elapsed, cpu = time.perf_counter() - t0, time.thread_time() - c0
-    if keep.i != len(chunks):
-        raise AssertionError(f"{library} {op}: {keep.i} outputs for {len(chunks)} chunks")
+    if keep.i != n:
+        raise AssertionError(f"{library} {op}: {keep.i} outputs for {n} chunks")
     return elapsed, cpu, keep.kept
 
 
@@ -183,22 +197,26 @@ def check_outputs(
 
 def memory_child(library: str, ops: list[str], size: int, rows: int) -> None:
     """In a child process: the tracemalloc peak of one run of each op (after a warm-up run),
-    and whether its last output equals pandas; one JSON line on stdout."""
-    chunks = make_chunks(size, rows)
-    full = pd.concat(chunks)
+    and whether its last output equals pandas; one JSON line on stdout. The chunks are
+    made one at a time as they are emitted, so that the peak is the pipeline's (its state,
+    each chunk's temporaries) and not the input's."""
+    columns = make_columns(size, rows)
+    full = pd.DataFrame(columns)
     result: dict[str, Any] = {}
-    for op in ops:
+    available = []
+    for op in ops:  # warm-up: every op first, so that no op pays for another's first use
         try:
-            run_once(library, op, chunks[: min(size, 20)])  # imports, caches
+            run_once(library, op, make_chunks(min(size, 20), rows), min(size, 20))
+            available.append(op)
         except NotAvailable:
             result[op] = None
-            continue
+    for op in available:
         gc.collect()
         tracemalloc.start()
         try:
             tracemalloc.reset_peak()
             base = tracemalloc.get_traced_memory()[0]
-            _, _, kept = run_once(library, op, chunks)
+            _, _, kept = run_once(library, op, iter_chunks(columns, rows), size)
             peak = tracemalloc.get_traced_memory()[1] - base
         finally:
             tracemalloc.stop()
@@ -238,11 +256,13 @@ def timed(
         runs[op] = {}
         for library in LIBRARIES:
             try:
-                run_once(library, op, chunks[: min(len(chunks), 20)])  # warm-up
+                run_once(library, op, chunks[:20], min(len(chunks), 20))  # warm-up
             except NotAvailable as e:
                 missing[op] = str(e)
                 continue
-            runs[op][library] = lambda library=library, op=op: run_once(library, op, chunks)
+            runs[op][library] = lambda library=library, op=op: run_once(
+                library, op, chunks, len(chunks)
+            )
     times: Times = {op: {} for op in ops}
     cpu_times: Times = {op: {} for op in ops}
     kept: dict[str, dict[str, dict[int, Any]]] = {op: {} for op in ops}
