@@ -24,6 +24,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from .chunkops import chunk_sum
 from .plain import from_plain, to_plain
 
 __all__ = ["Aggregation", "Count", "Mean", "Size", "Sum", "Var"]
@@ -68,7 +69,7 @@ class Sum(Aggregation):
         return new.iloc[:0].sum()
 
     def on_new(self, state: Any, new: Any) -> tuple[Any, Any]:
-        result = state + new.sum()
+        result = state + chunk_sum(new)
         return result, result
 
     def on_old(self, state: Any, old: Any) -> tuple[Any, Any]:

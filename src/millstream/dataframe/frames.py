@@ -13,6 +13,7 @@ and ``DataFrames``, ``Seriess`` (each element the full, updated result).
 
 from __future__ import annotations
 
+import operator
 from collections.abc import Callable
 from typing import Any
 
@@ -22,6 +23,7 @@ import pandas as pd
 from ..collection import Streaming, map_partitions, register_stream_type
 from ..core.stream import Stream
 from .aggregations import Aggregation, Count, Mean, Size, Sum, Var
+from .chunkops import Compare, columns_equal, getitem
 from .groupby import GroupBy
 from .nodes import Cumulative, accumulate_chunks
 from .utils import is_dataframe_like, is_index_like, is_series_like
@@ -277,7 +279,7 @@ class _DataFrameMixin:
 
     def verify(self, x: Any) -> None:
         Streaming.verify(self, x)  # type: ignore[arg-type]
-        if list(x.columns) != list(self.example.columns):
+        if not columns_equal(x.columns, self.example.columns):
             raise IndexError(
                 f"Input expected to have columns {list(self.example.columns)}, "
                 f"got {list(x.columns)}"
@@ -290,7 +292,7 @@ class _DataFrameMixin:
 
 
 def _getitem(x: Any, key: Any) -> Any:
-    return x[key]
+    return getitem(x, key)
 
 
 class _Assign:
@@ -312,6 +314,27 @@ class _SeriesMixin:
 
     def to_frame(self) -> Streaming:
         return map_partitions(_method("to_frame"), self)
+
+    # -- comparisons with a fast path for numpy-backed pandas chunks (dfbench) --
+    def __eq__(self, other: Any) -> Streaming:  # type: ignore[override]
+        return map_partitions(Compare(operator.eq), self, other)
+
+    def __ne__(self, other: Any) -> Streaming:  # type: ignore[override]
+        return map_partitions(Compare(operator.ne), self, other)
+
+    def __lt__(self, other: Any) -> Streaming:
+        return map_partitions(Compare(operator.lt), self, other)
+
+    def __le__(self, other: Any) -> Streaming:
+        return map_partitions(Compare(operator.le), self, other)
+
+    def __gt__(self, other: Any) -> Streaming:
+        return map_partitions(Compare(operator.gt), self, other)
+
+    def __ge__(self, other: Any) -> Streaming:
+        return map_partitions(Compare(operator.ge), self, other)
+
+    __hash__ = None  # type: ignore[assignment]
 
 
 class DataFrame(_DataFrameMixin, Frame):

@@ -24,6 +24,7 @@ import pandas as pd
 from ..core.state import bad_state, expect_fields
 from ..core.stream import Stream
 from .aggregations import Aggregation
+from .chunkops import continue_cumulative
 from .plain import from_plain, to_plain
 
 __all__ = ["CUMULATIVE", "Cumulative", "RunningAggregation", "accumulate_chunks"]
@@ -115,7 +116,7 @@ class Cumulative(Stream):
         if self.last is None:
             result = getattr(x, self.operation)()
         else:
-            result = getattr(pd.concat([self.last, x]), self.operation)().iloc[1:]
+            result = continue_cumulative(self.last, x, self.operation)
         self.last = result.iloc[-1:]
         return self._emit(result, metadata=metadata)
 
