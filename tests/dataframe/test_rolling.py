@@ -233,3 +233,11 @@ def test_errors(xd: Any) -> None:
         RollingAggregation(2, "sum").restore({"values": [[1.0]], "shape": [1, 1], "times": [1, 2]})
     with pytest.raises(TypeError):
         RollingAggregation(2, "sum").restore([1, 2])
+
+
+@pytest.mark.parametrize("window", [2, "2s"])
+def test_columns_numpy_cannot_sum_go_to_pandas(xd: Any, window: Any) -> None:
+    chunks = make_chunks(xd, [3, 2, 4], timed=isinstance(window, str), seed=11)
+    chunks = [c.assign(b=c.y > 0) for c in chunks]
+    check(xd, chunks, lambda s: s.rolling(window).sum(), lambda df: df.rolling(window).sum())
+    check(xd, chunks, lambda s: s.b.rolling(window).mean(), lambda df: df.b.rolling(window).mean())

@@ -101,7 +101,7 @@ class RollingAggregation(Aggregation):
         return None
 
     def on_new(self, state: Any, new: Any) -> tuple[Any, Any]:
-        if isinstance(state, tuple) or (state is None and self._fast(new)):
+        if isinstance(state, tuple) or state is None:
             result = self._fast_new(state, new)
             if result is not None:
                 return result
@@ -181,7 +181,7 @@ class RollingAggregation(Aggregation):
             self.operation in FAST_OPERATIONS
             and not self.args
             and not self.kwargs
-            and is_numeric_pandas(new)
+            and isinstance(new, (pd.DataFrame, pd.Series))
             and (
                 not isinstance(self.window, pd.Timedelta) or isinstance(new.index, pd.DatetimeIndex)
             )
@@ -191,7 +191,10 @@ class RollingAggregation(Aggregation):
         """``None`` when the chunk does not suit the numpy way (then pandas decides)."""
         if not self._fast(new):
             return None
-        x = new.to_numpy(dtype="float64")
+        x = new.to_numpy()  # the common dtype: numbers only if every column holds numbers
+        if x.dtype.kind not in "iuf":
+            return None
+        x = x.astype("float64", copy=False)
         if x.ndim == 1:
             x = x[:, None]
         window = self.window
