@@ -9,14 +9,8 @@ True
 
 from ..collection import Streaming, map_partitions
 from .aggregations import Aggregation, Count, Mean, Size, Sum, Var
-from .expanding import (
-    EWM,
-    EWMAggregation,
-    Expanding,
-    ExpandingMoments,
-    ValueCountsSoFar,
-    ewm_alpha,
-)
+from .ewm import EWM, EWMAggregation, ewm_alpha
+from .expanding import Expanding, ExpandingMoments, ValueCountsSoFar
 from .frames import (
     DataFrame,
     DataFrames,

@@ -22,7 +22,8 @@ import pandas as pd
 from ..collection import Streaming, map_partitions, register_stream_type
 from ..core.stream import Stream
 from .aggregations import Aggregation, Count, Mean, Size, Sum, Var
-from .expanding import EWM, Expanding
+from .ewm import EWM
+from .expanding import Expanding
 from .nodes import Cumulative, accumulate_chunks
 from .rolling import Rolling
 
