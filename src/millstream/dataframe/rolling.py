@@ -222,16 +222,22 @@ class RollingAggregation(Aggregation):
         else:
             starts = np.maximum(rows - width + 1, 0)
             min_periods = width if self.min_periods is None else self.min_periods
-        observed = ~np.isnan(x)
-        counts = np.zeros((total + 1, x.shape[1]), dtype="int64")
-        np.cumsum(observed, axis=0, out=counts[1:])
-        n = counts[rows + 1] - counts[starts]
+        lengths = rows + 1 - starts  # rows in each window
+        missing = np.isnan(x)
+        if missing.any():
+            counts = np.zeros((total + 1, x.shape[1]), dtype="int64")
+            np.cumsum(~missing, axis=0, out=counts[1:])
+            n = counts[rows + 1] - counts[starts]
+            filled = np.where(missing, 0.0, x)
+        else:
+            n = np.broadcast_to(lengths[:, None], (len(rows), x.shape[1]))
+            filled = x
         if self.operation == "count":
             out = n.astype("float64")
-            out[(rows + 1 - starts) < min_periods] = np.nan
+            out[lengths < min_periods] = np.nan
         else:
             sums = np.zeros((total + 1, x.shape[1]))
-            np.cumsum(np.where(observed, x, 0.0), axis=0, out=sums[1:])
+            np.cumsum(filled, axis=0, out=sums[1:])
             out = sums[rows + 1] - sums[starts]
             if self.operation == "mean":
                 with np.errstate(invalid="ignore", divide="ignore"):
