@@ -169,7 +169,14 @@ class RollingAggregation(Aggregation):
         if state is None:
             return None
         values, times = state
-        index = pd.RangeIndex(len(values)) if times is None else pd.to_datetime(times)
+        if times is None:
+            index: Any = pd.RangeIndex(len(values))
+        else:
+            index = pd.DatetimeIndex(times.astype("datetime64[ns]"))
+            tz = getattr(new.index, "tz", None)
+            if tz is not None:
+                index = index.tz_localize("UTC").tz_convert(tz)
+            index = index.as_unit(new.index.unit)
         if isinstance(new, pd.DataFrame):
             return pd.DataFrame(values, index=index, columns=new.columns)
         return pd.Series(values.ravel(), index=index, name=new.name)
