@@ -9,6 +9,8 @@ True
 
 from ..collection import Streaming, map_partitions
 from .aggregations import Aggregation, Count, Mean, Size, Sum, Var
+from .ewm import EWM, EWMAggregation, ewm_alpha
+from .expanding import Expanding, ExpandingMoments, ValueCountsSoFar
 from .frames import (
     DataFrame,
     DataFrames,
@@ -34,6 +36,7 @@ from .nodes import Cumulative, RunningAggregation
 
 # -- periodic, utils, display --
 from .periodic import PeriodicDataFrame, Random, random_datablock, random_datapoint
+from .rolling import Rolling, RollingAggregation
 from .utils import (
     get_base_frame_type,
     get_dataframe_package,
@@ -85,4 +88,14 @@ __all__ = [  # noqa: RUF022 (one block per area, for merges)
     "get_dataframe_package",
     "random_datablock",
     "random_datapoint",
+]
+__all__ += [  # rolling, expanding, ewm
+    "EWM",
+    "EWMAggregation",
+    "Expanding",
+    "ExpandingMoments",
+    "Rolling",
+    "RollingAggregation",
+    "ValueCountsSoFar",
+    "ewm_alpha",
 ]

@@ -24,8 +24,11 @@ from ..collection import Streaming, map_partitions, register_stream_type
 from ..core.stream import Stream
 from .aggregations import Aggregation, Count, Mean, Size, Sum, Var
 from .chunkops import Compare, columns_equal, getitem
+from .ewm import EWM
+from .expanding import Expanding
 from .groupby import GroupBy
 from .nodes import Cumulative, accumulate_chunks
+from .rolling import Rolling
 from .utils import is_dataframe_like, is_index_like, is_series_like
 from .windows import ValueCounts, Window, aggregate_updating
 
@@ -196,6 +199,30 @@ class Frame(_BaseFrame):
     def groupby(self, other: Any) -> GroupBy:
         """Groupby aggregations over every row so far (see :mod:`.groupby`)."""
         return GroupBy(self, other)
+
+    # -- rolling, expanding, ewm --
+
+    def rolling(
+        self, window: Any, min_periods: int | None = None, with_state: bool = False, start: Any = ()
+    ) -> Rolling:
+        """Rolling aggregations over ``window`` rows or a time (see :mod:`.rolling`)."""
+        return Rolling(self, window, min_periods, with_state, start)
+
+    def expanding(self, with_state: bool = False, start: Any = None) -> Expanding:
+        """Aggregations over every row so far, state only (see :mod:`.expanding`)."""
+        return Expanding(self, with_state, start)
+
+    def ewm(
+        self,
+        com: float | None = None,
+        span: float | None = None,
+        halflife: float | None = None,
+        alpha: float | None = None,
+        with_state: bool = False,
+        start: Any = None,
+    ) -> EWM:
+        """Exponentially weighted aggregations (see :mod:`.expanding`)."""
+        return EWM(self, com, span, halflife, alpha, with_state, start)
 
 
 def _sqrt(x: Any) -> Any:
