@@ -1,0 +1,269 @@
+"""Streaming frames on Dask give the local results, with their state on the cluster.
+
+:data:`OPERATIONS` is the table every frame operation is checked through: ``(name, build)``
+where ``build(sdf)`` returns the collection to compare. Each one runs locally
+(``DataFrame(example=...)``) and on the session's ``LocalCluster`` (``scatter()`` ->
+``to_dataframe`` -> op -> ``.stream.gather()``, and ``DataFrame(stream=DaskStream())``),
+and the outputs must be equal chunk by chunk. An operation that keeps state (a graph with
+an aggregation node) is also checkpointed mid-stream on Dask: its snapshot equals the
+local one, and a fresh Dask graph restored from it continues as if uninterrupted.
+
+A new operation is one line in :data:`OPERATIONS`, e.g.
+``("window-sum", lambda s: s.window(2).x.sum()),``; functions the tasks call must be
+picklable (module-level, as every frame operation's are).
+"""
+
+from __future__ import annotations
+
+import pickle
+import sys
+from collections.abc import Callable
+from typing import Any
+
+import cloudpickle
+import numpy as np
+import pandas as pd
+import pytest
+from distributed import Future
+from frames_testing import assert_frame_equal, assert_series_equal
+
+from millstream import Stream
+from millstream.collection import Streaming
+from millstream.dask import ClusterAggregation, DaskStream
+from millstream.dataframe import DataFrame, RunningAggregation
+from millstream.testing import wait_for
+
+CHUNKS = [
+    pd.DataFrame({"x": [1, -2, 3], "y": [1.5, 2.0, -1.0]}, index=[0, 1, 2]),
+    pd.DataFrame({"x": [4, 5], "y": [0.5, 3.0]}, index=[3, 4]),
+    pd.DataFrame({"x": [-6, 7, 8, 2], "y": [2.0, 1.0, 4.0, 2.5]}, index=[5, 6, 7, 8]),
+    pd.DataFrame({"x": [9, -1], "y": [-0.5, 6.0]}, index=[9, 10]),
+]
+EXAMPLE = CHUNKS[0].iloc[:0]
+
+# the functions below reach the workers by value (as tests/dask's do)
+cloudpickle.register_pickle_by_value(sys.modules[__name__])
+
+
+def times_k(df: pd.DataFrame, k: int) -> pd.Series:
+    return df.x * k
+
+
+def count_rows(n: int, df: pd.DataFrame) -> tuple[int, int]:
+    return n + len(df), n + len(df)
+
+
+def rows_so_far(sdf: DataFrame) -> Streaming:
+    return sdf.accumulate_partitions(count_rows, start=0, returns_state=True)
+
+
+def set_z(sdf: DataFrame) -> DataFrame:
+    out = DataFrame(sdf.stream, sdf.example)  # sdf itself still takes the input
+    out["z"] = out.x + out.y
+    return out
+
+
+#: ``(name, build)``: every frame operation, built on a streaming DataFrame of CHUNKS
+OPERATIONS: list[tuple[str, Callable[[Any], Streaming]]] = [
+    ("column", lambda s: s.x),
+    ("columns", lambda s: s[["y", "x"]]),
+    ("filter", lambda s: s[s.x > 0]),
+    ("filter-column-sum", lambda s: s[s.x > 0].y.sum()),
+    ("arithmetic", lambda s: (s.x + 1) * s.y - 2),
+    ("reflected", lambda s: 10 - s["x"]),
+    ("comparison", lambda s: (s.x >= s.y) | (s.y < 0)),
+    ("unary", lambda s: -abs(s.y)),
+    ("assign", lambda s: s.assign(z=s.x * 2, w=1)),
+    ("setitem", set_z),
+    ("query", lambda s: s.query("x > y")),
+    ("round-astype", lambda s: s.y.round().astype(int)),
+    ("index", lambda s: s.index),
+    ("to_frame", lambda s: s.x.to_frame()),
+    ("tail", lambda s: s.tail(2)),
+    ("reset_index", lambda s: s.reset_index()),
+    ("map_partitions", lambda s: s.map_partitions(times_k, s, 3)),
+    ("accumulate_partitions", rows_so_far),
+    ("cumsum", lambda s: s.cumsum()),
+    ("cumprod", lambda s: s.y.cumprod()),
+    ("cummin", lambda s: s.cummin()),
+    ("cummax", lambda s: s.x.cummax()),
+    ("sum", lambda s: s.sum()),
+    ("count", lambda s: s.count()),
+    ("mean", lambda s: s.mean()),
+    ("size", lambda s: s.size),
+    ("var", lambda s: s.var()),
+    ("std", lambda s: s.y.std(ddof=0)),
+    ("series-sum", lambda s: s.x.sum()),
+    ("series-mean", lambda s: s.y.mean()),
+    ("sum-then-arithmetic", lambda s: s.sum() * 2),
+    ("updating-nlargest", lambda s: s.sum().nlargest(1)),
+    ("cumsum-then-sum", lambda s: s.x.cumsum().sum()),
+]
+NAMES = [name for name, _ in OPERATIONS]
+
+
+# -- running a build locally and on Dask ------------------------------------------------------
+def run_local(build: Callable[[Any], Streaming], chunks: list[pd.DataFrame]) -> tuple:
+    """The collection, its output and how much output each prefix of ``chunks`` gave."""
+    sdf = DataFrame(example=EXAMPLE)
+    out = build(sdf)
+    L = out.stream.sink_to_list()
+    counts = [0]
+    for chunk in chunks:
+        sdf.emit(chunk)
+        counts.append(len(L))
+    return out, L, counts
+
+
+def build_on_dask(build: Callable[[Any], Streaming], entry: str) -> tuple:
+    """``(emit, collection)`` of ``build`` over a Dask stream: ``scatter()`` of a local
+    source, or a bare ``DaskStream()`` fed local chunks."""
+    if entry == "scatter":
+        source = Stream()
+        return source.emit, build(source.scatter().to_dataframe(EXAMPLE))
+    sdf = DataFrame(stream=DaskStream(), example=EXAMPLE)
+    return sdf.emit, build(sdf)
+
+
+def run_dask(
+    build: Callable[[Any], Streaming],
+    chunks: list[pd.DataFrame],
+    wanted: int,
+    entry: str = "scatter",
+    restore: list[Any] | None = None,
+) -> tuple:
+    emit, out = build_on_dask(build, entry)
+    if restore is not None:
+        for node, state in zip(aggregation_nodes(out), restore, strict=True):
+            node.restore(state)
+    L = out.stream.gather().sink_to_list()
+    for chunk in chunks:
+        emit(chunk)
+    wait_for(lambda: len(L) >= wanted, 30)
+    return out, L
+
+
+def assert_same(a: Any, b: Any) -> None:
+    if isinstance(b, pd.DataFrame):
+        assert_frame_equal(a, b)
+    elif isinstance(b, (pd.Series, pd.Index)):
+        if isinstance(b, pd.Index):
+            pd.testing.assert_index_equal(a, b)
+        else:
+            assert_series_equal(a, b)
+    elif isinstance(b, tuple):
+        assert type(a) is tuple and len(a) == len(b)
+        for x, y in zip(a, b, strict=True):
+            assert_same(x, y)
+    else:
+        assert type(a) is type(b), (a, b)
+        assert a == pytest.approx(b) or (np.isnan(a) and np.isnan(b)), (a, b)
+
+
+def assert_outputs_equal(got: list[Any], expected: list[Any]) -> None:
+    assert len(got) == len(expected)
+    for a, b in zip(got, expected, strict=True):
+        assert_same(a, b)
+
+
+def aggregation_nodes(collection: Streaming) -> list[Any]:
+    """The aggregation nodes (local or Dask) upstream of ``collection``, in a fixed order."""
+    found: list[Any] = []
+    seen: set[int] = set()
+
+    def walk(node: Any) -> None:
+        if node is None or id(node) in seen:
+            return
+        seen.add(id(node))
+        for upstream in node.upstreams:
+            walk(upstream)
+        if isinstance(node, (RunningAggregation, ClusterAggregation)):
+            found.append(node)
+
+    walk(collection.stream)
+    return found
+
+
+# -- the same results ---------------------------------------------------------------------------
+@pytest.mark.parametrize("entry", ["scatter", "DaskStream"])
+@pytest.mark.parametrize(("name", "build"), OPERATIONS, ids=NAMES)
+def test_operation_on_dask_equals_local(client, name: str, build: Callable, entry: str) -> None:
+    local, expected, _ = run_local(build, CHUNKS)
+    out, got = run_dask(build, CHUNKS, len(expected), entry)
+    assert type(out) is type(local) and out.stream_type == local.stream_type
+    assert_outputs_equal(got, expected)
+    # each aggregation of the local graph runs on the cluster on Dask
+    assert [type(n) for n in aggregation_nodes(local)] == [RunningAggregation] * len(
+        aggregation_nodes(out)
+    )
+    assert all(type(n) is ClusterAggregation for n in aggregation_nodes(out))
+
+
+def test_state_and_results_stay_on_the_cluster_until_gather(client) -> None:
+    source = Stream()
+    sdf = source.scatter().to_dataframe(EXAMPLE)
+    total = sdf[sdf.x > 0].y.sum()
+    (node,) = aggregation_nodes(total)
+    before_gather = total.stream.sink_to_list()
+    L = total.stream.gather().sink_to_list()
+    for chunk in CHUNKS:
+        source.emit(chunk)
+    wait_for(lambda: len(L) == len(CHUNKS), 30)
+    assert isinstance(node.state, Future)
+    assert client.who_has([node.state])[node.state.key]  # held by a worker
+    assert all(isinstance(x, Future) for x in before_gather)
+    assert pytest.approx([0.5, 4.0, 11.5, 11.0]) == L
+
+
+def test_with_state_and_start_on_dask(client) -> None:
+    from millstream.dataframe import Sum
+    from millstream.dataframe.nodes import accumulate_chunks
+
+    source = Stream()
+    node = accumulate_chunks(source.scatter(), Sum(), start=100, with_state=True)
+    L = node.gather().sink_to_list()
+    for chunk in CHUNKS[:2]:
+        source.emit(chunk.x)
+    wait_for(lambda: len(L) == 2, 30)
+    assert [tuple(int(v) for v in pair) for pair in L] == [(102, 102), (111, 111)]
+
+
+# -- checkpoints ----------------------------------------------------------------------------
+STATEFUL = [(n, b) for n, b in OPERATIONS if aggregation_nodes(b(DataFrame(example=EXAMPLE)))]
+
+
+@pytest.mark.parametrize("cut", [1, 3])
+@pytest.mark.parametrize(("name", "build"), STATEFUL, ids=[n for n, _ in STATEFUL])
+def test_dask_checkpoint_mid_stream_continues_as_uninterrupted(
+    client, name: str, build: Callable, cut: int
+) -> None:
+    _, expected, counts = run_local(build, CHUNKS)
+    local_part, _, _ = run_local(build, CHUNKS[:cut])
+    first, part1 = run_dask(build, CHUNKS[:cut], counts[cut])
+    snapshot = [node.snapshot() for node in aggregation_nodes(first)]
+    # the same plain state as the local fold's
+    assert repr(snapshot) == repr([node.snapshot() for node in aggregation_nodes(local_part)])
+    saved = pickle.loads(pickle.dumps(snapshot))
+    _, part2 = run_dask(build, CHUNKS[cut:], counts[-1] - counts[cut], restore=saved)
+    assert_outputs_equal(part1 + part2, expected)
+
+
+def test_a_dask_snapshot_restores_locally_and_the_other_way(client) -> None:
+    build = dict(OPERATIONS)["mean"]
+    _, expected, counts = run_local(build, CHUNKS)
+    first, part1 = run_dask(build, CHUNKS[:2], counts[2])
+    (dask_node,) = aggregation_nodes(first)
+    # Dask -> local
+    local = DataFrame(example=EXAMPLE)
+    out = build(local)
+    (local_node,) = aggregation_nodes(out)
+    local_node.restore(dask_node.snapshot())
+    L = out.stream.sink_to_list()
+    for chunk in CHUNKS[2:]:
+        local.emit(chunk)
+    assert_outputs_equal(part1 + L, expected)
+    # local -> Dask
+    local_first, _, _ = run_local(build, CHUNKS[:2])
+    state = [node.snapshot() for node in aggregation_nodes(local_first)]
+    _, part2 = run_dask(build, CHUNKS[2:], counts[-1] - counts[2], restore=state)
+    assert_outputs_equal(part1 + part2, expected)
