@@ -3,7 +3,8 @@
 :data:`OPERATIONS` is the table every frame operation is checked through: ``(name, build)``
 where ``build(sdf)`` returns the collection to compare. Each one runs locally
 (``DataFrame(example=...)``) and on the session's ``LocalCluster`` (``scatter()`` ->
-``to_dataframe`` -> op -> ``.stream.gather()``, and ``DataFrame(stream=DaskStream())``),
+``to_dataframe`` -> op -> ``.stream.gather()``, the same over Dask batches, and
+``DataFrame(stream=DaskStream())``),
 and the outputs must be equal chunk by chunk. An operation that keeps state (a graph with
 an aggregation node) is also checkpointed mid-stream on Dask: its snapshot equals the
 local one, and a fresh Dask graph restored from it continues as if uninterrupted.
@@ -98,6 +99,7 @@ OPERATIONS: list[tuple[str, Callable[[Any], Streaming]]] = [
     ("sum-then-arithmetic", lambda s: s.sum() * 2),
     ("updating-nlargest", lambda s: s.sum().nlargest(1)),
     ("cumsum-then-sum", lambda s: s.x.cumsum().sum()),
+    ("empty-chunks-cumsum", lambda s: s[s.x > 6].cumsum()),
 ]
 NAMES = [name for name, _ in OPERATIONS]
 
@@ -117,10 +119,16 @@ def run_local(build: Callable[[Any], Streaming], chunks: list[pd.DataFrame]) -> 
 
 def build_on_dask(build: Callable[[Any], Streaming], entry: str) -> tuple:
     """``(emit, collection)`` of ``build`` over a Dask stream: ``scatter()`` of a local
-    source, or a bare ``DaskStream()`` fed local chunks."""
+    source, ``scatter().flatten()`` of lists of chunks (Dask batches: the fold runs one
+    task per batch), or a bare ``DaskStream()`` fed local chunks."""
     if entry == "scatter":
         source = Stream()
         return source.emit, build(source.scatter().to_dataframe(EXAMPLE))
+    if entry == "batches":
+        source = Stream()
+        return (lambda chunk: source.emit([chunk])), build(
+            source.scatter().flatten().to_dataframe(EXAMPLE)
+        )
     sdf = DataFrame(stream=DaskStream(), example=EXAMPLE)
     return sdf.emit, build(sdf)
 
@@ -185,7 +193,7 @@ def aggregation_nodes(collection: Streaming) -> list[Any]:
 
 
 # -- the same results ---------------------------------------------------------------------------
-@pytest.mark.parametrize("entry", ["scatter", "DaskStream"])
+@pytest.mark.parametrize("entry", ["scatter", "DaskStream", "batches"])
 @pytest.mark.parametrize(("name", "build"), OPERATIONS, ids=NAMES)
 def test_operation_on_dask_equals_local(client, name: str, build: Callable, entry: str) -> None:
     local, expected, _ = run_local(build, CHUNKS)
@@ -199,19 +207,21 @@ def test_operation_on_dask_equals_local(client, name: str, build: Callable, entr
     assert all(type(n) is ClusterAggregation for n in aggregation_nodes(out))
 
 
-def test_state_and_results_stay_on_the_cluster_until_gather(client) -> None:
-    source = Stream()
-    sdf = source.scatter().to_dataframe(EXAMPLE)
+@pytest.mark.parametrize("entry", ["scatter", "batches"])
+def test_state_and_results_stay_on_the_cluster_until_gather(client, entry: str) -> None:
+    emit, sdf = build_on_dask(lambda s: s, entry)
     total = sdf[sdf.x > 0].y.sum()
     (node,) = aggregation_nodes(total)
     before_gather = total.stream.sink_to_list()
     L = total.stream.gather().sink_to_list()
     for chunk in CHUNKS:
-        source.emit(chunk)
+        emit(chunk)
     wait_for(lambda: len(L) == len(CHUNKS), 30)
-    assert isinstance(node.state, Future)
-    assert client.who_has([node.state])[node.state.key]  # held by a worker
-    assert all(isinstance(x, Future) for x in before_gather)
+    # the fold's state: a future per element (Streamz's chain), or per batch of chunks
+    state = node.state if entry == "scatter" else node.cluster_state
+    assert isinstance(state, Future)
+    assert client.who_has([state])[state.key]  # held by a worker
+    assert before_gather and all(isinstance(getattr(x, "future", x), Future) for x in before_gather)
     assert pytest.approx([0.5, 4.0, 11.5, 11.0]) == L
 
 
@@ -232,19 +242,19 @@ def test_with_state_and_start_on_dask(client) -> None:
 STATEFUL = [(n, b) for n, b in OPERATIONS if aggregation_nodes(b(DataFrame(example=EXAMPLE)))]
 
 
-@pytest.mark.parametrize("cut", [1, 3])
+@pytest.mark.parametrize(("cut", "entry"), [(1, "scatter"), (3, "batches")])
 @pytest.mark.parametrize(("name", "build"), STATEFUL, ids=[n for n, _ in STATEFUL])
 def test_dask_checkpoint_mid_stream_continues_as_uninterrupted(
-    client, name: str, build: Callable, cut: int
+    client, name: str, build: Callable, cut: int, entry: str
 ) -> None:
     _, expected, counts = run_local(build, CHUNKS)
     local_part, _, _ = run_local(build, CHUNKS[:cut])
-    first, part1 = run_dask(build, CHUNKS[:cut], counts[cut])
+    first, part1 = run_dask(build, CHUNKS[:cut], counts[cut], entry)
     snapshot = [node.snapshot() for node in aggregation_nodes(first)]
     # the same plain state as the local fold's
     assert repr(snapshot) == repr([node.snapshot() for node in aggregation_nodes(local_part)])
     saved = pickle.loads(pickle.dumps(snapshot))
-    _, part2 = run_dask(build, CHUNKS[cut:], counts[-1] - counts[cut], restore=saved)
+    _, part2 = run_dask(build, CHUNKS[cut:], counts[-1] - counts[cut], entry, restore=saved)
     assert_outputs_equal(part1 + part2, expected)
 
 
