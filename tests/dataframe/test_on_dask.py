@@ -17,6 +17,7 @@ picklable (module-level, as every frame operation's are).
 from __future__ import annotations
 
 import pickle
+import subprocess
 import sys
 from collections.abc import Callable
 from typing import Any
@@ -318,3 +319,19 @@ def test_checkpoints_of_a_dask_frame_graph_while_chunks_flow(client, tmp_path) -
     wait_for(lambda: node.snapshot() == {"state": 3 * sum(range(80))}, 60, period=0.05)
     checkpoints.close()
     assert any(0 < p < 80 for p in positions), positions
+
+
+def test_local_frames_do_not_import_dask() -> None:
+    code = (
+        "import sys, pandas as pd\n"
+        "from millstream.dataframe import DataFrame\n"
+        "sdf = DataFrame(example=pd.DataFrame({'x': [0]}))\n"
+        "L = sdf.x.sum().stream.sink_to_list(); sdf.cumsum()\n"
+        "sdf.emit(pd.DataFrame({'x': [1, 2]}))\n"
+        "names = ('dask', 'distributed', 'millstream.dask')\n"
+        "print(L, sorted(m for m in names if m in sys.modules))\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60
+    )
+    assert out.stdout.split("\n")[0] == "[np.int64(3)] []"
