@@ -169,7 +169,7 @@ class Frame(_BaseFrame):
         return map_partitions(_sqrt, self.var(ddof))
 
     def _cumulative(self, operation: str) -> Frame:
-        node = Cumulative(self.stream, operation)
+        node = accumulate_chunks(self.stream, Cumulative(operation))
         return type(self)(node, example=getattr(self.example, operation)())
 
     def cumsum(self) -> Frame:
