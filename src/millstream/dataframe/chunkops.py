@@ -24,7 +24,14 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-__all__ = ["Compare", "chunk_sum", "columns_equal", "continue_cumulative", "getitem"]
+__all__ = [
+    "Compare",
+    "carried_row",
+    "chunk_sum",
+    "columns_equal",
+    "continue_cumulative",
+    "getitem",
+]
 
 #: operation -> (numpy accumulation, the value a missing float counts as): pandas' own
 #: choices (``pandas.core.nanops.na_accum_func``)
@@ -129,6 +136,39 @@ def columns_equal(a: Any, b: Any) -> bool:
     if type(a) is pd.Index and type(b) is pd.Index:
         return a.tolist() == b.tolist()  # (list() boxes each label: slower)
     return list(a) == list(b)
+
+
+def carried_row(state: Any, result: Any) -> Any:
+    """The row a cumulative operation carries to the next chunk: ``result``'s last row,
+    where a missing value (a row whose value was missing: pandas skips it and goes on
+    from the value before) is replaced by the last value before it, in ``result`` or in
+    ``state`` (the row carried so far).
+
+    >>> prev = pd.Series([5.0], index=[0])
+    >>> carried_row(prev, pd.Series([6.0, float('nan')], index=[1, 2])).tolist()
+    [6.0]
+    >>> carried_row(prev, pd.Series([float('nan')], index=[1])).tolist()
+    [5.0]
+    """
+    last = result.iloc[-1:]
+    if not _has_missing(last):
+        return last
+    concat = sys.modules[type(result).__module__.partition(".")[0]].concat
+    filled = (result if state is None else concat([state, result])).ffill().iloc[-1:]
+    filled.index = last.index
+    return filled
+
+
+def _has_missing(row: Any) -> bool:
+    if type(row) is pd.Series:
+        if row.dtype.kind in "iub":
+            return False
+        if row.dtype.kind == "f":
+            return bool(np.isnan(row.to_numpy()).any())
+    elif type(row) is pd.DataFrame and all(t.kind in "iubf" for t in row.dtypes):
+        values = row.to_numpy()
+        return values.dtype.kind == "f" and bool(np.isnan(values).any())
+    return bool(row.isna().to_numpy().any())
 
 
 def continue_cumulative(last: Any, new: Any, operation: str) -> Any:

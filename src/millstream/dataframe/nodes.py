@@ -24,7 +24,7 @@ from typing import Any
 from ..core.state import bad_state, expect_fields
 from ..core.stream import Stream
 from .aggregations import Aggregation
-from .chunkops import continue_cumulative
+from .chunkops import carried_row, continue_cumulative
 from .plain import from_plain
 
 __all__ = ["CUMULATIVE", "Cumulative", "RunningAggregation", "accumulate_chunks"]
@@ -117,7 +117,7 @@ class Cumulative(Aggregation):
             result = getattr(new, self.operation)()
         else:
             result = continue_cumulative(state, new, self.operation)
-        return result.iloc[-1:], result
+        return carried_row(state, result), result
 
     def restore(self, data: Any) -> Any:
         last = from_plain(data)
