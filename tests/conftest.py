@@ -80,3 +80,43 @@ def unused_port():
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
+
+
+# -- a real Dask LocalCluster, one per session (tests/dask, tests/dataframe/test_on_dask.py) ----
+# distributed is imported when a test asks for the cluster, not in every session.
+
+
+@pytest.fixture(scope="session")
+def dask_cluster():
+    """A real ``LocalCluster``: a scheduler and 2 worker processes of 1 thread each."""
+    from distributed import LocalCluster
+
+    with LocalCluster(
+        n_workers=2,
+        threads_per_worker=1,
+        processes=True,
+        dashboard_address=None,
+        # the scheduler's HTTP endpoints (always served) on a free loopback port, not :8787
+        scheduler_kwargs={"dashboard_address": "127.0.0.1:0"},
+    ) as cluster:
+        yield cluster
+
+
+@pytest.fixture(scope="session")
+def session_client(dask_cluster):
+    from distributed import Client
+
+    # not ``with Client(...)``: that would also make it the *current* client of this
+    # thread's context for the whole session, which wins over any newer client
+    client = Client(dask_cluster)
+    try:
+        yield client
+    finally:
+        client.close()
+
+
+@pytest.fixture
+def client(session_client):
+    """The session's client; ``distributed.default_client()`` returns it (the most recent
+    open client) unless the test opens another one."""
+    return session_client

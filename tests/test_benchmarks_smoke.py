@@ -203,6 +203,52 @@ def test_checkpoints_benchmark_prints_one_valid_json_line() -> None:
     assert result["all_checks_passed"] is True
 
 
+def test_dataframe_ops_prints_one_valid_json_line() -> None:
+    """Every op beside Streamz at tiny sizes: outputs equal (each other and pandas), the
+    figures and targets there for what millstream has, the rest reported not available."""
+    proc = run_script("dataframe_ops.py", "--size", "30", "--rows", "20", "--repeat", "1")
+    assert proc.returncode == 0, proc.stderr
+    (line,) = proc.stdout.splitlines()
+    result = json.loads(line)
+    assert result["benchmark"] == "dataframe_ops"
+    assert (result["size"], result["rows"]) == (30, 20)
+    ops = result["ops"]
+    assert set(ops) == {"groupby_sum", "rolling_mean", "window_mean", "cumsum", "filter_sum"}
+    assert result["not_available"] == sorted(op for op, e in ops.items() if not e["available"])
+    assert {"cumsum", "filter_sum"}.isdisjoint(result["not_available"])  # on main already
+    for op, entry in ops.items():
+        libraries = {"millstream", "streamz"} if entry["available"] else {"streamz"}
+        assert set(entry["times_s"]) == set(entry["chunks_per_s"]) == libraries
+        assert all(t > 0 for t in entry["times_s"].values())
+        assert all(entry["peak_memory_bytes"][lib] > 0 for lib in libraries)
+        speed = result["targets"][f"{op}_vs_streamz"]
+        assert set(speed) == {"what", "value", "target", "pass"}
+        if entry["available"]:
+            assert speed["value"] == pytest.approx(entry["streamz_over_millstream"], abs=1e-3)
+            assert f"{op}_memory_vs_streamz" in result["targets"]
+            assert result["checks"][f"{op}_millstream_equals_streamz"] is True
+        else:
+            assert speed["value"] is None and speed["pass"] is False
+            assert "Error" in entry["not_available"]
+        assert result["checks"][f"{op}_streamz_equals_pandas"] is True
+    assert result["all_checks_passed"] is True
+    assert result["machine"]["streamz"] == "0.6.6"
+
+
+def test_dataframe_ops_fails_loudly_when_outputs_differ() -> None:
+    """A wrong millstream output makes the script exit non-zero and name the check."""
+    code = (
+        f"import sys; sys.path.insert(0, {str(BENCH)!r}); import dataframe_ops as d;"
+        "d.same = lambda a, b: False; d.main(['--size', '5', '--rows', '20',"
+        "'--repeat', '1', '--op', 'cumsum', '--no-memory'])"
+    )
+    proc = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=False
+    )
+    assert proc.returncode != 0
+    assert "output check failed: cumsum_millstream_equals_pandas" in proc.stderr
+
+
 LOCAL = ["map_chain", "wordcount", "import_time"]  # the Kafka ones: tests/kafka/
 
 

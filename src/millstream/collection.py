@@ -22,7 +22,9 @@ collection class) is known before any data arrives.
 
 from __future__ import annotations
 
+import html
 import operator
+import sys
 from collections.abc import Callable
 from typing import Any, ClassVar
 
@@ -312,6 +314,33 @@ class Streaming(OperatorMixin):
         body = html() if html is not None else repr(example)
         return f"<h5>{type(self).__name__} - elements like<h5>\n{body}"
 
+    def live_widget(self, interval: float = 0.5) -> Any:
+        """An ipywidgets widget showing the latest element, redrawn at most every
+        ``interval`` seconds (frames as HTML tables); what ``_ipython_display_`` shows.
+
+        As in Streamz it follows ``stream.latest().rate_limit(interval)`` (``.gather()``d
+        for a Dask stream); closing the widget takes those nodes down again.
+        """
+        from millstream.core.display import live_widget
+
+        view, nodes = self._live_nodes(interval)
+        return live_widget(view, _value_html, type(self).__name__, _Destroy(nodes))
+
+    def _live_nodes(self, interval: float) -> tuple[Stream, list[Stream]]:
+        nodes = [self.stream.latest()]
+        nodes.append(nodes[-1].rate_limit(interval))
+        dask = sys.modules.get("millstream.dask")
+        if dask is not None and isinstance(self.stream, dask.DaskStream):
+            nodes.append(nodes[-1].gather())
+        return nodes[-1], nodes
+
+    def _ipython_display_(self, **kwargs: Any) -> None:
+        """Show the latest element live in a notebook (a table for frames)."""
+        from millstream.core.display import ipython_display
+
+        view, nodes = self._live_nodes(0.5)
+        ipython_display(view, _value_html, type(self).__name__, _Destroy(nodes))
+
     @property
     def current_value(self) -> Any:
         """The stream's latest element (``Stream.current_value``)."""
@@ -337,3 +366,28 @@ class Streaming(OperatorMixin):
                 f"{type(self).__name__}.emit: expected a chunk of type {self.subtype}, "
                 f"got {type(x)}: {x!r:.80}"
             )
+
+
+def _value_html(value: Any) -> str:
+    """A chunk's own HTML (a frame's table), else its escaped repr."""
+    to_html = getattr(value, "_repr_html_", None)
+    if callable(to_html):
+        try:
+            out = to_html()
+        except Exception:  # a value whose HTML fails is shown as text
+            out = None
+        if isinstance(out, str):
+            return out
+    return f"<pre>{html.escape(repr(value))}</pre>"
+
+
+class _Destroy:
+    """Take down the nodes a live display put below a collection's stream."""
+
+    def __init__(self, nodes: list[Stream]):
+        self.nodes = nodes
+
+    def __call__(self) -> None:
+        for node in reversed(self.nodes):
+            node.destroy()
+        self.nodes = []

@@ -1,9 +1,9 @@
 """Dask fixtures: a ``LocalCluster`` and a cluster of separate ``dask`` CLI processes.
 
 * ``dask_cluster`` / ``session_client`` / ``client``: a real ``LocalCluster`` (scheduler in
-  this process, 2 worker processes of 1 thread); its client is the default client while
-  no newer client is open (it is not entered with ``with``, which would make it the
-  *current* client of the main thread for the whole session, winning over newer ones).
+  this process, 2 worker processes of 1 thread), defined in ``tests/conftest.py`` so that
+  other directories (``tests/dataframe/test_on_dask.py``) share the session's cluster;
+  its client is the default client while no newer client is open.
 * ``process_cluster``: ``dask scheduler`` and 2 ``dask worker --nthreads 1 --nworkers 1``
   processes started with the command line, as a deployment runs them (session-wide).
   ``module_process_cluster`` (one per test module, for tests that kill workers) and
@@ -37,43 +37,11 @@ from pathlib import Path
 
 import cloudpickle
 import pytest
-from distributed import Client, LocalCluster, default_client
+from distributed import Client, default_client
 
 #: how long the CLI processes get to start, and to stop gracefully before SIGKILL
 START_TIMEOUT = 60.0
 STOP_TIMEOUT = 10.0
-
-
-@pytest.fixture(scope="session")
-def dask_cluster():
-    """A real ``LocalCluster``: a scheduler and 2 worker processes of 1 thread each."""
-    with LocalCluster(
-        n_workers=2,
-        threads_per_worker=1,
-        processes=True,
-        dashboard_address=None,
-        # the scheduler's HTTP endpoints (always served) on a free loopback port, not :8787
-        scheduler_kwargs={"dashboard_address": "127.0.0.1:0"},
-    ) as cluster:
-        yield cluster
-
-
-@pytest.fixture(scope="session")
-def session_client(dask_cluster):
-    # not ``with Client(...)``: that would also make it the *current* client of this
-    # thread's context for the whole session, which wins over any newer client
-    client = Client(dask_cluster)
-    try:
-        yield client
-    finally:
-        client.close()
-
-
-@pytest.fixture
-def client(session_client):
-    """The session's client; ``distributed.default_client()`` returns it (the most recent
-    open client) unless the test opens another one."""
-    return session_client
 
 
 @pytest.fixture

@@ -24,13 +24,15 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+import pandas as pd
 import pytest
 
 import millstream.testing
 import millstream.time  # noqa: F401
 from millstream import ManualClock, Stream
+from millstream.dask import ClusterAggregation, multi_input, on_client, stateful
 from millstream.dask import border as dask_border
-from millstream.dask import multi_input, on_client, stateful
+from millstream.dataframe import Mean, RunningAggregation, Sum
 from millstream.exceptions import StateError
 from millstream.testing import wait_for
 
@@ -42,6 +44,21 @@ def slow_inc(x: int) -> int:
 
 def parity(x: int) -> int:
     return x % 2
+
+
+def as_series(x: int) -> pd.Series:
+    return pd.Series([x, 2 * x], dtype="int64")
+
+
+def fold_frames(aggregation: Any) -> DaskCase:
+    """A frame aggregation folded on the cluster, against the local fold."""
+    name = f"ClusterAggregation-{type(aggregation).__name__}"
+    return DaskCase(
+        name,
+        ClusterAggregation,
+        lambda heads: ClusterAggregation(heads[0].map(as_series), aggregation),
+        lambda heads: RunningAggregation(heads[0].map(as_series), aggregation),
+    )
 
 
 # -- nodes over one or two inputs, state on the cluster or on the client -----------------------
@@ -105,6 +122,15 @@ CASES = [
         "accumulate-batches",
         stateful.accumulate,
         lambda s: s.accumulate(operator.add, start=100),
+        batches=True,
+    ),
+    fold_frames(Sum()),
+    fold_frames(Mean()),
+    DaskCase(
+        "ClusterAggregation-batches",
+        ClusterAggregation,
+        lambda heads: ClusterAggregation(heads[0].map(as_series), Sum()),
+        lambda heads: RunningAggregation(heads[0].map(as_series), Sum()),
         batches=True,
     ),
     case("zip-futures", multi_input.zip, lambda a, b: a.zip(b), inputs=2),

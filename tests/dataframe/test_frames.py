@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import itertools
+
 import pandas as pd
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from millstream import Stream
 from millstream.dataframe import DataFrame, DataFrames, Series, Seriess, Streaming
@@ -47,8 +51,10 @@ def test_running_reductions_equal_pandas_on_the_rows_so_far(name: str) -> None:
     assert pytest.approx([getattr(pd.concat(CHUNKS[: i + 1]).y, name)() for i in range(3)]) == L
 
 
-def test_size_counts_rows() -> None:
+def test_size_counts_values_as_pandas_does() -> None:
     _out, L = run(lambda s: s.size)
+    assert L == [pd.concat(CHUNKS[: i + 1]).size for i in range(3)] == [6, 10, 18]
+    _out, L = run(lambda s: s.x.size)
     assert L == [3, 5, 9]
 
 
@@ -103,3 +109,24 @@ def test_to_dataframe_and_updating_frames() -> None:
     L = frames.mean().stream.sink_to_list()
     frames.emit(WHOLE)
     pd.testing.assert_series_equal(L[0], WHOLE.mean())
+
+
+@pytest.mark.parametrize("op", ["cumsum", "cumprod", "cummin", "cummax"])
+@settings(max_examples=60, deadline=None)
+@given(
+    values=st.lists(st.one_of(st.none(), st.integers(-5, 5).map(float)), min_size=1, max_size=12),
+    cuts=st.lists(st.integers(0, 12), max_size=4),
+)
+def test_cumulative_carries_past_missing_values_like_pandas(
+    op: str, values: list[float | None], cuts: list[int]
+) -> None:
+    """A chunk that ends in a missing value: pandas goes on from the value before it."""
+    whole = pd.DataFrame({"x": values, "y": values[::-1]}, dtype=float)
+    bounds = sorted({0, len(whole), *(c for c in cuts if c < len(whole))})
+    sdf = DataFrame(example=whole.iloc[:0])
+    frames = getattr(sdf, op)().stream.sink_to_list()
+    series = getattr(sdf.x, op)().stream.sink_to_list()
+    for a, b in itertools.pairwise(bounds):
+        sdf.emit(whole.iloc[a:b])
+    pd.testing.assert_frame_equal(pd.concat(frames), getattr(whole, op)())
+    pd.testing.assert_series_equal(pd.concat(series), getattr(whole.x, op)())

@@ -233,3 +233,20 @@ def test_errors(xd: Any) -> None:
         RollingAggregation(2, "sum").restore({"values": [[1.0]], "shape": [1, 1], "times": [1, 2]})
     with pytest.raises(TypeError):
         RollingAggregation(2, "sum").restore([1, 2])
+
+
+@pytest.mark.parametrize("window", [2, "2s"])
+def test_columns_numpy_cannot_sum_go_to_pandas(xd: Any, window: Any) -> None:
+    chunks = make_chunks(xd, [3, 2, 4], timed=isinstance(window, str), seed=11)
+    chunks = [c.assign(b=c.y > 0) for c in chunks]
+    check(xd, chunks, lambda s: s.rolling(window).sum(), lambda df: df.rolling(window).sum())
+    check(xd, chunks, lambda s: s.b.rolling(window).mean(), lambda df: df.b.rolling(window).mean())
+
+
+def test_a_chunk_numpy_cannot_sum_mid_stream_hands_the_backlog_to_pandas(xd: Any) -> None:
+    index = pd.date_range("2024", periods=6, freq="s", tz="Europe/Paris")
+    whole = xd.DataFrame({"x": [1.0, 2.0, 3.0, 4.0, 5.0, 6.0]}, index=index)
+    chunks = [whole.iloc[:3], whole.iloc[3:].astype({"x": object})]
+    _out, results = run(xd, chunks, lambda s: s.rolling("2s").sum())
+    want = whole.rolling("2s").sum()
+    assert_frame_equal(xd.concat(results), want, check_dtype=False, check_freq=False)

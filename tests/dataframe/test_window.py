@@ -26,6 +26,7 @@ from millstream.dataframe import (
     WindowAggregation,
 )
 from millstream.dataframe.aggregations import Sum
+from millstream.exceptions import StateError
 
 
 def chunks_of(xd: ModuleType, whole: pd.DataFrame, sizes: list[int]) -> list[Any]:
@@ -206,6 +207,8 @@ def test_with_state_and_start_resume_a_window() -> None:
     _out, L = run(chunks[:2], lambda s: s.window(n=15, with_state=True).x.sum())
     state, result = L[-1]
     assert result == pytest.approx(whole.x.iloc[5:20].sum())
+    assert state["state"] == pytest.approx(result)
+    pd.testing.assert_series_equal(pd.concat(state["dfs"]), whole.x.iloc[5:20])
     _out, L = run(chunks[2:], lambda s: s.window(n=15, start=state).x.sum())
     assert L[-1] == pytest.approx(whole.x.tail(15).sum())
     streamz_state = {"dfs": [whole.x.iloc[10:20]], "state": whole.x.iloc[10:20].sum()}
@@ -278,3 +281,13 @@ def test_an_empty_chunk_emits_the_unchanged_window() -> None:
     source.emit(pd.DataFrame({"x": [1.0, 2.0, 3.0]}))
     source.emit(pd.DataFrame({"x": []}, dtype=float))
     assert L == [5.0, 5.0]
+
+
+def test_restoring_something_else_names_the_node() -> None:
+    sdf = DataFrame(example=frame(3).iloc[:0])
+    node = sdf.window(n=3).x.sum().stream
+    with pytest.raises(StateError, match="RunningAggregation: WindowAggregation"):
+        node.restore({"state": {"chunks": "oops", "state": 0}})
+    with pytest.raises(StateError):
+        node.restore({"state": {"rows": []}})
+    node.restore({"state": None})

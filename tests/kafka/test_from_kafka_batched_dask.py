@@ -76,3 +76,28 @@ def test_dask_true_with_keys_and_a_tombstone_at_the_end_of_a_range(
         (b"3", b"b", 2),
         (b"4", None, 3),
     ]
+
+
+def test_dask_true_with_engine_pandas_reads_frames_on_the_workers(
+    dask_client, kafka_bootstrap, kafka_topic
+):
+    import json
+
+    import pandas as pd
+
+    topic = kafka_topic(1)
+    rows = [{"i": i, "x": i / 2} for i in range(9)]
+    produce(kafka_bootstrap, topic, [json.dumps(r).encode() for r in rows], partition=0)
+    config = params(kafka_bootstrap)
+    stream = Stream.from_kafka_batched(
+        topic, config, dask=True, max_batch_size=4, poll_interval=0.01, engine="pandas"
+    )
+    frames = stream.gather().sink_to_list()
+    stream.start()
+    try:
+        wait_for(lambda: sum(map(len, frames)) == 9, 30)
+    finally:
+        stream.upstream.upstream.stop()
+    assert all(isinstance(f, pd.DataFrame) and len(f) <= 4 for f in frames)
+    pd.testing.assert_frame_equal(pd.concat(frames, ignore_index=True), pd.DataFrame(rows))
+    assert committed(kafka_bootstrap, config["group.id"], topic, 1) == {0: 9}

@@ -160,3 +160,15 @@ def test_periodic_callback_is_deprecated_and_passes_kwargs(manual_clock):
     manual_clock.advance(2)
     source.stop()
     assert L == [11, 11]
+
+
+def test_wait_first_sleeps_one_interval_before_the_first_call(manual_clock):
+    source = Stream.from_periodic(manual_clock.now, poll_interval=2, wait_first=True)
+    L = source.sink_to_list()
+    source.start()
+    wait_for(lambda: manual_clock.pending == 1, 2)
+    assert L == []
+    manual_clock.advance(4)
+    wait_for(lambda: len(L) == 2, 2)
+    source.stop()
+    assert L == [2.0, 4.0] and source.work_task.done()

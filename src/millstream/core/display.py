@@ -1,13 +1,19 @@
-"""Notebook display: an HTML view of a node, live-updating when ipywidgets is present."""
+"""Notebook display: an HTML view of a node, live-updating when ipywidgets is present.
+
+Collections above core (the streaming frames) reuse it with their own ``render``
+(a frame's value as an HTML table), ``title`` and ``on_detach`` (to take down the nodes
+they put between the stream and the view).
+"""
 
 from __future__ import annotations
 
 import html
+from collections.abc import Callable
 from typing import Any
 
 from .._utils import short_repr
 
-__all__ = ["ipython_display", "repr_html"]
+__all__ = ["ipython_display", "live_widget", "repr_html"]
 
 #: The sinks feeding live displays (kept here as well as by their upstream, for inspection).
 _live_displays: set[Any] = set()
@@ -15,8 +21,18 @@ _live_displays: set[Any] = set()
 _NOTHING: Any = object()
 
 
-def repr_html(node: Any, value: Any = _NOTHING) -> str:
-    """HTML for a node: its name and its latest value (or ``value`` if given).
+def _pre(value: Any) -> str:
+    return f"<pre>{html.escape(short_repr(value, limit=500))}</pre>"
+
+
+def repr_html(
+    node: Any,
+    value: Any = _NOTHING,
+    render: Callable[[Any], str] | None = None,
+    title: str | None = None,
+) -> str:
+    """HTML for a node: its name (or ``title``) and its latest value (or ``value`` if given),
+    shown by ``render(value)`` (an HTML fragment; default: the escaped, shortened repr).
 
     Examples
     --------
@@ -27,39 +43,39 @@ def repr_html(node: Any, value: Any = _NOTHING) -> str:
     >>> s.emit('<b>')
     >>> repr_html(s).split('<pre>')[1]
     '&#x27;&lt;b&gt;&#x27;</pre></div>'
+    >>> repr_html(s, 7, render=lambda v: f'<i>{v}</i>', title='seven')
+    "<div class='millstream-node'><b>seven</b><i>7</i></div>"
     """
     if value is _NOTHING:
         value = node.current_value
         empty = value is None and node.current_metadata is None
     else:
         empty = False
-    shown = "no value yet" if empty else short_repr(value, limit=500)
-    return (
-        f"<div class='millstream-node'><b>{html.escape(str(node))}</b>"
-        f"<pre>{html.escape(shown)}</pre></div>"
-    )
+    shown = "<pre>no value yet</pre>" if empty else (render or _pre)(value)
+    head = html.escape(str(node) if title is None else title)
+    return f"<div class='millstream-node'><b>{head}</b>{shown}</div>"
 
 
-def ipython_display(node: Any, **kwargs: Any) -> None:
-    """Show ``node`` in a notebook and keep the view updated as values arrive.
+def live_widget(
+    node: Any,
+    render: Callable[[Any], str] | None = None,
+    title: str | None = None,
+    on_detach: Callable[[], Any] | None = None,
+) -> Any:
+    """An ipywidgets ``HTML`` widget showing ``node``'s latest value, redrawn for each new
+    value by a sink attached below ``node``.
 
-    With ipywidgets, an ``HTML`` widget is redrawn for each new value by a sink
-    attached below ``node``; the sink is removed when the widget is closed (or when
-    its last view goes away). Without ipywidgets the current HTML is shown once.
+    The sink is removed (and ``on_detach()`` called) when the widget is closed or when its
+    last view goes away. Raises ImportError without ipywidgets.
     """
-    from IPython.display import HTML, display
+    import ipywidgets as widgets
 
-    try:
-        import ipywidgets as widgets
-    except ImportError:
-        display(HTML(repr_html(node)))
-        return
-    output = widgets.HTML(value=repr_html(node))
+    output = widgets.HTML(value=repr_html(node, render=render, title=title))
 
     def redraw(x: Any) -> None:
         # render the element the sink received: inside fused code the node's
         # ``current_value`` is only updated once the whole element has gone through
-        output.value = repr_html(node, x)
+        output.value = repr_html(node, x, render=render, title=title)
 
     updater = node.sink(redraw)
     _live_displays.add(updater)
@@ -68,6 +84,8 @@ def ipython_display(node: Any, **kwargs: Any) -> None:
         if updater in _live_displays:
             _live_displays.discard(updater)
             updater.destroy()
+            if on_detach is not None:
+                on_detach()
 
     widget_close = output.close
 
@@ -84,4 +102,29 @@ def ipython_display(node: Any, **kwargs: Any) -> None:
     if getattr(output, "_view_count", _NOTHING) is None:
         output._view_count = 0  # ask the front end to count the views of this widget
     output.observe(on_views, names="_view_count")
+    return output
+
+
+def ipython_display(
+    node: Any,
+    render: Callable[[Any], str] | None = None,
+    title: str | None = None,
+    on_detach: Callable[[], Any] | None = None,
+    **kwargs: Any,
+) -> None:
+    """Show ``node`` in a notebook and keep the view updated as values arrive.
+
+    With ipywidgets, a :func:`live_widget` is displayed; the sink feeding it is removed
+    when the widget is closed (or when its last view goes away). Without ipywidgets the
+    current HTML is shown once (and ``on_detach()`` called at once).
+    """
+    from IPython.display import HTML, display
+
+    try:
+        output = live_widget(node, render, title, on_detach)
+    except ImportError:
+        display(HTML(repr_html(node, render=render, title=title)))
+        if on_detach is not None:
+            on_detach()
+        return
     display(output)

@@ -37,7 +37,9 @@ Modules
     :mod:`~millstream.dask.stateful` and :mod:`~millstream.dask.multi_input` (state on
     the cluster: ``accumulate``, ``partition``, ``zip``…), :mod:`~millstream.dask.on_client`
     (time nodes and sinks over futures), :mod:`~millstream.dask.payloads` (elements sent as
-    tasks the scheduler can run again when a worker is lost).
+    tasks the scheduler can run again when a worker is lost),
+    :mod:`~millstream.dask.aggregation` (``ClusterAggregation``: a frame aggregation
+    folded on the cluster, the Dask side of ``millstream.dataframe``).
 
 Invariants
     * ``scatter`` sends each element alone and unhashed (``client.scatter([x],
@@ -84,6 +86,7 @@ except ImportError as e:  # pragma: no cover - exercised in a subprocess test
     ) from e
 
 from ._tasks import Batch
+from .aggregation import ClusterAggregation
 from .border import buffer, gather, scatter
 from .multi_input import combine_latest, zip, zip_latest
 from .on_client import delay, latest, rate_limit, sink, timed_window, timed_window_unique, union
@@ -102,6 +105,7 @@ from .stream import DaskStream
 
 __all__ = [
     "Batch",
+    "ClusterAggregation",
     "DaskStream",
     "accumulate",
     "buffer",

@@ -238,7 +238,8 @@ class accumulate(_OnWorkers, _Exploding):
         """Take ``state['state']`` (a local value, copied) as the state; the next task
         receives it."""
         value = detached(expect_fields(self, state, {"state": None})["state"])
-        if value == no_default and isinstance(value, str):
+        # str first: == on a frame is elementwise
+        if isinstance(value, str) and value == no_default:
             value = no_default
         if self._on_workers:
             self._wstate = accumulate_start(value)

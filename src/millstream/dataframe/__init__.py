@@ -10,14 +10,8 @@ True
 from ..collection import Streaming, map_partitions
 from .aggregations import Aggregation, Count, Mean, Size, Sum, Var
 from .event_time import EventTimeOrder
-from .expanding import (
-    EWM,
-    EWMAggregation,
-    Expanding,
-    ExpandingMoments,
-    ValueCountsSoFar,
-    ewm_alpha,
-)
+from .ewm import EWM, EWMAggregation, ewm_alpha
+from .expanding import Expanding, ExpandingMoments, ValueCountsSoFar
 from .frames import (
     DataFrame,
     DataFrames,
@@ -26,9 +20,6 @@ from .frames import (
     Index,
     Series,
     Seriess,
-    is_dataframe_like,
-    is_index_like,
-    is_series_like,
     to_dataframe,
 )
 from .groupby import (
@@ -38,14 +29,25 @@ from .groupby import (
     GroupbyMean,
     GroupbySize,
     GroupbySum,
+    GroupbyValueCounts,
     GroupbyVar,
     WindowedGroupBy,
 )
 from .nodes import Cumulative, RunningAggregation
+
+# -- periodic, utils, display --
+from .periodic import PeriodicDataFrame, Random, random_datablock, random_datapoint
 from .rolling import Rolling, RollingAggregation
+from .utils import (
+    get_base_frame_type,
+    get_dataframe_package,
+    is_dataframe_like,
+    is_index_like,
+    is_series_like,
+)
 from .windows import Full, ValueCounts, Window, WindowAggregation
 
-__all__ = [
+__all__ = [  # noqa: RUF022 (one block per area, for merges)
     "Aggregation",
     "Count",
     "Cumulative",
@@ -61,6 +63,7 @@ __all__ = [
     "GroupbyMean",
     "GroupbySize",
     "GroupbySum",
+    "GroupbyValueCounts",
     "GroupbyVar",
     "Index",
     "Mean",
@@ -80,6 +83,13 @@ __all__ = [
     "is_series_like",
     "map_partitions",
     "to_dataframe",
+    # -- periodic, utils, display --
+    "PeriodicDataFrame",
+    "Random",
+    "get_base_frame_type",
+    "get_dataframe_package",
+    "random_datablock",
+    "random_datapoint",
 ]
 __all__ += [  # rolling, expanding, ewm
     "EWM",

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from .chunkops import chunk_sum
 from .plain import from_plain, to_plain
 
 __all__ = ["Aggregation", "Count", "Mean", "Size", "Sum", "Var"]
@@ -68,7 +69,7 @@ class Sum(Aggregation):
         return new.iloc[:0].sum()
 
     def on_new(self, state: Any, new: Any) -> tuple[Any, Any]:
-        result = state + new.sum()
+        result = state + chunk_sum(new)
         return result, result
 
     def on_old(self, state: Any, old: Any) -> tuple[Any, Any]:
@@ -97,7 +98,8 @@ class Count(Aggregation):
 
 
 class Size(Aggregation):
-    """The running number of rows.
+    """The running number of values (``x.size`` as pandas counts it: rows times columns for
+    a DataFrame, rows for a Series).
 
     >>> import pandas as pd
     >>> Size().on_new(2, pd.Series([1, None]))
@@ -108,11 +110,11 @@ class Size(Aggregation):
         return 0
 
     def on_new(self, state: Any, new: Any) -> tuple[Any, Any]:
-        result = state + len(new)
+        result = state + new.size
         return result, result
 
     def on_old(self, state: Any, old: Any) -> tuple[Any, Any]:
-        result = state - len(old)
+        result = state - old.size
         return result, result
 
 

@@ -13,6 +13,7 @@ and ``DataFrames``, ``Seriess`` (each element the full, updated result).
 
 from __future__ import annotations
 
+import operator
 from collections.abc import Callable
 from typing import Any
 
@@ -23,9 +24,13 @@ from ..collection import Streaming, map_partitions, register_stream_type
 from ..core.stream import Stream
 from . import event_time
 from .aggregations import Aggregation, Count, Mean, Size, Sum, Var
-from .expanding import EWM, Expanding
+from .chunkops import Compare, columns_equal, getitem
+from .ewm import EWM
+from .expanding import Expanding
+from .groupby import GroupBy
 from .nodes import Cumulative, accumulate_chunks
 from .rolling import Rolling
+from .utils import is_dataframe_like, is_index_like, is_series_like
 from .windows import ValueCounts, Window, aggregate_updating
 
 __all__ = [
@@ -41,28 +46,6 @@ __all__ = [
     "is_series_like",
     "to_dataframe",
 ]
-
-
-def is_dataframe_like(x: Any) -> bool:
-    """Looks like a DataFrame (pandas or cudf): columns, dtypes and groupby."""
-    return all(hasattr(x, a) for a in ("dtypes", "columns", "groupby", "head", "merge"))
-
-
-def is_series_like(x: Any) -> bool:
-    """Looks like a Series: a name and a dtype, no columns."""
-    return all(hasattr(x, a) for a in ("name", "dtype", "groupby", "head")) and not hasattr(
-        x, "columns"
-    )
-
-
-def is_index_like(x: Any) -> bool:
-    """Looks like an Index: a name and a dtype, no groupby."""
-    return (
-        hasattr(x, "name")
-        and hasattr(x, "dtype")
-        and hasattr(x, "is_monotonic_increasing")
-        and (not hasattr(x, "groupby") and not hasattr(x, "columns"))
-    )
 
 
 def _method(name: str, *args: Any, **kwargs: Any) -> Callable[[Any], Any]:
@@ -140,6 +123,14 @@ class _BaseFrame(Streaming):
     def map(self, func: Callable[[Any], Any], na_action: str | None = None) -> Streaming:
         return self.map_partitions(_method("map", func, na_action=na_action), self)
 
+    # -- periodic, utils, display --
+    @property
+    def plot(self) -> Any:
+        """Live hvplot plots (``sdf.plot.line()``); needs ``pip install hvplot``."""
+        from .plotting import hvplot_accessor
+
+        return hvplot_accessor(self)
+
 
 class Frame(_BaseFrame):
     """New rows per element: cumulative operations and running aggregations."""
@@ -163,7 +154,7 @@ class Frame(_BaseFrame):
 
     @property
     def size(self) -> Streaming:
-        """The running number of rows."""
+        """The running number of values (rows times columns for a DataFrame, as pandas)."""
         return self.aggregate(Size())
 
     def mean(self, start: Any = None) -> Streaming:
@@ -179,7 +170,7 @@ class Frame(_BaseFrame):
         return map_partitions(_sqrt, self.var(ddof))
 
     def _cumulative(self, operation: str) -> Frame:
-        node = Cumulative(self.stream, operation)
+        node = accumulate_chunks(self.stream, Cumulative(operation))
         return type(self)(node, example=getattr(self.example, operation)())
 
     def cumsum(self) -> Frame:
@@ -206,10 +197,8 @@ class Frame(_BaseFrame):
         range (see :mod:`.windows`)."""
         return Window(self, n=n, value=value, with_state=with_state, start=start)
 
-    def groupby(self, other: Any) -> Any:
+    def groupby(self, other: Any) -> GroupBy:
         """Groupby aggregations over every row so far (see :mod:`.groupby`)."""
-        from .groupby import GroupBy
-
         return GroupBy(self, other)
 
     # -- event time --
@@ -355,7 +344,7 @@ class _DataFrameMixin:
 
     def verify(self, x: Any) -> None:
         Streaming.verify(self, x)  # type: ignore[arg-type]
-        if list(x.columns) != list(self.example.columns):
+        if not columns_equal(x.columns, self.example.columns):
             raise IndexError(
                 f"Input expected to have columns {list(self.example.columns)}, "
                 f"got {list(x.columns)}"
@@ -368,7 +357,7 @@ class _DataFrameMixin:
 
 
 def _getitem(x: Any, key: Any) -> Any:
-    return x[key]
+    return getitem(x, key)
 
 
 class _Assign:
@@ -390,6 +379,27 @@ class _SeriesMixin:
 
     def to_frame(self) -> Streaming:
         return map_partitions(_method("to_frame"), self)
+
+    # -- comparisons with a fast path for numpy-backed pandas chunks (dfbench) --
+    def __eq__(self, other: Any) -> Streaming:  # type: ignore[override]
+        return map_partitions(Compare(operator.eq), self, other)
+
+    def __ne__(self, other: Any) -> Streaming:  # type: ignore[override]
+        return map_partitions(Compare(operator.ne), self, other)
+
+    def __lt__(self, other: Any) -> Streaming:
+        return map_partitions(Compare(operator.lt), self, other)
+
+    def __le__(self, other: Any) -> Streaming:
+        return map_partitions(Compare(operator.le), self, other)
+
+    def __gt__(self, other: Any) -> Streaming:
+        return map_partitions(Compare(operator.gt), self, other)
+
+    def __ge__(self, other: Any) -> Streaming:
+        return map_partitions(Compare(operator.ge), self, other)
+
+    __hash__ = None  # type: ignore[assignment]
 
 
 class DataFrame(_DataFrameMixin, Frame):

@@ -30,6 +30,15 @@ import numpy as np
 
 from ..collection import Streaming, map_partitions
 from .aggregations import Aggregation
+from .grouptables import (
+    add_to_known_groups,
+    aligned_table,
+    combine_tables,
+    group_totals,
+    ints_back,
+    is_pandas,
+)
+from .summaries import merge_moments, remove_moments, variance
 from .tables import from_plain_indexed, to_plain_indexed
 from .windows import Window, WindowAggregation, aggregate_updating
 
@@ -40,193 +49,10 @@ __all__ = [
     "GroupbyMean",
     "GroupbySize",
     "GroupbySum",
+    "GroupbyValueCounts",
     "GroupbyVar",
     "WindowedGroupBy",
-    "group_totals",
 ]
-
-_FAST_DTYPES = ("float64", "int64")
-
-
-def _is_pandas(x: Any) -> bool:
-    return type(x).__module__.startswith("pandas")
-
-
-def group_totals(values: Any, keys: Any, stats: tuple[str, ...]) -> dict[str, Any]:
-    """Per-group totals of ``values`` (a Series or DataFrame) grouped by ``keys`` (a
-    Series, array, Index or a list of Series): ``'sum'``, ``'count'`` (non-missing
-    values), ``'size'`` (rows) and ``'sumsq'`` (sum of squares), each a Series or
-    DataFrame indexed by the sorted group keys, as ``values.groupby(keys)`` gives them.
-
-    >>> import pandas as pd
-    >>> t = group_totals(pd.Series([1.0, None, 3.0], name='x'), pd.Series([2, 1, 2]),
-    ...                  ('sum', 'count', 'size'))
-    >>> t['sum'].to_dict(), t['count'].to_dict(), t['size'].to_dict()
-    ({1: 0.0, 2: 4.0}, {1: 0, 2: 2}, {1: 1, 2: 2})
-    """
-    if _fast_path(values, keys):
-        return _fast_totals(values, keys, stats)
-    grouped = values.groupby(keys)
-    out: dict[str, Any] = {}
-    for stat in stats:
-        if stat == "sum":
-            out[stat] = grouped.sum()
-        elif stat == "count":
-            out[stat] = grouped.count()
-        elif stat == "size":
-            out[stat] = grouped.size()
-        elif stat == "sumsq":
-            out[stat] = (values.astype("float64") ** 2).groupby(keys).sum()
-        else:
-            raise ValueError(f"group_totals: unknown total {stat!r}")
-    return out
-
-
-def _fast_path(values: Any, keys: Any) -> bool:
-    if not _is_pandas(values) or isinstance(keys, list):
-        return False
-    if not (hasattr(keys, "factorize") or isinstance(keys, np.ndarray)):
-        return False
-    if len(keys) != len(values):
-        return False
-    if hasattr(keys, "index") and not keys.index.equals(values.index):
-        return False  # pandas aligns a Series grouper on the index
-    if hasattr(values, "columns"):
-        return all(str(t) in _FAST_DTYPES for t in values.dtypes)
-    return str(values.dtype) in _FAST_DTYPES
-
-
-def _fast_totals(values: Any, keys: Any, stats: tuple[str, ...]) -> dict[str, Any]:
-    """:func:`group_totals` for pandas, one numeric key: factorize, then bincount."""
-    import pandas as pd  # this path runs only on pandas chunks
-
-    if isinstance(keys, np.ndarray):
-        keys = pd.Index(keys)
-    codes, uniques = keys.factorize(sort=True)
-    uniques = uniques.rename(getattr(keys, "name", None))
-    size = len(uniques)
-    valid = codes >= 0
-    all_valid = bool(valid.all())
-    if not all_valid:
-        codes = codes[valid]
-    frame = hasattr(values, "columns")
-    columns = list(values.columns) if frame else [values.name]
-    arrays = [values[c].to_numpy() for c in columns] if frame else [values.to_numpy()]
-    if not all_valid:
-        arrays = [a[valid] for a in arrays]
-    sizes = np.bincount(codes, minlength=size)
-    per_stat = {
-        stat: [_group_stat(stat, a, codes, size, sizes) for a in arrays]
-        for stat in stats
-        if stat != "size"
-    }
-    out: dict[str, Any] = {}
-    for stat in stats:
-        if stat == "size":
-            out[stat] = pd.Series(sizes, index=uniques, name=None if frame else values.name)
-        elif frame:
-            out[stat] = pd.DataFrame(dict(zip(columns, per_stat[stat], strict=True)), index=uniques)
-        else:
-            out[stat] = pd.Series(per_stat[stat][0], index=uniques, name=values.name)
-    return out
-
-
-def _update_known_groups(
-    state: tuple[Any, ...], stats: tuple[str, ...], values: Any, keys: Any, sign: int
-) -> tuple[Any, ...] | None:
-    """The state tables plus (``sign=1``) or minus (``-1``) the totals of ``values`` by
-    ``keys``, with numpy, when every key is a group of the state already (or missing);
-    None when this shortcut does not apply (then :func:`group_totals` and alignment).
-    For pandas tables, one numeric key and int64/float64 values."""
-    if not state or not len(state[0]) or not _fast_path(values, keys):
-        return None
-    if values.ndim == 2 and len(set(values.dtypes)) > 1:
-        return None  # int and float columns: one array per table would mix them
-    import pandas as pd  # pandas tables only here
-
-    index = state[0].index
-    if index.nlevels != 1:
-        return None
-    positions = index.get_indexer(keys)
-    missing = positions < 0
-    frame = values.ndim == 2
-    arrays = [values[c].to_numpy() for c in values.columns] if frame else [values.to_numpy()]
-    if missing.any():
-        key_values = keys.to_numpy() if hasattr(keys, "to_numpy") else np.asarray(keys)
-        if not pd.isna(key_values[missing]).all():
-            return None  # a new group
-        present = ~missing
-        positions = positions[present]
-        arrays = [a[present] for a in arrays]
-    groups = len(index)
-    sizes = np.bincount(positions, minlength=groups)
-    out = []
-    for stat, table in zip(stats, state, strict=True):
-        if stat == "size":
-            delta: Any = sizes
-        else:
-            delta = (
-                np.column_stack([_group_stat(stat, a, positions, groups, sizes) for a in arrays])
-                if frame
-                else _group_stat(stat, arrays[0], positions, groups, sizes)
-            )
-        current = table.to_numpy()
-        updated = current + delta if sign > 0 else current - delta
-        if updated.dtype != current.dtype and current.dtype.kind == "i":
-            updated = updated.astype(current.dtype)
-        if table.ndim == 2:
-            out.append(pd.DataFrame(updated, index=index, columns=table.columns))
-        else:
-            out.append(pd.Series(updated, index=index, name=table.name))
-    return tuple(out)
-
-
-def _group_stat(stat: str, array: Any, positions: Any, groups: int, sizes: Any) -> Any:
-    """Per-group ``stat`` of ``array``, rows at group ``positions``."""
-    counts = sizes
-    if array.dtype.kind == "f":
-        missing = np.isnan(array)
-        if missing.any():
-            array = np.where(missing, 0.0, array)
-            counts = np.bincount(positions[~missing], minlength=groups)
-    if stat == "count":
-        return counts
-    if stat == "sum":
-        if array.dtype.kind == "i":
-            total = np.zeros(groups, dtype="int64")
-            np.add.at(total, positions, array)
-            return total
-        return np.bincount(positions, weights=array, minlength=groups)
-    if stat == "sumsq":
-        return np.bincount(positions, weights=array.astype("float64") ** 2, minlength=groups)
-    raise ValueError(f"group_totals: unknown total {stat!r}")
-
-
-def _combine(table: Any, other: Any, subtract: bool = False) -> Any:
-    """``table`` plus (minus) ``other``, aligned on the group keys (missing ones are 0)."""
-    if not len(table):
-        return -other if subtract else other
-    result = table.sub(other, fill_value=0) if subtract else table.add(other, fill_value=0)
-    result = _ints_back(result, table)
-    if result.index.names != table.index.names:
-        result.index.names = table.index.names
-    return result
-
-
-def _ints_back(result: Any, like: Any) -> Any:
-    """Alignment turns int tables into floats; turn them back."""
-    if hasattr(result, "columns"):
-        ints = {
-            c: "int64"
-            for c in result.columns
-            if c in like.columns
-            and str(like[c].dtype) == "int64"
-            and str(result[c].dtype) != "int64"
-        }
-        return result.astype(ints) if ints else result
-    if str(like.dtype) == "int64" and str(result.dtype) != "int64":
-        return result.astype("int64")
-    return result
 
 
 class GroupbyAggregation(Aggregation):
@@ -286,21 +112,39 @@ class GroupbyAggregation(Aggregation):
             grouper = grouper.iloc[:0] if hasattr(grouper, "iloc") else grouper[:0]
         return self.group(new.iloc[:0], grouper)
 
-    def on_new(self, state: Any, new: Any, grouper: Any = None) -> tuple[Any, Any]:
-        values, keys = self.split(new, grouper)
-        updated = _update_known_groups(state, self.totals, values, keys, 1)
-        if updated is None:
-            totals = group_totals(values, keys, self.totals)
-            updated = tuple(_combine(t, totals[s]) for t, s in zip(state, self.totals, strict=True))
-        return updated, self.result(updated)
+    def example_result(self, example: Any) -> Any:
+        """The result for an empty chunk like ``example`` (a chunk, or a chunk and its
+        grouper)."""
+        grouper = self.grouper
+        if grouper is None and isinstance(example, tuple):
+            example, grouper = example
+        if not _is_names(example, grouper):
+            grouper = grouper.iloc[:0] if hasattr(grouper, "iloc") else grouper[:0]
+        with np.errstate(divide="ignore", invalid="ignore"):
+            state = self.initial(example, grouper)
+            return self.on_new(state, example.iloc[:0], grouper)[1]
 
-    def on_old(self, state: Any, old: Any, grouper: Any = None) -> tuple[Any, Any]:
-        values, keys = self.split(old, grouper)
-        updated = _update_known_groups(state, self.totals, values, keys, -1)
+    def on_new(self, state: Any, new: Any, grouper: Any = None) -> tuple[Any, Any]:
+        if not isinstance(state, tuple):  # a Streamz state of one table
+            state = (state,)
+        values, keys = self.split(new, grouper)
+        updated = add_to_known_groups(state, self.totals, values, keys, 1)
         if updated is None:
             totals = group_totals(values, keys, self.totals)
             updated = tuple(
-                _combine(t, totals[s], subtract=True)
+                combine_tables(t, totals[s]) for t, s in zip(state, self.totals, strict=True)
+            )
+        return updated, self.result(updated)
+
+    def on_old(self, state: Any, old: Any, grouper: Any = None) -> tuple[Any, Any]:
+        if not isinstance(state, tuple):
+            state = (state,)
+        values, keys = self.split(old, grouper)
+        updated = add_to_known_groups(state, self.totals, values, keys, -1)
+        if updated is None:
+            totals = group_totals(values, keys, self.totals)
+            updated = tuple(
+                combine_tables(t, totals[s], subtract=True)
                 for t, s in zip(state, self.totals, strict=True)
             )
         state = updated
@@ -401,19 +245,73 @@ class GroupbyVar(GroupbyAggregation):
     """The per-group variance with ``ddof`` (NaN where a group has ``ddof`` values or
     fewer, as pandas)."""
 
-    stats = ("sum", "sumsq", "count")
+    stats = ("count", "mean", "m2")
     ddof = 1
 
+    def on_new(self, state: Any, new: Any, grouper: Any = None) -> tuple[Any, Any]:
+        return self._merged(state, new, grouper, merge_moments)
+
+    def on_old(self, state: Any, old: Any, grouper: Any = None) -> tuple[Any, Any]:
+        return self._merged(state, old, grouper, remove_moments)
+
+    def _merged(self, state: Any, chunk: Any, grouper: Any, merge: Any) -> tuple[Any, Any]:
+        """The state with the chunk's per-group moments merged in (or taken out)."""
+        values, keys = self.split(chunk, grouper)
+        totals = group_totals(values, keys, self.totals)
+        if not len(state[0]):
+            state = tuple(totals[s] for s in self.totals)
+            return state, self.result(state)
+        index = state[0].index
+        if not index.equals(totals[self.totals[0]].index):
+            index = index.union(totals[self.totals[0]].index)
+        ours = tuple(aligned_table(t, index) for t in state)
+        theirs = tuple(aligned_table(totals[s], index) for s in self.totals)
+        leaving = merge is remove_moments
+        if all(is_pandas(t) and t.ndim == 1 for t in ours):  # numpy, one Series at the end
+            arrays = merge(*(tuple(t.to_numpy() for t in side[:3]) for side in (ours, theirs)))
+            if len(ours) > 3:
+                sizes = ours[3].to_numpy() + (-1 if leaving else 1) * theirs[3].to_numpy()
+                arrays = (*arrays, sizes)
+            updated = tuple(
+                type(t)(a, index=index, name=t.name) for t, a in zip(state, arrays, strict=True)
+            )
+        else:
+            sizes = tuple(
+                combine_tables(a, b, leaving) for a, b in zip(ours[3:], theirs[3:], strict=True)
+            )
+            updated = (*merge(ours[:3], theirs[:3]), *sizes)
+            updated = tuple(ints_back(t, s) for t, s in zip(updated, state, strict=True))
+        if self.windowed:
+            present = updated[self.totals.index("size")] != 0
+            if not present.all():
+                updated = tuple(t[present] for t in updated)
+        return updated, self.result(updated)
+
     def result(self, state: Any) -> Any:
-        x = self.table(state, "sum")
-        x2 = self.table(state, "sumsq")
-        n = self.table(state, "count")
-        with np.errstate(divide="ignore", invalid="ignore"):
-            var = (x2 / n - (x / n) ** 2) * n / (n - self.ddof)
-        return var.clip(lower=0).where(n > self.ddof)
+        return variance(state[:3], self.ddof)
 
     def _described(self) -> list[str]:
         return [*super()._described(), f"ddof={self.ddof}"]
+
+
+class GroupbyValueCounts(GroupbyAggregation):
+    """The count of each value of the selected column per group, indexed by group and
+    value (sorted by both, where pandas sorts by count within a group)."""
+
+    stats = ("size",)
+
+    def split(self, new: Any, grouper: Any = None) -> tuple[Any, Any]:
+        values, keys = GroupbyAggregation.split(self, new, grouper)
+        if getattr(values, "ndim", 1) != 1:
+            raise TypeError(
+                f"{self!r}: value_counts needs one selected column (groupby(...)[column]), "
+                f"got columns {list(values.columns)!r}"
+            )
+        keys = [*keys, values] if isinstance(keys, list) else [keys, values]
+        return values, keys
+
+    def result(self, state: Any) -> Any:
+        return self.table(state, "size").rename("count")
 
 
 class _PairWith:
@@ -450,6 +348,14 @@ class GroupBy:
         self.root = root
         self.grouper = grouper.root if isinstance(grouper, Window) else grouper
         self.index = index
+        names = grouper if isinstance(grouper, list) else [grouper]
+        columns = getattr(root.example, "columns", None)
+        for name in names:
+            if isinstance(name, str) and (columns is None or name not in columns):
+                raise KeyError(
+                    f"groupby({grouper!r}) of {type(root).__name__} with columns "
+                    f"{None if columns is None else list(columns)}: no column {name!r}"
+                )
 
     def __getitem__(self, index: Any) -> GroupBy:
         return GroupBy(self.root, self.grouper, index)
@@ -478,7 +384,9 @@ class GroupBy:
     ) -> Streaming:
         stream, example, grouper = self._source()
         aggregation = agg_class(self.index, grouper=grouper, **kwargs)
-        return aggregate_updating(example, stream, aggregation, start, with_state)
+        return aggregate_updating(
+            example, stream, aggregation, start, with_state, aggregation.example_result(example)
+        )
 
     def count(self, start: Any = None) -> Streaming:
         """The per-group count of non-missing values."""
@@ -503,6 +411,10 @@ class GroupBy:
     def var(self, ddof: int = 1) -> Streaming:
         """The per-group variance."""
         return self._accumulate(GroupbyVar, ddof=ddof)
+
+    def value_counts(self) -> Streaming:
+        """The count of each value of the selected column per group (not in Streamz)."""
+        return self._accumulate(GroupbyValueCounts)
 
 
 class WindowedGroupBy(GroupBy):
@@ -561,4 +473,6 @@ class WindowedGroupBy(GroupBy):
         inner = agg_class(self.index, grouper=grouper, windowed=True, **kwargs)
         w = self.window
         aggregation = WindowAggregation(inner, n=w.n, value=w.value)
-        return aggregate_updating(example, stream, aggregation, w.start, w.with_state)
+        return aggregate_updating(
+            example, stream, aggregation, w.start, w.with_state, inner.example_result(example)
+        )

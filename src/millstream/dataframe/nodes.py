@@ -1,6 +1,7 @@
-"""The stateful nodes under streaming frames: a running :class:`~.aggregations.Aggregation`
-and the cumulative operations (``cumsum``...). Both keep the checkpoint contract of
-:mod:`millstream.core.state`, their snapshots holding plain data (:mod:`.plain`).
+"""The stateful node under streaming frames: a running :class:`~.aggregations.Aggregation`
+(:func:`accumulate_chunks`, locally or on Dask), and the cumulative operations
+(``cumsum``...) as an aggregation. The node keeps the checkpoint contract of
+:mod:`millstream.core.state`, its snapshot holding plain data (:mod:`.plain`).
 
 >>> import pandas as pd
 >>> from millstream import Stream
@@ -17,14 +18,14 @@ and the cumulative operations (``cumsum``...). Both keep the checkpoint contract
 
 from __future__ import annotations
 
+import sys
 from typing import Any
-
-import pandas as pd
 
 from ..core.state import bad_state, expect_fields
 from ..core.stream import Stream
 from .aggregations import Aggregation
-from .plain import from_plain, to_plain
+from .chunkops import carried_row, continue_cumulative
+from .plain import from_plain
 
 __all__ = ["CUMULATIVE", "Cumulative", "RunningAggregation", "accumulate_chunks"]
 
@@ -85,56 +86,52 @@ class RunningAggregation(Stream):
         return f"<RunningAggregation: {self.aggregation!r}>"
 
 
-class Cumulative(Stream):
-    """``cumsum``, ``cumprod``, ``cummin`` or ``cummax`` across chunks: each chunk's rows
-    come out as in the pandas operation over every row so far. The state is the last row
-    emitted.
+class Cumulative(Aggregation):
+    """``cumsum``, ``cumprod``, ``cummin`` or ``cummax`` across chunks, as an aggregation
+    folded by :func:`accumulate_chunks`: each chunk's rows come out as in the pandas
+    operation over every row so far. The state is the last cumulative row (``None``
+    before any row).
 
     >>> import pandas as pd
     >>> source = Stream()
-    >>> L = Cumulative(source, 'cumsum').sink_to_list()
+    >>> L = accumulate_chunks(source, Cumulative('cumsum')).sink_to_list()
     >>> source.emit(pd.Series([1, 2])); source.emit(pd.Series([3, 4], index=[2, 3]))
     >>> L[1].tolist()
     [6, 10]
     """
 
-    _graphviz_shape = "box"
-
-    def __init__(self, upstream: Stream, operation: str, **kwargs: Any):
+    def __init__(self, operation: str):
         if operation not in CUMULATIVE:
             raise ValueError(
                 f"Cumulative: operation must be one of {CUMULATIVE}, got {operation!r}"
             )
         self.operation = operation
-        self.last: Any = None
-        Stream.__init__(self, upstream, **kwargs)
 
-    def update(self, x: Any, who: Stream | None = None, metadata: list[dict] | None = None) -> Any:
-        if not len(x):
-            return self._emit(x, metadata=metadata)
-        if self.last is None:
-            result = getattr(x, self.operation)()
+    def initial(self, new: Any) -> Any:
+        return None
+
+    def on_new(self, state: Any, new: Any) -> tuple[Any, Any]:
+        if not len(new):
+            return state, new
+        if state is None:
+            result = getattr(new, self.operation)()
         else:
-            result = getattr(pd.concat([self.last, x]), self.operation)().iloc[1:]
-        self.last = result.iloc[-1:]
-        return self._emit(result, metadata=metadata)
+            result = continue_cumulative(state, new, self.operation)
+        return carried_row(state, result), result
 
-    def snapshot(self) -> dict[str, Any]:
-        """``{'last': the last row emitted, as plain data}`` (``None`` before any row)."""
-        return {"last": to_plain(self.last)}
+    def restore(self, data: Any) -> Any:
+        last = from_plain(data)
+        if last is not None and not _is_row(last):
+            raise TypeError(f"the state must be a row of a frame or None, got {data!r:.80}")
+        return last
 
-    def restore(self, state: dict[str, Any]) -> None:
-        data = expect_fields(self, state, {"last": None})["last"]
-        try:
-            last = from_plain(data)
-        except (TypeError, ValueError, KeyError) as e:
-            raise bad_state(self, state, f"field 'last' must be a row of a frame: {e}") from e
-        if last is not None and not isinstance(last, (pd.DataFrame, pd.Series)):
-            raise bad_state(self, state, "field 'last' must be a row of a frame or None")
-        self.last = last
+    def __repr__(self) -> str:
+        return f"Cumulative({self.operation!r})"
 
-    def __str__(self) -> str:
-        return f"<Cumulative: {self.operation}>"
+
+def _is_row(x: Any) -> bool:
+    """A one-row DataFrame or one-value Series (pandas or cudf)."""
+    return hasattr(x, "iloc") and hasattr(x, "ffill") and len(x) == 1
 
 
 def accumulate_chunks(
@@ -143,8 +140,12 @@ def accumulate_chunks(
     """The one way frame operations keep state across chunks: ``aggregation`` (an object
     with ``initial``/``on_new``/``snapshot``/``restore``, picklable) folded over the
     chunks of ``stream``, each chunk emitting ``on_new``'s result (``(state, result)``
-    with ``with_state=True``). Today a :class:`RunningAggregation` node; on a Dask stream
-    the fold is meant to run on the cluster, its state a future.
+    with ``with_state=True``). ``start`` is the first state (default: ``initial`` of the
+    first chunk).
+
+    A :class:`RunningAggregation` node; on a Dask stream (``scatter()``, ``DaskStream``)
+    a :class:`millstream.dask.ClusterAggregation`: the fold runs on the cluster, its
+    state a future, its results futures; both snapshot the same plain state.
 
     >>> import pandas as pd
     >>> from millstream.dataframe.aggregations import Size
@@ -154,4 +155,15 @@ def accumulate_chunks(
     >>> L
     [2, 3]
     """
+    if _is_dask_stream(stream):
+        from ..dask.aggregation import ClusterAggregation
+
+        return ClusterAggregation(stream, aggregation, start=start, with_state=with_state)
     return RunningAggregation(stream, aggregation, start=start, with_state=with_state)
+
+
+def _is_dask_stream(stream: Stream) -> bool:
+    """Whether ``stream`` is a ``DaskStream``, without importing Dask (a DaskStream exists
+    only once :mod:`millstream.dask` has been imported)."""
+    module = sys.modules.get("millstream.dask.stream")
+    return module is not None and isinstance(stream, module.DaskStream)

@@ -101,7 +101,7 @@ class RollingAggregation(Aggregation):
         return None
 
     def on_new(self, state: Any, new: Any) -> tuple[Any, Any]:
-        if isinstance(state, tuple) or (state is None and self._fast(new)):
+        if isinstance(state, tuple) or state is None:
             result = self._fast_new(state, new)
             if result is not None:
                 return result
@@ -169,7 +169,14 @@ class RollingAggregation(Aggregation):
         if state is None:
             return None
         values, times = state
-        index = pd.RangeIndex(len(values)) if times is None else pd.to_datetime(times)
+        if times is None:
+            index: Any = pd.RangeIndex(len(values))
+        else:
+            index = pd.DatetimeIndex(times.astype("datetime64[ns]"))
+            tz = getattr(new.index, "tz", None)
+            if tz is not None:
+                index = index.tz_localize("UTC").tz_convert(tz)
+            index = index.as_unit(new.index.unit)
         if isinstance(new, pd.DataFrame):
             return pd.DataFrame(values, index=index, columns=new.columns)
         return pd.Series(values.ravel(), index=index, name=new.name)
@@ -181,7 +188,7 @@ class RollingAggregation(Aggregation):
             self.operation in FAST_OPERATIONS
             and not self.args
             and not self.kwargs
-            and is_numeric_pandas(new)
+            and isinstance(new, (pd.DataFrame, pd.Series))
             and (
                 not isinstance(self.window, pd.Timedelta) or isinstance(new.index, pd.DatetimeIndex)
             )
@@ -191,7 +198,10 @@ class RollingAggregation(Aggregation):
         """``None`` when the chunk does not suit the numpy way (then pandas decides)."""
         if not self._fast(new):
             return None
-        x = new.to_numpy(dtype="float64")
+        x = new.to_numpy()  # the common dtype: numbers only if every column holds numbers
+        if x.dtype.kind not in "iuf":
+            return None
+        x = x.astype("float64", copy=False)
         if x.ndim == 1:
             x = x[:, None]
         window = self.window
@@ -219,16 +229,22 @@ class RollingAggregation(Aggregation):
         else:
             starts = np.maximum(rows - width + 1, 0)
             min_periods = width if self.min_periods is None else self.min_periods
-        observed = ~np.isnan(x)
-        counts = np.zeros((total + 1, x.shape[1]), dtype="int64")
-        np.cumsum(observed, axis=0, out=counts[1:])
-        n = counts[rows + 1] - counts[starts]
+        lengths = rows + 1 - starts  # rows in each window
+        missing = np.isnan(x)
+        if missing.any():
+            counts = np.zeros((total + 1, x.shape[1]), dtype="int64")
+            np.cumsum(~missing, axis=0, out=counts[1:])
+            n = counts[rows + 1] - counts[starts]
+            filled = np.where(missing, 0.0, x)
+        else:
+            n = np.broadcast_to(lengths[:, None], (len(rows), x.shape[1]))
+            filled = x
         if self.operation == "count":
             out = n.astype("float64")
-            out[(rows + 1 - starts) < min_periods] = np.nan
+            out[lengths < min_periods] = np.nan
         else:
             sums = np.zeros((total + 1, x.shape[1]))
-            np.cumsum(np.where(observed, x, 0.0), axis=0, out=sums[1:])
+            np.cumsum(filled, axis=0, out=sums[1:])
             out = sums[rows + 1] - sums[starts]
             if self.operation == "mean":
                 with np.errstate(invalid="ignore", divide="ignore"):

@@ -37,7 +37,11 @@ __all__ = [
     "WindowedSize",
     "WindowedSum",
     "WindowedVar",
+    "chunk_moments",
+    "merge_moments",
+    "remove_moments",
     "sum_and_count",
+    "variance",
 ]
 
 _NUMPY_KINDS = ("f", "i", "u")
@@ -150,27 +154,98 @@ class WindowedMean(Summarized, Mean):
         return state, _ratio(*state)
 
 
+def _choose(condition: Any, then: Any, otherwise: Any) -> Any:
+    """``then`` where ``condition`` holds, else ``otherwise`` (numbers, arrays or pandas
+    objects alike)."""
+    if isinstance(condition, (bool, np.bool_)):
+        return then if condition else otherwise
+    if hasattr(otherwise, "where"):
+        return otherwise.where(~condition, then)
+    return np.where(condition, then, otherwise)
+
+
+def merge_moments(a: tuple[Any, Any, Any], b: tuple[Any, Any, Any]) -> tuple[Any, Any, Any]:
+    """Moments ``(count, mean, sum of squared deviations)`` of two parts together
+    (Chan et al.'s update: stable where sums of squares are not).
+
+    >>> merge_moments((2, 1.5, 0.5), (1, 6.0, 0.0))
+    (3, 3.0, 14.0)
+    """
+    na, ma, m2a = a
+    nb, mb, m2b = b
+    n = na + nb
+    with np.errstate(divide="ignore", invalid="ignore"):
+        delta = mb - ma
+        mean = ma + delta * (nb / n)
+        m2 = m2a + m2b + delta * delta * (na * nb / n)
+    mean = _choose(nb == 0, ma, _choose(na == 0, mb, mean))
+    m2 = _choose(nb == 0, m2a, _choose(na == 0, m2b, m2))
+    return n, mean, m2
+
+
+def remove_moments(a: tuple[Any, Any, Any], b: tuple[Any, Any, Any]) -> tuple[Any, Any, Any]:
+    """The moments of what is left of ``a`` once its part ``b`` is taken out (the inverse
+    of :func:`merge_moments`).
+
+    >>> remove_moments((3, 3.0, 14.0), (1, 6.0, 0.0))
+    (2, 1.5, 0.5)
+    """
+    na, ma, m2a = a
+    nb, mb, m2b = b
+    n = na - nb
+    with np.errstate(divide="ignore", invalid="ignore"):
+        mean = (na * ma - nb * mb) / n
+        delta = mb - mean
+        m2 = m2a - m2b - delta * delta * (n * nb / na)
+    mean = _choose(nb == 0, ma, _choose(n == 0, 0.0 * ma, mean))
+    m2 = _choose(nb == 0, m2a, _choose(n == 0, 0.0 * m2a, m2))
+    return n, mean, m2
+
+
+def variance(moments: tuple[Any, Any, Any], ddof: int) -> Any:
+    """The variance from moments: NaN where there are ``ddof`` values or fewer."""
+    n, _mean, m2 = moments
+    if isinstance(n, (int, np.integer)):
+        return np.float64(max(m2 / (n - ddof), 0.0)) if n > ddof else np.float64("nan")
+    with np.errstate(divide="ignore", invalid="ignore"):
+        var = m2 / (n - ddof)
+    return var.clip(lower=0).where(n > ddof)
+
+
+def chunk_moments(chunk: Any) -> tuple[Any, Any, Any]:
+    """``(count, mean, sum of squared deviations)`` of a chunk (per column of a
+    DataFrame), numpy for a numeric pandas Series."""
+    if _numeric_pandas_series(chunk):
+        values = chunk.to_numpy()
+        if values.dtype.kind == "f":
+            values = values[~np.isnan(values)]
+        if not len(values):
+            return np.int64(0), np.float64(0.0), np.float64(0.0)
+        mean = values.mean()
+        deviations = values - mean
+        return np.int64(len(values)), mean, np.dot(deviations, deviations)
+    n = chunk.count()
+    mean = chunk.mean()
+    m2 = (chunk.var(ddof=0) * n).fillna(0.0)
+    return n, mean.fillna(0.0), m2
+
+
 class WindowedVar(Summarized, Var):
-    """``Var(ddof)`` from summaries ``(sum, sum of squares, count)``."""
+    """``Var(ddof)`` from summaries ``(count, mean, sum of squared deviations)``, merged
+    and taken out with :func:`merge_moments` / :func:`remove_moments`."""
+
+    def initial(self, new: Any) -> Any:
+        empty = new.iloc[:0]
+        n = empty.count()
+        return n, n * 0.0, n * 0.0
 
     def summarize(self, chunk: Any) -> Any:
-        total, count, squares = sum_and_count(chunk, squares=True)
-        return total, squares, count
+        return chunk_moments(chunk)
 
     def add(self, state: Any, summary: Any) -> tuple[Any, Any]:
-        state = tuple(s + t for s, t in zip(state, summary, strict=True))
-        return state, self._variance(state)
+        state = merge_moments(state, summary)
+        return state, variance(state, self.ddof)
 
     def subtract(self, state: Any, summary: Any) -> tuple[Any, Any]:
-        state = tuple(s - t for s, t in zip(state, summary, strict=True))
-        return state, self._variance(state)
-
-    def _variance(self, state: Any) -> Any:
-        x, x2, n = state
-        if isinstance(n, (int, np.integer)):
-            if n <= self.ddof:
-                return np.float64("nan")
-            return np.float64(max((x2 / n - (x / n) ** 2) * n / (n - self.ddof), 0.0))
-        with np.errstate(divide="ignore", invalid="ignore"):
-            var = (x2 / n - (x / n) ** 2) * n / (n - self.ddof)
-        return var.clip(lower=0).where(n > self.ddof)
+        state = remove_moments(state, summary)
+        return state, variance(state, self.ddof)

@@ -57,13 +57,17 @@ def aggregate_updating(
     aggregation: Aggregation,
     start: Any = None,
     with_state: bool = False,
+    result_example: Any = None,
 ) -> Streaming:
     """``aggregation`` folded over ``stream`` (chunks like ``example``) with
     :func:`~.nodes.accumulate_chunks`, wrapped as an 'updating' collection whose class
     comes from the result of the empty example (``Seriess``, ``DataFrames`` or a plain
-    ``Streaming`` for a scalar)."""
-    with np.errstate(divide="ignore", invalid="ignore"):  # 0 / 0 on the empty example
-        example = aggregation.on_new(aggregation.initial(example), example)[1]
+    ``Streaming`` for a scalar), unless ``result_example`` is given."""
+    if result_example is not None:
+        example = result_example
+    else:
+        with np.errstate(divide="ignore", invalid="ignore"):  # 0 / 0 on the empty example
+            example = aggregation.on_new(aggregation.initial(example), example)[1]
     node = accumulate_chunks(stream, aggregation, start=start, with_state=with_state)
     cls = get_stream_type(example, "updating")
     if cls is None:
@@ -194,6 +198,14 @@ class WindowState:
         self.state = state
         self.summaries = summaries
 
+    def __getitem__(self, key: str) -> Any:
+        """Streamz's names: ``state['dfs']`` (the chunks) and ``state['state']``."""
+        if key == "dfs":
+            return list(self.chunks)
+        if key == "state":
+            return self.state
+        raise KeyError(key)
+
     def __repr__(self) -> str:
         return f"WindowState({len(self.chunks)} chunks, {self.rows} rows, state={self.state!r})"
 
@@ -288,10 +300,13 @@ class WindowAggregation(Aggregation):
         again (both parts)."""
         aggregation: Any = self.aggregation
         whole = 0
-        while whole < len(chunks) and _length(chunks[whole]) <= leaving:
+        while whole < len(chunks):
+            size = _length(chunks[whole])
+            if size > leaving:
+                break
             inner, result = aggregation.subtract(inner, summaries[whole])
-            leaving -= _length(chunks[whole])
-            rows -= _length(chunks[whole])
+            leaving -= size
+            rows -= size
             whole += 1
         kept = list(chunks[whole:])
         kept_summaries = list(summaries[whole:])

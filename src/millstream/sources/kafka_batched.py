@@ -24,6 +24,7 @@ from ..kafka.consumer import (
 from ..kafka.log import logger
 from ..operators.elementwise import starmap
 from .kafka_base import KafkaSource
+from .kafka_frames import JsonLinesFrame, ReadJsonLinesFrame, frame_package
 
 __all__ = ["FromKafkaBatched", "from_kafka_batched", "get_message_batch"]
 
@@ -38,12 +39,20 @@ class _read_batch(starmap):
     """``starmap(get_message_batch)``, the node ``from_kafka_batched`` returns.
 
     Ranges read by the source itself arrive with their records and are passed on as
-    they are; a plain range tuple is read here with :func:`get_message_batch`.
+    they are (or as one frame, with ``to_frame``: ``engine='cudf'``/``'pandas'``); a plain
+    range tuple is read here with the starmap's function.
     """
+
+    def __init__(self, upstream: Stream, func: Any, to_frame: JsonLinesFrame | None = None):
+        super().__init__(upstream, func)
+        self.to_frame = to_frame
 
     def update(self, x: Any, who: Stream | None = None, metadata: list[dict] | None = None) -> Any:
         if type(x) is _FetchedRange:
-            return self._emit(x.records, metadata=metadata)
+            to_frame = self.to_frame
+            if to_frame is None:
+                return self._emit(x.records, metadata=metadata)
+            return self._emit(to_frame(x.records), metadata=metadata)
         return super().update(x, who, metadata)
 
 
@@ -79,12 +88,9 @@ class FromKafkaBatched(KafkaSource):
         if npartitions is not None and npartitions <= 0:
             raise ValueError(f"from_kafka_batched: npartitions must be > 0, got {npartitions}")
         check_positive_int("from_kafka_batched", "max_batch_size", max_batch_size)
-        if engine not in (None, "cudf"):
-            raise ValueError(f"from_kafka_batched: engine must be None or 'cudf', got {engine!r}")
-        if engine == "cudf":
-            raise NotImplementedError(
-                "from_kafka_batched: engine='cudf' is not supported yet (it needs the GPU path)"
-            )
+        if engine is not None:
+            frame_package(engine)  # a ValueError for an unknown engine, an ImportError to install
+            keys = False  # a frame holds the values (Streamz's cudf path ignores keys too)
         self.topic = topic
         self.npartitions = npartitions
         self.refresh_partitions = refresh_partitions
@@ -360,9 +366,14 @@ def from_kafka_batched(
     max_batch_size : int
         The most records of one partition in one batch.
     keys : bool
-        Emit dicts (key, value, topic, partition, offset, timestamp, headers) instead of values.
-    engine : None
-        ``'cudf'`` is not supported yet.
+        Emit dicts (key, value, topic, partition, offset, timestamp, headers) instead of
+        values (ignored with an ``engine``).
+    engine : None, 'cudf' or 'pandas'
+        Emit each batch as one frame: the values must be JSON objects, one per record,
+        read with ``cudf.read_json(..., lines=True)`` into a cuDF DataFrame (as Streamz's
+        cuStreamz path) or with ``pandas.read_json`` (see
+        :mod:`millstream.sources.kafka_frames`). A batch that cannot be read stops the
+        source like any error of the pipeline, and is not committed past.
 
     Examples
     --------
@@ -375,6 +386,13 @@ def from_kafka_batched(
     Traceback (most recent call last):
     ...
     ValueError: from_kafka_batched: npartitions must be > 0, got 0
+
+    With ``engine='pandas'`` (or ``'cudf'``) each batch of JSON lines is one frame:
+
+    >>> frames = Stream.from_kafka_batched('clicks', {'bootstrap.servers': 'localhost:9092'},
+    ...                                    engine='pandas')
+    >>> frames.to_frame
+    JsonLinesFrame('pandas')
     """
     source = FromKafkaBatched(
         topic,
@@ -388,10 +406,12 @@ def from_kafka_batched(
         plan_only=dask,
         **kwargs,
     )
+    read: Any = get_message_batch if engine is None else ReadJsonLinesFrame(engine)
     if dask:
-        stream = source.scatter().starmap(get_message_batch)  # type: ignore[attr-defined]
+        stream = source.scatter().starmap(read)  # type: ignore[attr-defined]
     else:
-        stream = _read_batch(source, get_message_batch)
+        to_frame = None if engine is None else JsonLinesFrame(engine)
+        stream = _read_batch(source, read, to_frame)
     if start:
         source.start()
     return stream

@@ -37,6 +37,8 @@ class from_periodic(ManagedSource):
         Called with no argument; its result is emitted.
     poll_interval : float or str
         Seconds between calls (or a duration such as ``'100ms'``).
+    wait_first : bool
+        Sleep ``poll_interval`` before the first call too (default: call at once).
 
     Examples
     --------
@@ -54,11 +56,17 @@ class from_periodic(ManagedSource):
     """
 
     def __init__(
-        self, callback: Callable[[], Any], poll_interval: float | str = 0.1, **kwargs: Any
+        self,
+        callback: Callable[[], Any],
+        poll_interval: float | str = 0.1,
+        *,
+        wait_first: bool = False,
+        **kwargs: Any,
     ):
         check_callable("from_periodic", "callback", callback)
         self._cb = callback
         self._poll = convert_interval(poll_interval)
+        self.wait_first = wait_first
         super().__init__(**kwargs)
 
     @property
@@ -68,6 +76,8 @@ class from_periodic(ManagedSource):
 
     async def run(self) -> None:
         self._set_ready()
+        if self.wait_first and await self._sleep(self._poll) is STOPPED:
+            return
         while not self.stopped:
             try:
                 x = self._cb()
