@@ -30,7 +30,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import sys
 import weakref
 from collections.abc import Callable, Hashable, Iterable
 from typing import Any
@@ -59,6 +58,7 @@ from ..core.state import COUNT, NUMBER, bad_state, expect_fields
 from ..sources.base import on_end_of_input
 from ..time import NO_WATERMARK, WatermarkTracker
 from .plain import from_plain, to_plain
+from .utils import get_dataframe_package
 
 __all__ = ["LATE_POLICIES", "EventTimeOrder", "event_times", "with_timestamps"]
 
@@ -116,13 +116,8 @@ def _sorted(rows: Any, times: np.ndarray) -> Any:
     return rows
 
 
-def _package(chunk: Any) -> Any:
-    """pandas or cudf: the package of ``chunk`` (for ``concat``)."""
-    return sys.modules[type(chunk).__module__.split(".")[0]]
-
-
 def _concat(chunks: list[Any]) -> Any:
-    return chunks[0] if len(chunks) == 1 else _package(chunks[0]).concat(chunks)
+    return chunks[0] if len(chunks) == 1 else get_dataframe_package(chunks[0]).concat(chunks)
 
 
 def _idle_timer_fired(ref: weakref.ReferenceType[EventTimeOrder], token: int) -> None:
@@ -589,8 +584,8 @@ class EventTimeOrder(Stream):
                 times = event_times(rows.index if self.on is None else rows[self.on])
             except (TypeError, ValueError, KeyError) as e:
                 raise bad_state(self, state, f"bad event times in 'rows': {e}") from e
-            if self.example is not None and _package(self.example) is not pd:
-                rows = _package(self.example).from_pandas(rows)
+            if self.example is not None and get_dataframe_package(self.example) is not pd:
+                rows = get_dataframe_package(self.example).from_pandas(rows)
         tracker = WatermarkTracker(self.max_out_of_orderness, self.idle_timeout, self.clock)
         tracker.restore(state["tracker"], owner=self)
         error = RuntimeError(f"{self}: rows discarded by restore()")
