@@ -504,6 +504,33 @@ def test_a_time_window_refuses_the_late_chunks_of_late_update(xd: Any) -> None:
         sdf.emit(frames[1])
 
 
+def _ordered_sum_and_rows(sdf: Any) -> tuple[Any, Any]:
+    ordered = sdf.with_timestamps(max_out_of_orderness=2, late="side")
+    return ordered, ordered.x.sum()
+
+
+def test_on_dask_the_stage_runs_here_and_gives_the_local_results(client: Any) -> None:
+    chunks = [frame(pd, t, list(range(10 * i, 10 * i + len(t)))) for i, t in enumerate(CHUNKS_LATE)]
+    sdf = DataFrame(example=example(pd))
+    ordered, total = _ordered_sum_and_rows(sdf)
+    local_rows, local_sums = ordered.stream.sink_to_list(), total.stream.sink_to_list()
+    for chunk in chunks:
+        sdf.emit(chunk)
+
+    source = Stream()
+    on_dask = source.scatter().to_dataframe(example(pd))
+    d_ordered, d_total = _ordered_sum_and_rows(on_dask)
+    rows = d_ordered.stream.gather().sink_to_list()
+    late = d_ordered.late.stream.gather().sink_to_list()
+    sums = d_total.stream.gather().sink_to_list()
+    for chunk in chunks:
+        source.emit(chunk)
+    wait_for(lambda: len(sums) == len(local_sums) and len(late) == 3, 30)
+    pd.testing.assert_frame_equal(concat(rows), concat(local_rows))
+    assert sums == local_sums
+    assert d_ordered.stage.late_count == 3 and watermark(d_total.stream) == ordered.stage.watermark
+
+
 # -- arguments --------------------------------------------------------------------------
 def test_bad_arguments_fail_when_built(xd: Any) -> None:
     sdf = DataFrame(example=example(xd))

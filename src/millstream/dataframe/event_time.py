@@ -57,6 +57,7 @@ from ..core.hold import Hold
 from ..core.state import COUNT, NUMBER, bad_state, expect_fields
 from ..sources.base import on_end_of_input
 from ..time import NO_WATERMARK, WatermarkTracker
+from .nodes import _is_dask_stream
 from .plain import from_plain, to_plain
 from .utils import get_dataframe_package
 
@@ -645,16 +646,22 @@ def with_timestamps(
 ) -> Any:
     """``frame.with_timestamps(...)``: the streaming frame of ``frame``'s rows in event
     time order (see :meth:`millstream.dataframe.Frame.with_timestamps`). The result's
-    ``stream`` is the :class:`EventTimeOrder` stage; its ``late`` attribute the streaming
-    frame of late rows (``late='side'``)."""
+    ``stage`` (and ``stream``) is the :class:`EventTimeOrder` stage; its ``late``
+    attribute the streaming frame of late rows (``late='side'``). On a Dask stream the
+    stage runs on this machine: the chunks are gathered before it and its output is
+    scattered back (``stream`` is then that ``scatter`` node)."""
     example = frame.example
     if not hasattr(example, "index"):
         raise TypeError(
             "with_timestamps: needs DataFrame or Series chunks (rows with an index), got "
             f"{type(example).__name__} chunks"
         )
+    stream = frame.stream
+    on_dask = _is_dask_stream(stream)
+    if on_dask:  # the stage orders the rows here: gathered, then scattered back
+        stream = stream.gather()
     node = EventTimeOrder(
-        frame.stream,
+        stream,
         on=on,
         max_out_of_orderness=max_out_of_orderness,
         allowed_lateness=allowed_lateness,
@@ -668,6 +675,13 @@ def with_timestamps(
     cls = get_stream_type(example, "streaming")
     if cls is None:  # pragma: no cover - frames are registered
         raise TypeError(f"with_timestamps: no streaming frame type for {type(example).__name__}")
-    result = cls(node, example)
-    result.late = cls(node.late, example)  # type: ignore[attr-defined]
+    if on_dask:
+        from ..dask import scatter
+
+        result = cls(scatter(node), example)
+        result.late = cls(scatter(node.late), example)  # type: ignore[attr-defined]
+    else:
+        result = cls(node, example)
+        result.late = cls(node.late, example)  # type: ignore[attr-defined]
+    result.stage = node  # type: ignore[attr-defined]
     return result
