@@ -85,9 +85,9 @@ def take_rows(x: Any, mask: np.ndarray) -> Any:
     2    3.0
     Name: y, dtype: float64
     """
-    if mask.all():
-        return x.copy(deep=False)  # what pandas does
     positions = mask.nonzero()[0]
+    if len(positions) == len(mask):
+        return x.copy(deep=False)  # what pandas does when every row is kept
     if (
         type(x) is pd.Series
         and isinstance(dtype := x.dtype, np.dtype)
