@@ -195,6 +195,8 @@ def test_other_keys_of_a_filtered_frame_filter_it_first(xd: Any) -> None:
         "rows_y": positive[positive.n > 1].y.stream.sink_to_list(),
         "query": positive.query("n > 1").stream.sink_to_list(),
         "assign": positive.assign(z=positive.y * 2).stream.sink_to_list(),
+        "slice": positive[1:].stream.sink_to_list(),
+        "slice_y": positive[1:].y.stream.sink_to_list(),
     }
     c = chunk(xd, [1.0, -1.0, 2.0, 3.0, 0.5])
     sdf.emit(c)
@@ -203,6 +205,8 @@ def test_other_keys_of_a_filtered_frame_filter_it_first(xd: Any) -> None:
     assert_series_equal(outs["rows_y"][0], f[f.n > 1].y)
     assert_frame_equal(outs["query"][0], f.query("n > 1"))
     assert_frame_equal(outs["assign"][0], f.assign(z=f.y * 2))
+    assert_frame_equal(outs["slice"][0], f[1:])
+    assert_series_equal(outs["slice_y"][0], f[1:].y)
 
 
 def test_setitem_on_a_filtered_frame(xd: Any) -> None:
@@ -231,9 +235,9 @@ def test_an_updating_frame_filters_lazily_too(xd: Any) -> None:
 def test_the_stream_stays_pending_until_used() -> None:
     sdf = DataFrame(example=example(pd))
     positive = sdf[sdf.x > 0]
-    assert isinstance(positive.__dict__["_stream"], FilteredRows)
+    assert isinstance(vars(positive)["_stream"], FilteredRows)
     positive.y
-    assert isinstance(positive.__dict__["_stream"], FilteredRows)
+    assert isinstance(vars(positive)["_stream"], FilteredRows)
     node = positive.stream
     assert positive.stream is node and isinstance(node, Stream)
     assert row_filter_nodes(sdf.stream) == [node]

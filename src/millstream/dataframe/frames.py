@@ -317,22 +317,24 @@ class _DataFrameMixin:
         return self.example.dtypes
 
     # -- filters: sdf[mask] builds its own node only when its stream is used --
+    #: ``stream`` may be given as a :class:`~.filters.FilteredRows` (see :mod:`.filters`)
     filters_lazily = True
+    _stream: Any
 
     @property
     def stream(self) -> Any:
         """The stream of chunks (a filtered frame's node is built at the first use)."""
-        stream = self.__dict__["_stream"]
+        stream = self._stream
         if type(stream) is FilteredRows:
-            stream = self.__dict__["_stream"] = stream.build()
+            stream = self._stream = stream.build()
         return stream
 
     @stream.setter
     def stream(self, stream: Any) -> None:
-        self.__dict__["_stream"] = stream
+        self._stream = stream
 
     def __getitem__(self, key: Any) -> Streaming:
-        pending = self.__dict__.get("_stream")
+        pending = self._stream
         if type(pending) is FilteredRows and selects_columns(self.example, key):
             return pending.select(key)
         if is_streaming_mask(key):
