@@ -69,6 +69,11 @@ def set_z(sdf: DataFrame) -> DataFrame:
     return out
 
 
+def filter_column_and_frame(sdf: DataFrame) -> Streaming:
+    positive = sdf[sdf.x > 0]
+    return positive.assign(z=positive.y * 2)  # a column of it, then the whole of it
+
+
 #: ``(name, build)``: every frame operation, built on a streaming DataFrame of CHUNKS
 OPERATIONS: list[tuple[str, Callable[[Any], Streaming]]] = [
     ("column", lambda s: s.x),
@@ -126,6 +131,9 @@ OPERATIONS: list[tuple[str, Callable[[Any], Streaming]]] = [
     ("expanding-var", lambda s: s.y.expanding().var()),
     ("ewm-mean", lambda s: s.ewm(alpha=0.3).mean()),
     ("ewm-std", lambda s: s.y.ewm(span=3).std()),
+    # -- filters (a filtered frame's columns come from the unfiltered chunks) --
+    ("filter-columns", lambda s: s[s.x > 0][["y", "x"]]),
+    ("filter-column-and-frame", filter_column_and_frame),
 ]
 NAMES = [name for name, _ in OPERATIONS]
 

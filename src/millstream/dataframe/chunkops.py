@@ -30,7 +30,9 @@ __all__ = [
     "chunk_sum",
     "columns_equal",
     "continue_cumulative",
+    "filtered_getitem",
     "getitem",
+    "take_rows",
 ]
 
 #: operation -> (numpy accumulation, the value a missing float counts as): pandas' own
@@ -58,17 +60,60 @@ def getitem(x: Any, key: Any) -> Any:
     >>> getitem(s, s > 3).tolist(), getitem(s, 0)
     ([4, 5], np.int64(3))
     """
-    if (
-        type(key) is pd.Series
-        and type(x) is pd.DataFrame
-        and key.dtype == np.bool_
-        and (key.index is x.index or key.index.equals(x.index))
-    ):
-        mask = key.to_numpy()
-        if mask.all():
-            return x.copy(deep=False)  # what pandas does
-        return x.take(mask.nonzero()[0])
+    if _same_rows(x, key):
+        return take_rows(x, key.to_numpy())
     return x[key]
+
+
+def _same_rows(x: Any, mask: Any) -> bool:
+    """A pandas DataFrame ``x`` and a boolean numpy-backed Series ``mask`` on its index."""
+    return (
+        type(mask) is pd.Series
+        and type(x) is pd.DataFrame
+        and mask.dtype == np.bool_
+        and (mask.index is x.index or mask.index.equals(x.index))
+    )
+
+
+def take_rows(x: Any, mask: np.ndarray) -> Any:
+    """``x[mask]`` for a pandas DataFrame or Series ``x`` and a boolean numpy array
+    ``mask`` of its length, as pandas filters (``x.take`` of the rows kept); for a
+    Series of a numpy bool or number dtype, the values taken with numpy.
+
+    >>> take_rows(pd.Series([1.0, 2.0, 3.0], name='y'), np.array([True, False, True]))
+    0    1.0
+    2    3.0
+    Name: y, dtype: float64
+    """
+    positions = mask.nonzero()[0]
+    if len(positions) == len(mask):
+        return x.copy(deep=False)  # what pandas does when every row is kept
+    if (
+        type(x) is pd.Series
+        and isinstance(dtype := x.dtype, np.dtype)
+        and dtype.kind in "biufc"
+        and not x.attrs
+        and x.flags.allows_duplicate_labels
+    ):
+        values = x.to_numpy()[positions]
+        return pd.Series(values, index=x.index.take(positions), name=x.name, copy=False)
+    return x.take(positions)
+
+
+def filtered_getitem(x: Any, mask: Any, key: Any) -> Any:
+    """``x[mask][key]``: the column(s) ``key`` of the rows of ``x`` where ``mask`` is true
+    (``sdf[sdf.x > 0].y``). For a pandas DataFrame and a boolean numpy-backed Series on
+    the same index, the column(s) are selected first and only their rows taken, not
+    every column's; the result is the same. ``key`` must select columns (a label or a
+    list of labels), which is what makes the two orders equal.
+
+    >>> df = pd.DataFrame({'x': [1.0, -2.0, 3.0], 'y': [10, 20, 30]})
+    >>> filtered_getitem(df, df.x > 0, 'y').tolist()
+    [10, 30]
+    """
+    if _same_rows(x, mask):
+        return take_rows(x[key], mask.to_numpy())
+    return getitem(getitem(x, mask), key)
 
 
 class Compare:

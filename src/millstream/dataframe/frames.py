@@ -27,6 +27,7 @@ from .aggregations import Aggregation, Count, Mean, Size, Sum, Var
 from .chunkops import Compare, columns_equal, getitem
 from .ewm import EWM
 from .expanding import Expanding
+from .filters import FilteredRows, filter_rows, is_streaming_mask, selects_columns
 from .groupby import GroupBy
 from .nodes import Cumulative, accumulate_chunks
 from .rolling import Rolling
@@ -306,7 +307,6 @@ class _DataFrameMixin:
     """Columns of DataFrames: access, assignment, filtering."""
 
     example: Any
-    stream: Stream
 
     @property
     def columns(self) -> Any:
@@ -316,14 +316,38 @@ class _DataFrameMixin:
     def dtypes(self) -> Any:
         return self.example.dtypes
 
+    # -- filters: sdf[mask] builds its own node only when its stream is used --
+    #: ``stream`` may be given as a :class:`~.filters.FilteredRows` (see :mod:`.filters`)
+    filters_lazily = True
+    _stream: Any
+
+    @property
+    def stream(self) -> Any:
+        """The stream of chunks (a filtered frame's node is built at the first use)."""
+        stream = self._stream
+        if type(stream) is FilteredRows:
+            stream = self._stream = stream.build()
+        return stream
+
+    @stream.setter
+    def stream(self, stream: Any) -> None:
+        self._stream = stream
+
     def __getitem__(self, key: Any) -> Streaming:
+        pending = self._stream
+        if type(pending) is FilteredRows and selects_columns(self.example, key):
+            return pending.select(key)
+        if is_streaming_mask(key):
+            filtered = filter_rows(self, key)
+            if filtered is not None:
+                return filtered
         return map_partitions(_getitem, self, key)
 
     def __getattr__(self, key: str) -> Streaming:
         if key.startswith("_") or key in ("example", "stream", "stream_type"):
             raise AttributeError(key)
         if key in self.example.columns:
-            return map_partitions(_getitem, self, key)
+            return self[key]
         raise AttributeError(f"{type(self).__name__} has no attribute or column {key!r}")
 
     def __dir__(self) -> list[str]:
