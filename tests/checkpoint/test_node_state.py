@@ -31,7 +31,8 @@ from hypothesis import strategies as st
 import millstream.dask  # noqa: F401  (registers the Dask nodes, for the discovery test)
 from millstream import ManualClock, Stream
 from millstream.core.clock import use_clock
-from millstream.dataframe import Cumulative, RunningAggregation, Sum
+from millstream.dataframe import Cumulative, EventTimeOrder, RunningAggregation, Sum
+from millstream.dataframe import Series as FrameSeries
 from millstream.exceptions import StateError
 from millstream.operators import aggregate, asynchronous, combine, counting, timing
 from millstream.testing import TestingSource, run_pipeline, wait_for
@@ -178,6 +179,15 @@ def frame_cumsum(head: Stream) -> Stream:
     return RunningAggregation(head, Cumulative("cumsum")).map(lambda s: s.tolist())
 
 
+def frame_event_time(heads: list[Stream]) -> tuple[list[Stream], Stream]:
+    """Rows in event-time order (their values as times), held until the watermark."""
+    timed = heads[0].map(as_chunk).map(lambda s: pd.Series(s.to_numpy(), index=s.to_numpy()))
+    sdf = FrameSeries(timed, example=pd.Series([], dtype="int64"))
+    ordered = sdf.with_timestamps(max_out_of_orderness=2, late="side")
+    late = ordered.late.stream.map(lambda s: ("late", s.tolist()))
+    return [ordered.stream], ordered.stream.map(lambda s: s.tolist()).union(late)
+
+
 def frame_build(
     make: Callable[[Stream], Stream],
 ) -> Callable[[list[Stream]], tuple[list[Stream], Stream]]:
@@ -191,6 +201,13 @@ def frame_build(
 CASES = [
     Case("frame_sum", RunningAggregation, frame_build(frame_sum), emits(CHUNK)),
     Case("frame_cumsum", RunningAggregation, frame_build(frame_cumsum), emits(CHUNK)),
+    Case(
+        "frame_event_time",
+        EventTimeOrder,
+        frame_event_time,
+        emits(CHUNK),
+        any_value=("index_name",),  # any name an index can have
+    ),
     Case(
         "accumulate",
         aggregate.accumulate,
