@@ -261,6 +261,31 @@ def test_with_state_and_start() -> None:
     check(L[-1], whole.groupby("k").x.sum())
 
 
+def test_start_state_dtypes_follow_the_chunks() -> None:
+    # The example declares floats, the chunks hold ints: the sums are pandas' on the
+    # chunks (int64); Streamz's start from the example's groupby, so come out float64
+    # with the same values (Streamz's test_groupby_aggregate_with_start_state pins that).
+    example = pd.DataFrame({"name": [], "amount": []})
+    first = pd.DataFrame({"name": ["Alice", "Tom"], "amount": [50, 100]})
+    second = pd.DataFrame({"name": ["Alice", "Tom", "Linda"], "amount": [50, 100, 200]})
+    builds: list[Callable[[Any], Any]] = [
+        lambda s: s.groupby(["name"]).amount.sum(),
+        lambda s: s.window(5).groupby(["name"]).amount.sum(),
+    ]
+    for build in builds:
+        sdf = DataFrame(example=example)
+        ours = build(sdf).stream.sink_to_list()
+        source = streamz.Stream()
+        theirs = build(streamz.dataframe.DataFrame(source, example=example)).stream.sink_to_list()
+        for chunk in (first, second):
+            sdf.emit(chunk)
+            source.emit(chunk)
+        want = pd.concat([first, second]).groupby(["name"]).amount.sum()
+        pd.testing.assert_series_equal(ours[-1], want)
+        assert ours[-1].dtype == "int64" and theirs[-1].dtype == "float64"
+        pd.testing.assert_series_equal(ours[-1], theirs[-1], check_dtype=False)
+
+
 @pytest.mark.parametrize(
     "build",
     [

@@ -24,6 +24,7 @@ from ..collection import Streaming, map_partitions, register_stream_type
 from ..core.stream import Stream
 from . import event_time
 from .aggregations import Aggregation, Count, Mean, Size, Sum, Var
+from .assembly import AssignColumns, SetIndex, columns_frame
 from .chunkops import Compare, columns_equal, getitem
 from .ewm import EWM
 from .expanding import Expanding
@@ -108,7 +109,8 @@ class _BaseFrame(Streaming):
         return self.map_partitions(_method("reset_index"), self)
 
     def set_index(self, index: Any, **kwargs: Any) -> Streaming:
-        return self.map_partitions(_method("set_index", index, **kwargs), self)
+        """Each chunk's ``set_index``; ``index`` may be a streaming Series (zipped in)."""
+        return self.map_partitions(SetIndex(kwargs), self, index)
 
     def tail(self, n: int = 5) -> Streaming:
         """The last ``n`` rows of each chunk."""
@@ -361,7 +363,8 @@ class _DataFrameMixin:
         return map_partitions(_Assign(names), self, *kwargs.values())
 
     def to_frame(self) -> Streaming:
-        return map_partitions(_method("to_frame"), self)
+        """The frame itself, as in Streamz."""
+        return self  # type: ignore[return-value]
 
     def query(self, expr: str, **kwargs: Any) -> Streaming:
         return map_partitions(_method("query", expr, **kwargs), self)
@@ -375,7 +378,10 @@ class _DataFrameMixin:
             )
 
     def __setitem__(self, key: Any, value: Any) -> None:
-        result = self.assign(**{key: value})
+        if isinstance(key, list):  # -- streamz compatibility: sdf[['c', 'd']] = sdf[['x', 'y']]
+            result = map_partitions(AssignColumns(key), self, value)
+        else:
+            result = self.assign(**{key: value})
         self.stream = result.stream
         self.example = result.example
 
@@ -427,7 +433,14 @@ class _SeriesMixin:
 
 
 class DataFrame(_DataFrameMixin, Frame):
-    """A stream of pandas DataFrame chunks: ``DataFrame(stream, example)``."""
+    """A stream of pandas DataFrame chunks: ``DataFrame(stream, example)``, or
+    ``DataFrame({'a': sdf.x, 'b': sdf.y * 2})``: streaming Series zipped into columns."""
+
+    # -- streamz compatibility --
+    def __init__(self, *args: Any, **kwargs: Any):
+        if len(args) == 1 and not kwargs and isinstance(args[0], dict):
+            args = columns_frame(args[0])
+        super().__init__(*args, **kwargs)
 
 
 class DataFrames(_DataFrameMixin, Frames):

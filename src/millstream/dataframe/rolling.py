@@ -56,7 +56,9 @@ class RollingAggregation(Aggregation):
     """``<frame>.rolling(window, min_periods).<operation>(*args, **kwargs)`` chunk by
     chunk. The state is the backlog: a frame of the last rows (any operation), or for
     ``sum``/``mean``/``count`` on pandas numbers ``(values, times)``, numpy arrays of
-    those rows (``times``: int64 nanoseconds, for a time window only).
+    those rows (``times``: int64 nanoseconds, for a time window only). With
+    ``rows_state=True`` (what ``with_state=True`` uses) it is always Streamz's state: a
+    frame of the last ``window`` rows (of the rows from the newest index - ``window`` on).
 
     >>> import pandas as pd
     >>> agg = RollingAggregation(3, 'mean')
@@ -77,6 +79,7 @@ class RollingAggregation(Aggregation):
         min_periods: int | None = None,
         args: tuple = (),
         kwargs: dict[str, Any] | None = None,
+        rows_state: bool = False,
     ):
         if isinstance(window, bool) or not isinstance(window, (int, np.integer, pd.Timedelta)):
             raise TypeError(
@@ -94,6 +97,7 @@ class RollingAggregation(Aggregation):
         self.min_periods = min_periods
         self.args = tuple(args)
         self.kwargs = dict(kwargs or {})
+        self.rows_state = rows_state
 
     # -- the protocol --
 
@@ -101,6 +105,8 @@ class RollingAggregation(Aggregation):
         return None
 
     def on_new(self, state: Any, new: Any) -> tuple[Any, Any]:
+        if self.rows_state:  # Streamz's state, for with_state=True: the last rows, a frame
+            return self._frame_new(self._as_frame(state, new), new)
         if isinstance(state, tuple) or state is None:
             result = self._fast_new(state, new)
             if result is not None:
@@ -161,13 +167,16 @@ class RollingAggregation(Aggregation):
         if isinstance(self.window, pd.Timedelta):
             if not len(frame):
                 return frame
+            if self.rows_state:  # as Streamz: the rows from the newest index - window on
+                return frame[frame.index >= frame.index.max() - self.window]
             return frame[frame.index > frame.index.max() - self.window]
-        return frame.iloc[len(frame) - min(len(frame), max(self.window - 1, 0)) :]
+        width = self.window if self.rows_state else max(self.window - 1, 0)
+        return frame.iloc[len(frame) - min(len(frame), width) :]
 
     def _as_frame(self, state: Any, new: Any) -> Any:
         """A numpy backlog as a frame like ``new`` (when the fast way must stop)."""
-        if state is None:
-            return None
+        if not isinstance(state, tuple):
+            return state
         values, times = state
         if times is None:
             index: Any = pd.RangeIndex(len(values))
@@ -304,7 +313,9 @@ class Rolling:
         raise AttributeError(f"Rolling has no attribute or column {key!r}")
 
     def _aggregate(self, operation: str, *args: Any, **kwargs: Any) -> Streaming:
-        aggregation = RollingAggregation(self.window, operation, self.min_periods, args, kwargs)
+        aggregation = RollingAggregation(
+            self.window, operation, self.min_periods, args, kwargs, rows_state=self.with_state
+        )
         example = self.root.example
         try:
             example = aggregation.on_new(None, example)[1]
