@@ -863,6 +863,36 @@ def test_without_allowed_lateness_rolling_keeps_only_its_window(xd: Any) -> None
     assert run["out"]["window"] == [3.0, 7.0, 7.0]
 
 
+@pytest.mark.parametrize("operation", ["sum", "mean", "max", "count"])
+def test_rolling_takes_unsorted_and_older_chunks_without_the_stage(xd: Any, operation: str) -> None:
+    """No stage: rolling keeps its window only; chunks not sorted or older than the newest
+    row give their rows and the corrected ones, as pandas over the rows kept and theirs."""
+    chunks = [[3, 0, 1], [5, 4.5], [6, 2.5], [9], [8.5, 7]]
+    frames, _ = keyed(xd, chunks)
+    frames[2].loc[frames[2].index[0], "x"] = np.nan
+    sdf = DataFrame(example=frames[0].iloc[:0])
+    rolled = sdf[["x"]].rolling("2s")
+    out = getattr(rolled, operation)().stream.sink_to_list()
+    for f in frames:
+        sdf.emit(f)
+    w, kept = pd.Timedelta("2s"), to_pandas(frames[0]).iloc[:0][["x"]]
+    for ours, chunk in zip(out, frames, strict=True):
+        chunk = to_pandas(chunk)[["x"]]
+        if len(kept):
+            chunk = chunk[chunk.index > kept.index.max() - w]
+        merged = pd.concat([kept, chunk]).sort_index(kind="stable")
+        labels = sorted([*chunk.index, *corrected_rows(kept, chunk, "2s")])
+        assert_frame_equal(ours, getattr(merged.rolling(w), operation)().loc[labels])
+        kept = merged[merged.index > merged.index.max() - w]
+    indexes = [to_pandas(c).index.tolist() for c in out]
+    assert indexes[1:] == [
+        list(seconds(4.5, 5)),  # sorted
+        list(seconds(6)),  # 2.5s: older than 5s - 2s, ignored
+        list(seconds(9)),
+        list(seconds(8.5, 9)),  # 7s ignored; 8.5s, then 9s corrected
+    ]
+
+
 # -- the docs page ------------------------------------------------------------------------
 DOCS = Path(__file__).resolve().parents[2] / "docs"
 

@@ -2,8 +2,9 @@
 
 Each chunk comes out as its own rows of pandas' ``rolling(window).<op>()`` over every
 row so far, but only the backlog the next chunk needs is kept: the last ``window - 1``
-rows for a window of rows, the rows within ``window`` of the newest index for a time
-window (a datetime index, increasing).
+rows for a window of rows, the rows within ``window`` (plus the ``allowed_lateness`` of a
+``with_timestamps(late='update')`` stage upstream) of the newest index for a time window
+(a datetime index).
 
 Rows older than the newest one (``late='update'`` chunks of ``with_timestamps``, or a
 chunk not sorted) are taken by a time window: see :meth:`RollingAggregation.on_new`.
@@ -118,13 +119,15 @@ class RollingAggregation(Aggregation):
         Rows at most ``lateness`` older than the newest get the values of pandas over
         every row (sorted); older ones miss rows that already left.
         """
-        if self._timed and _is_late(state, new):
-            return self._late_new(state, new)
         if isinstance(state, tuple) or state is None:
-            result = self._fast_new(state, new)
+            result = self._fast_new(state, new)  # None also when rows are not in order
             if result is not None:
                 return result
+            if self._timed and _is_late(state, new):
+                return self._late_new(state, new)
             state = self._as_frame(state, new)
+        elif self._timed and _is_late(state, new):
+            return self._late_new(state, new)
         return self._frame_new(state, new)
 
     def on_old(self, state: Any, old: Any) -> tuple[Any, Any]:

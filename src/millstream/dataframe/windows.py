@@ -1,8 +1,10 @@
 """Sliding windows of streaming frames (Streamz's ``sdf.window(...)``).
 
 ``sdf.window(n=3)`` holds the last 3 rows, ``sdf.window('2h')`` (or ``value='2h'``) the
-rows whose index lies within two hours of the newest one (a monotonic datetime index).
-Each chunk emits the aggregate over the window after it ('updating').
+rows whose index lies within two hours of the newest one (a datetime index; rows older
+than the newest one are added where they fall, or ignored when already outside: see
+:class:`WindowAggregation`). Each chunk emits the aggregate over the window after it
+('updating').
 
 The window is an :class:`~.aggregations.Aggregation` itself, :class:`WindowAggregation`:
 its state holds the chunks still in the window and the inner aggregation's state; a new
