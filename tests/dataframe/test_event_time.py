@@ -426,6 +426,12 @@ def in_time(df: pd.DataFrame, span: str) -> pd.DataFrame:
     return df[df.index > df.index[-1] - pd.Timedelta(span)]
 
 
+def in_span(df: pd.DataFrame, span: str) -> pd.DataFrame:
+    """The rows of ``df`` (any order) in ``(newest - span, newest]``, sorted (stable)."""
+    df = df.sort_index(kind="stable")
+    return df[df.index > df.index.max() - pd.Timedelta(span)]
+
+
 def late_rows_dropped(whole: pd.DataFrame, chunks: list[list[float]], ooo: float) -> Any:
     return whole[~np.array(reference(chunks, ooo), dtype=bool)].sort_index(kind="stable")
 
@@ -493,15 +499,30 @@ def test_whole_history_groupby_with_late_update_counts_every_row(xd: Any) -> Non
     assert_series_equal(sums[-1], whole.groupby("k").x.sum(), check_names=False)
 
 
-def test_a_time_window_refuses_the_late_chunks_of_late_update(xd: Any) -> None:
-    """A late chunk goes back in time: a time window says so instead of going wrong."""
+def test_a_time_window_takes_the_late_chunks_of_late_update(xd: Any) -> None:
+    """A late chunk goes back in time: a time window adds its rows within the window of
+    the newest row and ignores the older ones (they would have left already)."""
     frames, _ = keyed(xd, CHUNKS_LATE)
     sdf = DataFrame(example=frames[0].iloc[:0])
     ordered = sdf.with_timestamps(max_out_of_orderness=2, late="update")
-    ordered.window("4s").x.sum()
-    sdf.emit(frames[0])
-    with pytest.raises(ValueError, match="monotonic"):
-        sdf.emit(frames[1])
+    out = ordered.stream.sink_to_list()
+    window = ordered.window("4s").x.sum().stream
+    sums = window.sink_to_list()
+    for f in frames:
+        sdf.emit(f)
+    assert [to_pandas(c).index.tolist() for c in out] == [
+        list(seconds(1)),
+        list(seconds(5, 6)),
+        list(seconds(3)),  # late: newest 6s, in (2s, 6s]: added
+        list(seconds(8, 9)),
+        list(seconds(2)),  # late: newest 9s, out of (5s, 9s]: ignored
+        list(seconds(12)),
+        list(seconds(4)),  # late: ignored
+    ]
+    assert sums == [1.0, 2.0, 5.0, 12.0, 12.0, 11.0, 11.0]
+    for i in range(len(out)):
+        assert sums[i] == in_span(concat(out[: i + 1]), "4s").x.sum()
+    assert window.state.ignored == 2
 
 
 def _ordered_sum_and_rows(sdf: Any) -> tuple[Any, Any]:
@@ -693,6 +714,183 @@ def test_windows_and_rolling_on_nearly_ordered_input_equal_pandas(
     pd.testing.assert_series_equal(
         grouped[-1], in_time(expected, "3s").groupby("k").x.count(), check_names=False
     )
+
+
+# -- late='update' through windows and rolling --------------------------------------------
+def late_update_pipeline(xd: Any, ex: Any, lateness: float | None, span: str) -> dict[str, Any]:
+    """``with_timestamps(late='update')`` into a time window, a windowed groupby and a
+    time-based rolling sum; the nodes and their outputs."""
+    sdf = DataFrame(example=ex)
+    ordered = sdf.with_timestamps(late="update", allowed_lateness=lateness)
+    nodes = {
+        "ordered": ordered.stream,
+        "window": ordered.window(span).x.sum().stream,
+        "grouped": ordered.window(span).groupby("k").x.sum().stream,
+        "rolling": ordered.rolling(span).x.sum().stream,
+    }
+    return {"sdf": sdf, "nodes": nodes, "out": {k: n.sink_to_list() for k, n in nodes.items()}}
+
+
+def corrected_rows(before: pd.DataFrame, new: pd.DataFrame, span: str) -> list[Any]:
+    """The rows of ``before`` whose rolling window ``(t - span, t]`` gains a row of
+    ``new`` (unique times): the corrections a late chunk brings."""
+    t, w = before.index, pd.Timedelta(span)
+    return [r for r in t if ((new.index > r - w) & (new.index < r)).any()]
+
+
+def rolling_reference(chunks: list[Any], span: str, lateness: float | None) -> list[Any]:
+    """What rolling emits per chunk (unique times): the chunk's rows not older than the
+    newest row before minus ``span + lateness``, and the rows kept whose window gains one
+    of them, valued as pandas' rolling over the rows kept and the chunk's, sorted."""
+    w, extra = pd.Timedelta(span), pd.Timedelta(seconds=lateness or 0)
+    kept, expected = to_pandas(chunks[0]).iloc[:0], []
+    for chunk in chunks:
+        chunk = to_pandas(chunk)
+        if len(kept):
+            chunk = chunk[chunk.index > kept.index.max() - w - extra]
+        merged = pd.concat([kept, chunk]).sort_index(kind="stable")
+        labels = sorted([*chunk.index, *corrected_rows(kept, chunk, span)])
+        expected.append(merged.x.rolling(w).sum().loc[labels])
+        kept = merged[merged.index > merged.index.max() - w - extra]
+    return expected
+
+
+def check_late_update(out: dict[str, list], span: str, lateness: float | None) -> None:
+    """Each result against pandas on the rows passed on so far (unique times)."""
+    chunks = out["ordered"]
+    assert len(out["window"]) == len(out["grouped"]) == len(out["rolling"]) == len(chunks)
+    for i in range(len(chunks)):
+        rows = in_span(concat(chunks[: i + 1]), span)
+        assert out["window"][i] == pytest.approx(rows.x.sum())
+        assert_series_equal(out["grouped"][i], rows.groupby("k").x.sum(), check_names=False)
+    for ours, expected in zip(
+        out["rolling"], rolling_reference(chunks, span, lateness), strict=True
+    ):
+        assert_series_equal(ours, expected)
+
+
+def unique_times_chunks(draw: Any) -> list[list[float]]:
+    """Chunks of distinct times 0..n-1, each moved back by up to 6 places."""
+    n = draw(st.integers(1, 25))
+    shifts = draw(st.lists(st.integers(0, 6), min_size=n, max_size=n))
+    times = sorted(range(n), key=lambda i: i + shifts[i])
+    cuts = sorted(draw(st.lists(st.integers(0, n), max_size=6)))
+    bounds = [0, *cuts, n]
+    return [[float(t) for t in times[a:b]] for a, b in itertools.pairwise(bounds) if b > a]
+
+
+@settings(max_examples=50, deadline=None)
+@given(st.data(), st.sampled_from([None, 0, 1, 2, 3, 5, 8]), st.sampled_from(["2s", "3s", "5s"]))
+def test_late_update_through_windows_and_rolling_equals_pandas(
+    data: Any, lateness: float | None, span: str
+) -> None:
+    """Whatever the chunking and lateness: after each chunk the window is the aggregate of
+    the rows so far within ``span`` of the newest; rolling emits each chunk's rows and
+    the corrected rows, as pandas' rolling over the rows kept and the chunk's, sorted."""
+    import pandas as xd
+
+    chunks = unique_times_chunks(data.draw)
+    frames, whole = keyed(xd, chunks)
+    run = late_update_pipeline(xd, frames[0].iloc[:0], lateness, span)
+    for f in frames:
+        run["sdf"].emit(f)
+    run["nodes"]["ordered"].end_of_input()
+    check_late_update(run["out"], span, lateness)
+    assert run["nodes"]["ordered"].dropped_count == len(whole) - len(concat(run["out"]["ordered"]))
+
+
+def test_late_update_rolling_and_windows_by_hand(xd: Any) -> None:
+    frames, _ = keyed(xd, [[0, 2, 5], [8], [4], [9], [6.5]])
+    run = late_update_pipeline(xd, frames[0].iloc[:0], 5, "3s")
+    for f in frames:
+        run["sdf"].emit(f)
+    out = run["out"]
+    assert [to_pandas(c).index.tolist() for c in out["ordered"]] == [
+        list(seconds(0, 2, 5)),
+        list(seconds(8)),
+        list(seconds(4)),
+        list(seconds(9)),
+        list(seconds(6.5)),
+    ]
+    assert out["window"] == [2.0, 3.0, 3.0, 8.0, 14.0]  # 4s is out of (5s, 8s]: ignored
+    # the late row at 4s: its value, then 5s (corrected: 1 + 4 + 2); 6.5s corrects 8s, 9s
+    late = to_pandas(out["rolling"][2])
+    assert late.index.tolist() == list(seconds(4, 5)) and late.tolist() == [5.0, 6.0]
+    assert to_pandas(out["rolling"][4]).index.tolist() == list(seconds(6.5, 8, 9))
+    check_late_update(out, "3s", 5)
+    # rows at most allowed_lateness older than the newest: as pandas over every row
+    passed = concat(out["ordered"]).sort_index()
+    finals = pd.concat([to_pandas(c) for c in out["rolling"]]).groupby(level=0).last()
+    assert_series_equal(finals, passed.x.rolling("3s").sum())
+    assert run["nodes"]["window"].state.ignored == 1
+
+
+def test_late_update_window_and_rolling_snapshot_restore_mid_stream(xd: Any) -> None:
+    frames, _ = keyed(xd, [[0, 2, 5], [8, 3], [4, 11], [9, 10], [6.5, 14], [12, 13]])
+    whole_run = late_update_pipeline(xd, frames[0].iloc[:0], 4, "3s")
+    for f in frames:
+        whole_run["sdf"].emit(f)
+    first = late_update_pipeline(xd, frames[0].iloc[:0], 4, "3s")
+    for f in frames[:3]:
+        first["sdf"].emit(f)
+    saved = pickle.dumps({k: n.snapshot() for k, n in first["nodes"].items()})
+    second = late_update_pipeline(xd, frames[0].iloc[:0], 4, "3s")  # a new process, say
+    for k, state in pickle.loads(saved).items():
+        second["nodes"][k].restore(state)
+    for f in frames[3:]:
+        second["sdf"].emit(f)
+    done = len(first["out"]["window"])
+    assert second["out"]["window"] == whole_run["out"]["window"][done:]
+    for name in ("grouped", "rolling"):
+        theirs = whole_run["out"][name][done:]
+        assert len(second["out"][name]) == len(theirs)
+        for a, b in zip(second["out"][name], theirs, strict=True):
+            assert_series_equal(a, b)
+    assert second["nodes"]["window"].state.ignored == whole_run["nodes"]["window"].state.ignored
+
+
+def test_without_allowed_lateness_rolling_keeps_only_its_window(xd: Any) -> None:
+    """``allowed_lateness=None``: rolling keeps the rows of its window only; a late row
+    within it gets its value over the rows kept, an older one is ignored."""
+    frames, _ = keyed(xd, [[0, 1, 2, 10], [8.5], [6]])
+    run = late_update_pipeline(xd, frames[0].iloc[:0], None, "2s")
+    for f in frames:
+        run["sdf"].emit(f)
+    rolling = [to_pandas(c) for c in run["out"]["rolling"]]
+    # 8.5s: over the rows kept (10s only) and itself; 10s corrected
+    assert rolling[1].index.tolist() == list(seconds(8.5, 10)) and rolling[1].tolist() == [4.0, 7.0]
+    assert len(rolling[2]) == 0  # 6s: older than 10s - 2s, ignored
+    assert run["out"]["window"] == [3.0, 7.0, 7.0]
+
+
+@pytest.mark.parametrize("operation", ["sum", "mean", "max", "count"])
+def test_rolling_takes_unsorted_and_older_chunks_without_the_stage(xd: Any, operation: str) -> None:
+    """No stage: rolling keeps its window only; chunks not sorted or older than the newest
+    row give their rows and the corrected ones, as pandas over the rows kept and theirs."""
+    chunks = [[3, 0, 1], [5, 4.5], [6, 2.5], [9], [8.5, 7]]
+    frames, _ = keyed(xd, chunks)
+    frames[2].loc[frames[2].index[0], "x"] = np.nan
+    sdf = DataFrame(example=frames[0].iloc[:0])
+    rolled = sdf[["x"]].rolling("2s")
+    out = getattr(rolled, operation)().stream.sink_to_list()
+    for f in frames:
+        sdf.emit(f)
+    w, kept = pd.Timedelta("2s"), to_pandas(frames[0]).iloc[:0][["x"]]
+    for ours, chunk in zip(out, frames, strict=True):
+        chunk = to_pandas(chunk)[["x"]]
+        if len(kept):
+            chunk = chunk[chunk.index > kept.index.max() - w]
+        merged = pd.concat([kept, chunk]).sort_index(kind="stable")
+        labels = sorted([*chunk.index, *corrected_rows(kept, chunk, "2s")])
+        assert_frame_equal(ours, getattr(merged.rolling(w), operation)().loc[labels])
+        kept = merged[merged.index > merged.index.max() - w]
+    indexes = [to_pandas(c).index.tolist() for c in out]
+    assert indexes[1:] == [
+        list(seconds(4.5, 5)),  # sorted
+        list(seconds(6)),  # 2.5s: older than 5s - 2s, ignored
+        list(seconds(9)),
+        list(seconds(8.5, 9)),  # 7s ignored; 8.5s, then 9s corrected
+    ]
 
 
 # -- the docs page ------------------------------------------------------------------------

@@ -2,8 +2,12 @@
 
 Each chunk comes out as its own rows of pandas' ``rolling(window).<op>()`` over every
 row so far, but only the backlog the next chunk needs is kept: the last ``window - 1``
-rows for a window of rows, the rows within ``window`` of the newest index for a time
-window (a datetime index, increasing).
+rows for a window of rows, the rows within ``window`` (plus the ``allowed_lateness`` of a
+``with_timestamps(late='update')`` stage upstream) of the newest index for a time window
+(a datetime index).
+
+Rows older than the newest one (``late='update'`` chunks of ``with_timestamps``, or a
+chunk not sorted) are taken by a time window: see :meth:`RollingAggregation.on_new`.
 
 ``min_periods``: Streamz stores it but never passes it on, so its users see pandas'
 default (``window`` for a window of rows, 1 for a time window). Here ``None`` (the
@@ -80,6 +84,7 @@ class RollingAggregation(Aggregation):
         args: tuple = (),
         kwargs: dict[str, Any] | None = None,
         rows_state: bool = False,
+        lateness: Any = None,
     ):
         if isinstance(window, bool) or not isinstance(window, (int, np.integer, pd.Timedelta)):
             raise TypeError(
@@ -95,6 +100,7 @@ class RollingAggregation(Aggregation):
         self.window = window
         self.operation = operation
         self.min_periods = min_periods
+        self.lateness = _lateness(window, lateness)
         self.args = tuple(args)
         self.kwargs = dict(kwargs or {})
         self.rows_state = rows_state
@@ -105,13 +111,29 @@ class RollingAggregation(Aggregation):
         return None
 
     def on_new(self, state: Any, new: Any) -> tuple[Any, Any]:
+        """The rows of ``new`` as pandas' rolling over every row so far gives them.
+
+        A time window takes rows older than the newest row seen (a late row, or a chunk
+        not sorted): the rows kept (those within ``window + lateness`` of the newest
+        row) and the chunk's rows are sorted by time (stable: rows kept first), and the
+        result has, in that order, the chunk's rows and the rows kept whose window now
+        holds a row of the chunk (corrections: their index labels come again), as
+        pandas' rolling over those sorted rows gives them. A late row older than the
+        newest row seen minus ``window + lateness`` is ignored (it would have left).
+        Rows at most ``lateness`` older than the newest get the values of pandas over
+        every row (sorted); older ones miss rows that already left.
+        """
         if self.rows_state:  # Streamz's state, for with_state=True: the last rows, a frame
             return self._frame_new(self._as_frame(state, new), new)
         if isinstance(state, tuple) or state is None:
-            result = self._fast_new(state, new)
+            result = self._fast_new(state, new)  # None also when rows are not in order
             if result is not None:
                 return result
+            if self._timed and _is_late(state, new):
+                return self._late_new(state, new)
             state = self._as_frame(state, new)
+        elif self._timed and _is_late(state, new):
+            return self._late_new(state, new)
         return self._frame_new(state, new)
 
     def on_old(self, state: Any, old: Any) -> tuple[Any, Any]:
@@ -146,6 +168,49 @@ class RollingAggregation(Aggregation):
     def __repr__(self) -> str:
         return f"RollingAggregation({self.window!r}, {self.operation!r})"
 
+    @property
+    def _timed(self) -> bool:
+        return isinstance(self.window, pd.Timedelta)
+
+    # -- rows older than the newest: again over the rows kept, sorted --
+
+    def _late_new(self, state: Any, new: Any) -> tuple[Any, Any]:
+        backlog = self._as_frame(state, new) if isinstance(state, tuple) else state
+        new = _sorted_by_time(new)
+        index = new.index
+        if backlog is not None and len(backlog):
+            before = backlog.index[-1]
+            horizon = before - self.window - self.lateness
+            outside = int(index.searchsorted(horizon, side="right"))
+            if outside:  # late rows that would have left: ignored
+                new = new.iloc[outside:]
+                index = new.index
+            kept = len(backlog)
+            merged = _package(new).concat([backlog, new])
+            order = np.argsort(merged.index.to_numpy(), kind="stable")
+            merged = merged.take(order)
+            position = np.argsort(order)  # where each row went
+            old_times = _nanoseconds(backlog.index)
+            new_times = _nanoseconds(index)
+            # rows kept whose window (t - window, t] gained a row of the chunk (before it)
+            span = pd.Timedelta(self.window).value
+            ends: Any = np.searchsorted(new_times, old_times, side="left")
+            gained = ends - np.searchsorted(new_times, old_times - span, side="right")
+            chosen = np.zeros(len(merged), dtype=bool)
+            chosen[position[kept:]] = True
+            chosen[position[:kept][gained > 0]] = True
+        else:
+            merged = new
+            chosen = np.ones(len(new), dtype=bool)
+        result = getattr(self._rolling(merged), self.operation)(*self.args, **self.kwargs)
+        result = result.iloc[np.flatnonzero(chosen)]
+        backlog = self._keep(merged)
+        if (isinstance(state, tuple) or state is None) and self._fast(new):
+            arrays = _as_arrays(backlog)
+            if arrays is not None:
+                return arrays, result
+        return backlog, result
+
     # -- the general way: pandas (or cudf) rolling over backlog + chunk --
 
     def _rolling(self, frame: Any) -> Any:
@@ -169,7 +234,7 @@ class RollingAggregation(Aggregation):
                 return frame
             if self.rows_state:  # as Streamz: the rows from the newest index - window on
                 return frame[frame.index >= frame.index.max() - self.window]
-            return frame[frame.index > frame.index.max() - self.window]
+            return frame[frame.index > frame.index.max() - self.window - self.lateness]
         width = self.window if self.rows_state else max(self.window - 1, 0)
         return frame.iloc[len(frame) - min(len(frame), width) :]
 
@@ -260,13 +325,80 @@ class RollingAggregation(Aggregation):
                     out = out / n
             out[n < max(min_periods, 1 if self.operation == "mean" else 0)] = np.nan
         if timed:
-            keep = times > times[-1] - span if total else np.zeros(0, bool)
+            horizon = span + self.lateness.value
+            keep = times > times[-1] - horizon if total else np.zeros(0, bool)
             state = (x[keep], times[keep])
         else:
             state = (x[total - min(total, max(width - 1, 0)) :], None)
         if isinstance(new, pd.DataFrame):
             return state, pd.DataFrame(out, index=new.index, columns=new.columns)
         return state, pd.Series(out[:, 0], index=new.index, name=new.name)
+
+
+def _lateness(window: Any, lateness: Any) -> pd.Timedelta:
+    if lateness is None:
+        return pd.Timedelta(0)
+    if not isinstance(window, pd.Timedelta):
+        raise ValueError("rolling: lateness needs a time window")
+    lateness = pd.Timedelta(lateness)
+    if lateness < pd.Timedelta(0):
+        raise ValueError(f"rolling: lateness must not be negative, got {lateness}")
+    return lateness
+
+
+def _is_late(state: Any, new: Any) -> bool:
+    """Whether ``new`` (rows with a datetime index) has rows older than its own newest
+    one, or than the backlog's newest one."""
+    index = getattr(new, "index", None)
+    if index is None or not len(index) or getattr(index.dtype, "kind", None) != "M":
+        return False
+    if not index.is_monotonic_increasing:
+        return True
+    if state is None:
+        return False
+    if isinstance(state, tuple):
+        times = state[1]
+        return times is not None and len(times) > 0 and _nanoseconds(index[:1])[0] < times[-1]
+    return len(state) > 0 and index[0] < state.index[-1]
+
+
+def _nanoseconds(index: Any) -> np.ndarray:
+    """A datetime index as int64 nanoseconds (UTC for a tz-aware one)."""
+    if getattr(index, "tz", None) is not None:
+        index = index.tz_convert(None)
+    return np.asarray(index.to_numpy().astype("datetime64[ns]").view("int64"))
+
+
+def _sorted_by_time(rows: Any) -> Any:
+    if rows.index.is_monotonic_increasing:
+        return rows
+    return rows.take(np.argsort(rows.index.to_numpy(), kind="stable"))
+
+
+def _as_arrays(frame: Any) -> tuple[Any, Any] | None:
+    """A pandas backlog frame of numbers as the fast way's ``(values, times)``."""
+    if not is_numeric_pandas(frame) and len(frame):
+        return None
+    values = frame.to_numpy().astype("float64", copy=False)
+    if values.ndim == 1:
+        values = values[:, None]
+    return values, _nanoseconds(frame.index)
+
+
+def stage_lateness(stream: Any) -> pd.Timedelta | None:
+    """The ``allowed_lateness`` of the ``with_timestamps(late='update')`` stage upstream
+    of ``stream`` (``None`` without one, or when it has no finite ``allowed_lateness``)."""
+    from ..time import watermark_sources
+    from .event_time import EventTimeOrder
+
+    found = [
+        float(getattr(s, "allowed_lateness", 0.0))
+        for s in watermark_sources(stream)
+        if isinstance(s, EventTimeOrder) and s.late_policy == "update"
+    ]
+    if not found or max(found) == float("inf"):
+        return None
+    return pd.Timedelta(seconds=max(found))
 
 
 class Rolling:
@@ -313,8 +445,17 @@ class Rolling:
         raise AttributeError(f"Rolling has no attribute or column {key!r}")
 
     def _aggregate(self, operation: str, *args: Any, **kwargs: Any) -> Streaming:
+        lateness = None
+        if isinstance(self.window, pd.Timedelta):
+            lateness = stage_lateness(self.root.stream)
         aggregation = RollingAggregation(
-            self.window, operation, self.min_periods, args, kwargs, rows_state=self.with_state
+            self.window,
+            operation,
+            self.min_periods,
+            args,
+            kwargs,
+            rows_state=self.with_state,
+            lateness=lateness,
         )
         example = self.root.example
         try:

@@ -1,8 +1,10 @@
 """Sliding windows of streaming frames (Streamz's ``sdf.window(...)``).
 
 ``sdf.window(n=3)`` holds the last 3 rows, ``sdf.window('2h')`` (or ``value='2h'``) the
-rows whose index lies within two hours of the newest one (a monotonic datetime index).
-Each chunk emits the aggregate over the window after it ('updating').
+rows whose index lies within two hours of the newest one (a datetime index; rows older
+than the newest one are added where they fall, or ignored when already outside: see
+:class:`WindowAggregation`). Each chunk emits the aggregate over the window after it
+('updating').
 
 The window is an :class:`~.aggregations.Aggregation` itself, :class:`WindowAggregation`:
 its state holds the chunks still in the window and the inner aggregation's state; a new
@@ -40,6 +42,9 @@ from .summaries import (
     WindowedVar,
 )
 from .tables import frame_package, from_plain_indexed, to_plain_indexed
+
+#: the fields of a window's snapshot (``ignored`` only when not 0)
+_FIELDS = {"chunks", "state", "ignored"}
 
 __all__ = [
     "Full",
@@ -169,6 +174,39 @@ def _rows(item: Any, start: int, stop: int | None = None) -> Any:
     return item[start:stop]  # an array or Index grouper
 
 
+def _in_order(item: Any) -> Any:
+    """A window item with its rows sorted by index (stable; as it is when sorted)."""
+    index = _first(item).index
+    if index.is_monotonic_increasing:
+        return item
+    order = np.argsort(index.to_numpy(), kind="stable")
+    return _take(item, order)
+
+
+def _take(item: Any, order: np.ndarray) -> Any:
+    if isinstance(item, tuple):
+        return tuple(_take(part, order) for part in item)
+    if hasattr(item, "take"):
+        return item.take(order)
+    return [item[i] for i in order.tolist()]  # a list grouper
+
+
+def _concat_items(items: list[Any]) -> Any:
+    """Window items (chunks, or pairs of a chunk and its grouper) one after the other."""
+    if len(items) == 1:
+        return items[0]
+    first = items[0]
+    if isinstance(first, tuple):
+        return tuple(_concat_items([item[i] for item in items]) for i in range(len(first)))
+    if hasattr(first, "iloc"):  # a frame or Series
+        return frame_package(first).concat(items)
+    if hasattr(first, "append") and hasattr(first, "dtype"):  # an Index
+        return first.append(list(items[1:]))
+    if isinstance(first, np.ndarray):
+        return np.concatenate(items)
+    return [value for item in items for value in item]
+
+
 def _rows_at_or_below(index: Any, boundary: Any) -> int:
     """The number of rows of a sorted ``index`` at or below ``boundary``."""
     try:
@@ -182,9 +220,10 @@ class WindowState:
     chunk and its grouper), their number of ``rows``, the inner aggregation's ``state``
     and, for a :class:`~.summaries.Summarized` one, each chunk's ``summaries``. Immutable:
     each chunk makes a new one (so states emitted with ``with_state=True`` stay as they
-    were)."""
+    were). ``ignored``: the rows of a time window that came older than the newest row
+    seen and already outside the window (so never counted)."""
 
-    __slots__ = ("chunks", "rows", "state", "summaries")
+    __slots__ = ("chunks", "ignored", "rows", "state", "summaries")
 
     def __init__(
         self,
@@ -192,11 +231,13 @@ class WindowState:
         rows: int,
         state: Any,
         summaries: tuple[Any, ...] | None = None,
+        ignored: int = 0,
     ):
         self.chunks = chunks
         self.rows = rows
         self.state = state
         self.summaries = summaries
+        self.ignored = ignored
 
     def __getitem__(self, key: str) -> Any:
         """Streamz's names: ``state['dfs']`` (the chunks) and ``state['state']``."""
@@ -214,6 +255,13 @@ class WindowAggregation(Aggregation):
     """``aggregation`` over the last ``n`` rows, or over the rows whose index is within
     ``value`` (a ``Timedelta``) of the newest index (rows with an index below
     ``newest - value + 1ns`` leave, as Streamz's ``diff_loc``).
+
+    A time window takes rows in any order: after each chunk the result is the aggregate
+    over every row seen whose index is in ``(newest - value, newest]`` (``newest``: the
+    largest index seen). A row older than the newest one (a late row, or a chunk not
+    sorted) is added where it falls in time; one already outside that span is ignored
+    and counted in the state's ``ignored``. Chunks in time order take the fast path;
+    others are merged into the window's rows (slower).
 
     Chunks may be pairs ``(chunk, grouper chunk)`` (a groupby by a streaming Series):
     both are cut alike.
@@ -245,6 +293,8 @@ class WindowAggregation(Aggregation):
     def on_new(self, state: Any, new: Any) -> tuple[WindowState, Any]:
         if not isinstance(state, WindowState):
             state = self._from_streamz(state)
+        if self.value is not None and not self._in_time_order(state, _first(new).index):
+            return self._on_new_out_of_order(state, new)
         aggregation = self.aggregation
         summaries = state.summaries
         if summaries is not None:
@@ -254,7 +304,7 @@ class WindowAggregation(Aggregation):
             inner, result = aggregation.on_new(state.state, new)
         length = _length(new)
         if not length:
-            return WindowState(state.chunks, state.rows, inner, summaries), result
+            return WindowState(state.chunks, state.rows, inner, summaries, state.ignored), result
         chunks = (*state.chunks, new)
         if summaries is not None:
             summaries = (*summaries, summary)
@@ -262,12 +312,15 @@ class WindowAggregation(Aggregation):
         if self.n is not None:
             leaving = rows - self.n
         else:
-            leaving = self._rows_out_of_time(state, new, chunks)
+            leaving = self._rows_out_of_time(_first(new).index[-1], chunks)
         if leaving <= 0:
-            return WindowState(chunks, rows, inner, summaries), result
+            return WindowState(chunks, rows, inner, summaries, state.ignored), result
         if summaries is not None:
-            return self._evict_summarized(chunks, summaries, rows, inner, leaving)
-        return self._evict(chunks, rows, inner, result, leaving)
+            done = self._evict_summarized(chunks, summaries, rows, inner, leaving)
+        else:
+            done = self._evict(chunks, rows, inner, result, leaving)
+        done[0].ignored = state.ignored
+        return done
 
     def _evict(
         self, chunks: tuple[Any, ...], rows: int, inner: Any, result: Any, leaving: int
@@ -320,11 +373,10 @@ class WindowAggregation(Aggregation):
             rows -= leaving
         return WindowState(tuple(kept), rows, inner, tuple(kept_summaries)), result
 
-    def _rows_out_of_time(self, state: WindowState, new: Any, chunks: tuple[Any, ...]) -> int:
-        index = _first(new).index
-        self._check_time_index(index, state)
+    def _rows_out_of_time(self, newest: Any, chunks: tuple[Any, ...]) -> int:
+        """The rows of ``chunks`` (in time order) outside the window ending at ``newest``."""
         # rows below newest - value + 1ns leave: those at or below newest - value
-        boundary = index[-1] - self.value
+        boundary = newest - self.value
         leaving = 0
         for item in chunks:
             below = _rows_at_or_below(_first(item).index, boundary)
@@ -333,7 +385,11 @@ class WindowAggregation(Aggregation):
                 break
         return leaving
 
-    def _check_time_index(self, index: Any, state: WindowState) -> None:
+    def _in_time_order(self, state: WindowState, index: Any) -> bool:
+        """Whether a chunk with ``index`` comes in time order (sorted, none of its rows
+        older than the window's newest row): then it takes the fast path."""
+        if not len(index):
+            return True
         if getattr(index.dtype, "kind", None) not in ("M", "m"):
             raise TypeError(
                 f"{self!r}: a time window needs chunks with a datetime (or timedelta) index; "
@@ -341,18 +397,68 @@ class WindowAggregation(Aggregation):
                 f"{list(index[:3])!r:.80}"
             )
         if not index.is_monotonic_increasing:
-            raise ValueError(
-                f"{self!r}: a time window needs a monotonic increasing index; a chunk "
-                f"arrived whose index is not sorted: {list(index[:5])!r:.120}"
-            )
-        if state.chunks:
-            newest = _first(state.chunks[-1]).index[-1]
-            if index[0] < newest:
-                raise ValueError(
-                    f"{self!r}: a time window needs a monotonic increasing index; a chunk "
-                    f"arrived starting at {index[0]!r}, before the window's newest row "
-                    f"{newest!r}"
-                )
+            return False
+        return not (state.chunks and index[0] < _first(state.chunks[-1]).index[-1])
+
+    def _on_new_out_of_order(self, state: WindowState, new: Any) -> tuple[WindowState, Any]:
+        """A chunk with rows older than the newest row (or not sorted): its rows inside
+        the window are merged into the window's rows where they fall in time (stable:
+        after rows of equal time already there), those outside are ignored."""
+        new = _in_order(new)
+        index = _first(new).index
+        chunks = state.chunks
+        before = _first(chunks[-1]).index[-1] if chunks else None
+        newest = index[-1] if before is None or index[-1] > before else before
+        outside = _rows_at_or_below(index, newest - self.value)
+        ignored = state.ignored
+        if outside and before is not None:  # late rows already out of the window
+            ignored += min(outside, int((index[:outside] < before).sum()))
+        added = _rows(new, outside)
+        start = len(chunks)  # the first chunk the added rows fall into
+        if outside < len(index):
+            first = _first(added).index[0]
+            while start and _first(chunks[start - 1]).index[-1] > first:
+                start -= 1
+        merged = added
+        if start < len(chunks):
+            merged = _in_order(_concat_items([*chunks[start:], added]))
+        kept = (*chunks[:start], merged) if _length(merged) else chunks[:start]
+        rows = state.rows + _length(added)
+        leaving = self._rows_out_of_time(newest, kept) if kept else 0
+        aggregation: Any = self.aggregation
+        if state.summaries is not None:
+            inner, result = aggregation.add(state.state, aggregation.summarize(added))
+            summaries = state.summaries[:start]
+            if _length(merged):
+                summaries = (*summaries, aggregation.summarize(merged))
+            if leaving > 0:
+                done, result = self._evict_summarized(kept, summaries, rows, inner, leaving)
+            else:
+                done = WindowState(kept, rows, inner, summaries)
+        else:  # any aggregation (some depend on the order): again over the rows kept
+            done = WindowState(kept, rows, None)
+            if leaving > 0:
+                done = self._cut(kept, rows, leaving)
+            whole = _concat_items(list(done.chunks)) if done.chunks else _rows(new, 0, 0)
+            inner, result = aggregation.on_new(aggregation.initial(new), whole)
+            done.state = inner
+        done.ignored = ignored
+        return done, result
+
+    @staticmethod
+    def _cut(chunks: tuple[Any, ...], rows: int, leaving: int) -> WindowState:
+        """``chunks`` less their first ``leaving`` rows (no aggregation state)."""
+        kept = list(chunks)
+        while leaving > 0:
+            size = _length(kept[0])
+            if size <= leaving:
+                kept.pop(0)
+            else:
+                kept[0] = _rows(kept[0], leaving)
+                size = leaving
+            leaving -= size
+            rows -= size
+        return WindowState(tuple(kept), rows, None)
 
     def on_old(self, state: Any, old: Any) -> tuple[Any, Any]:
         raise NotImplementedError(f"{self!r} decides itself which rows leave")
@@ -373,18 +479,26 @@ class WindowAggregation(Aggregation):
     def snapshot(self, state: Any) -> Any:
         if state is None:
             return None
-        return {
+        data = {
             "chunks": [to_plain_indexed(c) for c in state.chunks],
             "state": self.aggregation.snapshot(state.state),
         }
+        if state.ignored:
+            data["ignored"] = state.ignored
+        return data
 
     def restore(self, data: Any) -> Any:
         if data is None:
             return None
-        if not isinstance(data, dict) or set(data) != {"chunks", "state"}:
+        if not isinstance(data, dict) or not {"chunks", "state"} <= set(data) <= _FIELDS:
             raise TypeError(f"not a window state: {data!r:.80}")
+        ignored = data.get("ignored", 0)
+        if isinstance(ignored, bool) or not isinstance(ignored, int) or ignored < 0:
+            raise TypeError(f"not a window state: 'ignored' must be a count, got {ignored!r:.80}")
         chunks = tuple(from_plain_indexed(c) for c in data["chunks"])
-        return self._state(chunks, self.aggregation.restore(data["state"]))
+        state = self._state(chunks, self.aggregation.restore(data["state"]))
+        state.ignored = ignored
+        return state
 
     def __repr__(self) -> str:
         size = f"n={self.n}" if self.n is not None else f"value={self.value!r}"
