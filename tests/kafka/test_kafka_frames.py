@@ -13,6 +13,7 @@ import pytest
 
 from millstream import Stream
 from millstream.core import release_refs
+from millstream.kafka import close_pooled_consumers
 from millstream.sources.kafka_frames import JsonLinesFrame, ReadJsonLinesFrame
 from millstream.testing import wait_for
 
@@ -111,8 +112,13 @@ def test_the_dask_reader_reads_a_range_into_a_frame_and_pickles(kafka_bootstrap,
     rows = records(5)
     produce(kafka_bootstrap, topic, encoded(rows), partition=0)
     read = pickle.loads(pickle.dumps(ReadJsonLinesFrame("pandas")))
-    frame = read(params(kafka_bootstrap), topic, 0, True, 1, 3, 10)
+    close_pooled_consumers()
+    try:
+        frame = read(params(kafka_bootstrap), topic, 0, True, 1, 3, 10)
+    finally:
+        pooled = close_pooled_consumers()  # the read's consumer, kept for the next read
     pd.testing.assert_frame_equal(frame, pd.DataFrame(rows[1:4]))
+    assert pooled == 1
 
 
 def test_tombstones_only_give_an_empty_frame():
