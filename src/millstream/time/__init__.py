@@ -17,6 +17,7 @@ from .aggregations import (
     Reduce,
     Sum,
 )
+from .idle import IdleTimer
 from .operators import WindowResult, window
 from .watermarks import (
     NO_WATERMARK,
@@ -49,6 +50,7 @@ __all__ = [
     "CountTumbling",
     "Fold",
     "Global",
+    "IdleTimer",
     "Max",
     "Mean",
     "Min",
