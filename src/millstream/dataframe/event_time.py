@@ -50,7 +50,7 @@ from ..core import (
 )
 from ..core.state import COUNT, NUMBER, bad_state, expect_fields
 from ..sources.base import on_end_of_input
-from ..time import NO_WATERMARK, IdleTimer, WatermarkTracker
+from ..time import NO_WATERMARK, IdleTimer, WatermarkTracker, call_watermark_listeners
 from .nodes import _is_dask_stream
 from .plain import from_plain, to_plain
 from .utils import get_dataframe_package
@@ -369,7 +369,7 @@ class EventTimeOrder(Stream):
                 retain_refs(metadata)  # rows of this chunk stay held
                 self._origins[ident] = metadata  # type: ignore[assignment]
         if moved and self._listeners:
-            pending.extend(self._notify())
+            pending.extend(call_watermark_listeners(self._listeners))
         return pending
 
     def _emit_rows(
@@ -435,17 +435,6 @@ class EventTimeOrder(Stream):
         rows = _sorted(rows, times)
         target = self.late if policy == "side" else self
         return list(target._emit(rows, metadata=metadata) or ())
-
-    def _notify(self) -> list[Any]:
-        pending: list[Any] = []
-        for listener in tuple(self._listeners):
-            r = listener()
-            if r is not None:
-                if type(r) is list:
-                    pending.extend(r)
-                else:
-                    pending.append(r)
-        return pending
 
     # -- idle partitions ---------------------------------------------------------------
     def _on_idle(self) -> list[Any]:

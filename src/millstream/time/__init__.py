@@ -22,6 +22,7 @@ from .operators import WindowResult, window
 from .watermarks import (
     NO_WATERMARK,
     WatermarkTracker,
+    call_watermark_listeners,
     to_timestamp,
     watermark,
     watermark_sources,
@@ -63,6 +64,7 @@ __all__ = [
     "Window",
     "WindowAssigner",
     "WindowResult",
+    "call_watermark_listeners",
     "to_timestamp",
     "watermark",
     "watermark_sources",

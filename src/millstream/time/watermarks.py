@@ -35,6 +35,7 @@ from .idle import IdleTimer
 __all__ = [
     "NO_WATERMARK",
     "WatermarkTracker",
+    "call_watermark_listeners",
     "to_timestamp",
     "watermark",
     "watermark_sources",
@@ -316,6 +317,24 @@ class WatermarkTracker:
         )
 
 
+def call_watermark_listeners(listeners: Iterable[Callable[[], Any]]) -> list[Any]:
+    """Call each watermark listener (the watermark advanced); return what they gave back
+    as one list of awaitables (a listener returns a list of them, one, or ``None``).
+
+    >>> call_watermark_listeners([lambda: None, lambda: ['a', 'b'], lambda: 'c'])
+    ['a', 'b', 'c']
+    """
+    pending: list[Any] = []
+    for listener in tuple(listeners):
+        r = listener()
+        if r is not None:
+            if type(r) is list:
+                pending.extend(r)
+            else:
+                pending.append(r)
+    return pending
+
+
 def _kafka_timestamp(record: Any) -> float:
     """The timestamp of a ``keys=True`` Kafka record, in seconds (Kafka gives milliseconds)."""
     ms = record["timestamp"]
@@ -517,15 +536,7 @@ class with_timestamps(Stream):
     def _notify(self) -> list[Any]:
         """Call the listeners (the watermark advanced); return their awaitables."""
         self._notified = self.tracker.watermark
-        pending: list[Any] = []
-        for listener in tuple(self._listeners):
-            r = listener()
-            if r is not None:
-                if type(r) is list:
-                    pending.extend(r)
-                else:
-                    pending.append(r)
-        return pending
+        return call_watermark_listeners(self._listeners)
 
     def end_of_input(self) -> list[Any]:
         """The input has ended: move the watermark to ``+inf``, tell the listeners.
