@@ -28,7 +28,6 @@ read as UTC, tz-aware ones by their UTC time) or numbers. The watermark is a flo
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import weakref
 from collections.abc import Callable, Hashable, Iterable
@@ -44,19 +43,14 @@ from ..core import (
     Metadata,
     Stream,
     get_default_clock,
-    in_loop_thread,
-    log_task_error,
     release_refs,
     release_refs_after,
     retain_refs,
     run_on_graph_loop,
-    sync,
 )
-from ..core.awaitables import await_all
-from ..core.hold import Hold
 from ..core.state import COUNT, NUMBER, bad_state, expect_fields
 from ..sources.base import on_end_of_input
-from ..time import NO_WATERMARK, WatermarkTracker
+from ..time import NO_WATERMARK, IdleTimer, WatermarkTracker, call_watermark_listeners
 from .nodes import _is_dask_stream
 from .plain import from_plain, to_plain
 from .utils import get_dataframe_package
@@ -119,22 +113,6 @@ def _sorted(rows: Any, times: np.ndarray) -> Any:
 
 def _concat(chunks: list[Any]) -> Any:
     return chunks[0] if len(chunks) == 1 else get_dataframe_package(chunks[0]).concat(chunks)
-
-
-def _idle_timer_fired(ref: weakref.ReferenceType[EventTimeOrder], token: int) -> None:
-    """The idle timer of one stage; holds the stage weakly while it waits."""
-    node = ref()
-    if node is not None and node._timer_token == token:
-        node._on_idle_timer()
-
-
-async def _absorbed(pending: list[Any], hold: Hold | None) -> None:
-    """Await what a release returned; then one element less is in ``hold``'s hand."""
-    try:
-        await await_all(pending)
-    finally:
-        if hold is not None:
-            hold.leave()
 
 
 class EventTimeOrder(Stream):
@@ -227,12 +205,11 @@ class EventTimeOrder(Stream):
         self._origins: dict[int, Metadata] = {}  # id -> metadata retained for held rows
         self._next_origin = 0
         self._listeners: list[Callable[[], Any]] = []
-        self._timer: Any = None
-        self._timer_deadline: float | None = None
-        self._timer_token = 0
-        self._background: set[asyncio.Future[Any]] = set()
+        self._idle_timer = IdleTimer(
+            self, self._on_idle, "passing rows on after a partition went idle failed", logger
+        )
         if partitions is not None and self.idle_timeout is not None:
-            self._arm_from_any_thread()
+            self._idle_timer.arm_from_any_thread()
         me = weakref.ref(self)
 
         def ended() -> list[Any]:
@@ -283,7 +260,7 @@ class EventTimeOrder(Stream):
 
     def _end(self) -> list[Any]:
         self.tracker.advance_to_end()
-        self._cancel_idle_timer()
+        self._idle_timer.cancel()
         return self._release(_INF, [], None)
 
     # -- rows --------------------------------------------------------------------------
@@ -314,7 +291,7 @@ class EventTimeOrder(Stream):
             if more:
                 pending.extend(more)
         if self.idle_timeout is not None:
-            self._arm_idle_timer()
+            self._idle_timer.arm()
         return pending
 
     def _observe(self, times: np.ndarray, parts: np.ndarray | None) -> None:
@@ -392,7 +369,7 @@ class EventTimeOrder(Stream):
                 retain_refs(metadata)  # rows of this chunk stay held
                 self._origins[ident] = metadata  # type: ignore[assignment]
         if moved and self._listeners:
-            pending.extend(self._notify())
+            pending.extend(call_watermark_listeners(self._listeners))
         return pending
 
     def _emit_rows(
@@ -459,85 +436,14 @@ class EventTimeOrder(Stream):
         target = self.late if policy == "side" else self
         return list(target._emit(rows, metadata=metadata) or ())
 
-    def _notify(self) -> list[Any]:
-        pending: list[Any] = []
-        for listener in tuple(self._listeners):
-            r = listener()
-            if r is not None:
-                if type(r) is list:
-                    pending.extend(r)
-                else:
-                    pending.append(r)
-        return pending
-
     # -- idle partitions ---------------------------------------------------------------
-    def _arm_idle_timer(self) -> None:
-        deadline = self.tracker.idle_deadline()
-        if deadline is None:
-            return
-        if self._timer is not None and self._timer_deadline is not None:
-            if self._timer_deadline <= deadline:
-                return  # the timer fires first; it re-arms for what is left
-            self._cancel_idle_timer()
-        self._timer_token += 1
-        self._timer_deadline = deadline
-        clock = self.clock
-        self._timer = clock.call_later(
-            self.loop.asyncio_loop,
-            deadline - clock.now(),
-            _idle_timer_fired,
-            weakref.ref(self),
-            self._timer_token,
-        )
-
-    def _arm_from_any_thread(self) -> None:
-        loop = self.loop
-        if in_loop_thread(loop) or not loop.asyncio_loop.is_running():
-            self._arm_idle_timer()
-            return
-
-        async def arm() -> None:
-            self._arm_idle_timer()
-
-        sync(loop, arm)
-
-    def _cancel_idle_timer(self) -> None:
-        if self._timer is not None:
-            self._timer.cancel()
-        self._timer = None
-        self._timer_deadline = None
-        self._timer_token += 1
-
-    def _on_idle_timer(self) -> None:
-        """On the loop, when a partition may have gone idle: pass on what the watermark
-        now passes. While a checkpoint holds this stage, that waits until it opens."""
-        self._timer = None
-        self._timer_deadline = None
-        hold = self.hold
-        if hold is not None and hold.closed:
-            self._in_background(self._idle_when_open(hold))
-            return
-        try:
-            if self.tracker.watermark > self._emitted:
-                pending = self._release(self.tracker.watermark, [], None)
-                if pending:
-                    if hold is not None:
-                        hold.take()
-                    self._in_background(_absorbed(pending, hold))
-        except Exception as e:
-            logger.error("%s: passing rows on after a partition went idle failed", self, exc_info=e)
-        finally:
-            self._arm_idle_timer()
-
-    def _in_background(self, coroutine: Any) -> None:
-        task = asyncio.ensure_future(coroutine)
-        self._background.add(task)
-        task.add_done_callback(self._background.discard)
-        task.add_done_callback(log_task_error)
-
-    async def _idle_when_open(self, hold: Hold) -> None:
-        await hold.wait_open()
-        self._on_idle_timer()
+    def _on_idle(self) -> list[Any]:
+        """The :class:`~millstream.time.IdleTimer` fired: a partition may have gone idle;
+        pass on the rows the watermark now passes (what downstream returns counts as in
+        hand for a checkpoint until it is absorbed)."""
+        if self.tracker.watermark > self._emitted:
+            return self._release(self.tracker.watermark, [], None)
+        return []
 
     # -- state -------------------------------------------------------------------------
     def snapshot(self) -> dict[str, Any]:
@@ -598,9 +504,9 @@ class EventTimeOrder(Stream):
         self._emitted = float(state["watermark"])
         self.late_count = state["late_count"]
         self.dropped_count = state["dropped_count"]
-        self._cancel_idle_timer()
+        self._idle_timer.cancel()
         if self.idle_timeout is not None:
-            self._arm_from_any_thread()
+            self._idle_timer.arm_from_any_thread()
 
     def __str__(self) -> str:
         on = "index" if self.on is None else repr(self.on)

@@ -17,10 +17,12 @@ from .aggregations import (
     Reduce,
     Sum,
 )
+from .idle import IdleTimer
 from .operators import WindowResult, window
 from .watermarks import (
     NO_WATERMARK,
     WatermarkTracker,
+    call_watermark_listeners,
     to_timestamp,
     watermark,
     watermark_sources,
@@ -49,6 +51,7 @@ __all__ = [
     "CountTumbling",
     "Fold",
     "Global",
+    "IdleTimer",
     "Max",
     "Mean",
     "Min",
@@ -61,6 +64,7 @@ __all__ = [
     "Window",
     "WindowAssigner",
     "WindowResult",
+    "call_watermark_listeners",
     "to_timestamp",
     "watermark",
     "watermark_sources",

@@ -17,7 +17,6 @@ timezone-aware ``datetime`` values (and ``pandas.Timestamp``) become POSIX secon
 
 from __future__ import annotations
 
-import asyncio
 import datetime
 import logging
 import math
@@ -27,16 +26,16 @@ from collections.abc import Callable, Hashable, Iterable
 from typing import Any
 
 from .._utils import annotate_error, check_callable, convert_interval, short_repr
-from ..core.awaitables import await_all, run_on_graph_loop
+from ..core.awaitables import run_on_graph_loop
 from ..core.clock import Clock, get_default_clock
-from ..core.hold import Hold
-from ..core.loop import in_loop_thread, log_task_error, sync
 from ..core.state import NUMBER, SEQUENCE, bad_state, expect_fields
 from ..core.stream import Stream, graph_version
+from .idle import IdleTimer
 
 __all__ = [
     "NO_WATERMARK",
     "WatermarkTracker",
+    "call_watermark_listeners",
     "to_timestamp",
     "watermark",
     "watermark_sources",
@@ -318,6 +317,24 @@ class WatermarkTracker:
         )
 
 
+def call_watermark_listeners(listeners: Iterable[Callable[[], Any]]) -> list[Any]:
+    """Call each watermark listener (the watermark advanced); return what they gave back
+    as one list of awaitables (a listener returns a list of them, one, or ``None``).
+
+    >>> call_watermark_listeners([lambda: None, lambda: ['a', 'b'], lambda: 'c'])
+    ['a', 'b', 'c']
+    """
+    pending: list[Any] = []
+    for listener in tuple(listeners):
+        r = listener()
+        if r is not None:
+            if type(r) is list:
+                pending.extend(r)
+            else:
+                pending.append(r)
+    return pending
+
+
 def _kafka_timestamp(record: Any) -> float:
     """The timestamp of a ``keys=True`` Kafka record, in seconds (Kafka gives milliseconds)."""
     ms = record["timestamp"]
@@ -329,24 +346,6 @@ def _kafka_timestamp(record: Any) -> float:
 def _kafka_partition(record: Any) -> Any:
     """The partition of a ``keys=True`` Kafka record."""
     return record["partition"]
-
-
-async def _absorbed(pending: list[Any], hold: Hold | None) -> None:
-    """Await what the listeners returned; then one element less is in ``hold``'s hand."""
-    try:
-        await await_all(pending)
-    finally:
-        if hold is not None:
-            hold.leave()
-
-
-def _idle_timer_fired(ref: weakref.ReferenceType[with_timestamps], token: int) -> None:
-    """The idle timer of one node; holds the node weakly while it waits."""
-    node = ref()
-    if node is not None and node._timer_token == token:
-        node._timer = None
-        node._timer_deadline = None
-        node._on_idle_timer()
 
 
 @Stream.register_api()
@@ -449,10 +448,9 @@ class with_timestamps(Stream):
             partitions = list(partitions)
         self._listeners: list[Callable[[], Any]] = []
         self._notified = NO_WATERMARK
-        self._timer: Any = None
-        self._timer_deadline: float | None = None
-        self._timer_token = 0
-        self._background: set[asyncio.Future[Any]] = set()
+        self._idle_timer = IdleTimer(
+            self, self._on_idle, "a watermark listener failed after a partition went idle", logger
+        )
         if self.idle_timeout is not None:
             kwargs["ensure_io_loop"] = True
         super().__init__(upstream, clock=clock, **kwargs)
@@ -461,7 +459,7 @@ class with_timestamps(Stream):
             self.max_out_of_orderness, self.idle_timeout, self.clock, partitions=partitions
         )
         if partitions is not None and self.idle_timeout is not None:
-            self._schedule_idle_timer_from_any_thread()
+            self._idle_timer.arm_from_any_thread()
         self._watch_sources()
 
     def _watch_sources(self) -> None:
@@ -508,7 +506,7 @@ class with_timestamps(Stream):
             if more:
                 pending = pending + more if pending else more
         if self.idle_timeout is not None:
-            self._schedule_idle_timer()
+            self._idle_timer.arm()
         return pending
 
     # -- watermark --------------------------------------------------------------------
@@ -538,15 +536,7 @@ class with_timestamps(Stream):
     def _notify(self) -> list[Any]:
         """Call the listeners (the watermark advanced); return their awaitables."""
         self._notified = self.tracker.watermark
-        pending: list[Any] = []
-        for listener in tuple(self._listeners):
-            r = listener()
-            if r is not None:
-                if type(r) is list:
-                    pending.extend(r)
-                else:
-                    pending.append(r)
-        return pending
+        return call_watermark_listeners(self._listeners)
 
     def end_of_input(self) -> list[Any]:
         """The input has ended: move the watermark to ``+inf``, tell the listeners.
@@ -572,84 +562,19 @@ class with_timestamps(Stream):
 
     def _end(self) -> list[Any]:
         self.tracker.advance_to_end()
-        self._cancel_idle_timer()
+        self._idle_timer.cancel()
         if self.tracker.watermark > self._notified:
             return self._notify()
         return []
 
-    # -- idle timer ---------------------------------------------------------------------
-    def _schedule_idle_timer(self) -> None:
-        deadline = self.tracker.idle_deadline()
-        if deadline is None:
-            return
-        if self._timer is not None and self._timer_deadline is not None:
-            if self._timer_deadline <= deadline:
-                return  # the timer fires first; it re-arms for what is left
-            self._cancel_idle_timer()
-        loop = self.loop.asyncio_loop
-        self._timer_token += 1
-        self._timer_deadline = deadline
-        clock = self.clock
-        self._timer = clock.call_later(
-            loop,
-            deadline - clock.now(),
-            _idle_timer_fired,
-            weakref.ref(self),
-            self._timer_token,
-        )
-
-    def _schedule_idle_timer_from_any_thread(self) -> None:
-        """Arm the idle timer now (blocking until the loop did it, from another thread)."""
-        loop = self.loop
-        if in_loop_thread(loop) or not loop.asyncio_loop.is_running():
-            self._schedule_idle_timer()
-            return
-
-        async def schedule() -> None:
-            self._schedule_idle_timer()
-
-        sync(loop, schedule)
-
-    def _cancel_idle_timer(self) -> None:
-        if self._timer is not None:
-            self._timer.cancel()
-            self._timer = None
-            self._timer_deadline = None
-            self._timer_token += 1
-
-    def _on_idle_timer(self) -> None:
-        """On the loop: a partition may have gone idle; tell the listeners if it moved.
-
-        While a checkpoint holds this node, that waits until the hold opens; what the
-        listeners return (windows they fired) counts as in hand until it is absorbed.
-        """
-        hold = self.hold
-        if hold is not None and hold.closed:
-            self._in_background(self._idle_when_open(hold))
-            return
-        try:
-            if self.tracker.watermark > self._notified:
-                pending = self._notify()
-                if pending:
-                    if hold is not None:
-                        hold.take()
-                    self._in_background(_absorbed(pending, hold))
-        except Exception as e:
-            logger.error(
-                "%s: a watermark listener failed after a partition went idle", self, exc_info=e
-            )
-        finally:
-            self._schedule_idle_timer()
-
-    def _in_background(self, coroutine: Any) -> None:
-        task = asyncio.ensure_future(coroutine)
-        self._background.add(task)
-        task.add_done_callback(self._background.discard)
-        task.add_done_callback(log_task_error)
-
-    async def _idle_when_open(self, hold: Hold) -> None:
-        await hold.wait_open()
-        self._on_idle_timer()
+    # -- idle partitions ----------------------------------------------------------------
+    def _on_idle(self) -> list[Any]:
+        """The :class:`IdleTimer` fired: a partition may have gone idle; tell the
+        listeners if the watermark moved (what they return, windows they fired, counts
+        as in hand for a checkpoint until it is absorbed)."""
+        if self.tracker.watermark > self._notified:
+            return self._notify()
+        return []
 
     # -- state --------------------------------------------------------------------------
     def snapshot(self) -> dict[str, Any]:
@@ -662,9 +587,9 @@ class with_timestamps(Stream):
         expect_fields(self, state, {"tracker": dict, "notified": NUMBER})
         self.tracker.restore(state["tracker"], owner=self)
         self._notified = float(state["notified"])
-        self._cancel_idle_timer()
+        self._idle_timer.cancel()
         if self.idle_timeout is not None:
-            self._schedule_idle_timer_from_any_thread()
+            self._idle_timer.arm_from_any_thread()
 
 
 # -- watermarks of any node -------------------------------------------------------------
