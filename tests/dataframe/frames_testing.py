@@ -3,6 +3,7 @@ pandas first)."""
 
 from __future__ import annotations
 
+import pickle
 from typing import Any
 
 import pandas as pd
@@ -19,3 +20,29 @@ def assert_frame_equal(a: Any, b: Any, **kwargs: Any) -> None:
 
 def assert_series_equal(a: Any, b: Any, **kwargs: Any) -> None:
     pd.testing.assert_series_equal(to_pandas(a), to_pandas(b), **kwargs)
+
+
+def resumed_outputs(
+    chunks: list[Any], build: Any, cut: int, same_snapshot: bool = True
+) -> list[Any]:
+    """What a frame pipeline emits for ``chunks[cut:]`` after its stateful node was
+    snapshotted (pickled) having seen ``chunks[:cut]`` and restored into a fresh build:
+    callers compare it with the uninterrupted run's outputs from ``cut`` on. With
+    ``same_snapshot`` also checks that the restored node snapshots as it was saved (not
+    for states holding NaN, which is unequal to itself)."""
+    from millstream.dataframe import DataFrame
+
+    sdf = DataFrame(example=chunks[0].iloc[:0])
+    first = build(sdf)
+    for chunk in chunks[:cut]:
+        sdf.emit(chunk)
+    saved = pickle.loads(pickle.dumps(first.stream.snapshot()))
+    fresh = DataFrame(example=chunks[0].iloc[:0])
+    second = build(fresh)
+    second.stream.restore(saved)
+    if same_snapshot:
+        assert second.stream.snapshot() == saved
+    out = second.stream.sink_to_list()
+    for chunk in chunks[cut:]:
+        fresh.emit(chunk)
+    return out

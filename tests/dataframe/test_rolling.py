@@ -9,7 +9,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import pytest
-from frames_testing import assert_frame_equal, assert_series_equal, to_pandas
+from frames_testing import assert_frame_equal, assert_series_equal, resumed_outputs, to_pandas
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -189,18 +189,7 @@ def test_snapshot_restore_mid_stream(xd: Any, op: str, window: Any) -> None:
         return getattr(s.rolling(window), op)()
 
     _out, whole = run(xd, chunks, build)
-    sdf = DataFrame(example=chunks[0].iloc[:0])
-    first = build(sdf)
-    for chunk in chunks[:2]:
-        sdf.emit(chunk)
-    saved = pickle.loads(pickle.dumps(first.stream.snapshot()))
-    sdf2 = DataFrame(example=chunks[0].iloc[:0])
-    second = build(sdf2)
-    second.stream.restore(saved)
-    rest = second.stream.sink_to_list()
-    for chunk in chunks[2:]:
-        sdf2.emit(chunk)
-    for a, b in zip(rest, whole[2:], strict=True):
+    for a, b in zip(resumed_outputs(chunks, build, 2, same_snapshot=False), whole[2:], strict=True):
         assert_frame_equal(a, b)
     assert pickle.loads(pickle.dumps(RollingAggregation(3, "sum"))).window == 3
 
