@@ -14,6 +14,7 @@ import sys
 from collections.abc import Sequence
 
 from . import kafka, load_kafka, wordcount
+from ._env import EnvArgumentParser
 
 __all__ = ["build_parser", "main"]
 
@@ -33,7 +34,7 @@ def build_parser() -> argparse.ArgumentParser:
     >>> args.command, args.path, args.top, args.raw
     ('wordcount', '-', 3, False)
     """
-    parser = argparse.ArgumentParser(
+    parser = EnvArgumentParser(
         prog="millstream",
         description="millstream: Streamz-compatible stream processing on asyncio.",
     )
@@ -79,8 +80,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     >>> main(['wordcount', '--top', '0'])
     2
     """
-    parser = build_parser()
     try:
+        parser = build_parser()  # a bad MILLSTREAM_* value is a usage error here
         args = parser.parse_args(argv)
     except SystemExit as e:  # --help, --version, usage errors
         return e.code if isinstance(e.code, int) else (0 if e.code is None else 2)
