@@ -11,7 +11,14 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import pytest
-from frames_testing import assert_frame_equal, assert_series_equal, resumed_outputs, to_pandas
+from frames_testing import (
+    assert_frame_equal,
+    assert_series_equal,
+    resumed_outputs,
+    run,
+    streamz_outputs,
+    to_pandas,
+)
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -36,15 +43,6 @@ def make_chunks(xd: Any, sizes: list[int], seed: int = 0, nans: float = 0.2) -> 
     whole = pd.DataFrame({"x": x, "y": rng.integers(-5, 5, size=n)}, index=pd.RangeIndex(n))
     bounds = np.cumsum([0, *sizes])
     return [xd.DataFrame(whole.iloc[a:b]) for a, b in itertools.pairwise(bounds)]
-
-
-def run(chunks: list[Any], build: Any) -> tuple[Any, list[Any]]:
-    sdf = DataFrame(example=chunks[0].iloc[:0])
-    out = build(sdf)
-    results = out.stream.sink_to_list()
-    for chunk in chunks:
-        sdf.emit(chunk)
-    return out, results
 
 
 def so_far(xd: Any, chunks: list[Any]) -> list[pd.DataFrame]:
@@ -94,8 +92,6 @@ def test_expanding_any_chunking(sizes: list[int], name: str, seed: int) -> None:
 
 
 def test_expanding_equals_streamz() -> None:
-    import streamz.dataframe as sd
-
     chunks = make_chunks(pd, [3, 1, 5, 2], nans=0)
     for build in [
         lambda s: s.expanding().sum(),
@@ -104,12 +100,8 @@ def test_expanding_equals_streamz() -> None:
         lambda s: s.expanding().count(),
         lambda s: s.expanding().x.sum(),
     ]:
-        sdf = sd.DataFrame(example=chunks[0].iloc[:0])
-        theirs = build(sdf).stream.sink_to_list()
-        for chunk in chunks:
-            sdf.emit(chunk)
         _out, ours = run(chunks, build)
-        for a, b in zip(ours, theirs, strict=True):
+        for a, b in zip(ours, streamz_outputs(chunks, build), strict=True):
             np.testing.assert_allclose(np.asarray(a, float), np.asarray(b, float), rtol=1e-12)
 
 
@@ -222,14 +214,9 @@ def test_ewm_any_chunking(sizes: list[int], alpha: float, name: str, seed: int) 
 def test_ewm_mean_equals_streamz_values() -> None:
     """Streamz's ``EWMean`` gives the same values without missing data (its result keeps
     the first row's label; ours is labelled with the last row, like pandas')."""
-    import streamz.dataframe as sd
-
     chunks = make_chunks(pd, [3, 1, 5, 2], nans=0)
-    sdf = sd.DataFrame(example=chunks[0].iloc[:0])
-    theirs = sdf.ewm(com=2).mean().stream.sink_to_list()
-    for chunk in chunks:
-        sdf.emit(chunk)
     _out, ours = run(chunks, lambda s: s.ewm(com=2).mean())
+    theirs = streamz_outputs(chunks, lambda s: s.ewm(com=2).mean())
     for a, b in zip(ours, theirs, strict=True):
         np.testing.assert_allclose(a.to_numpy(float), b.to_numpy(float), rtol=1e-12)
 

@@ -11,9 +11,15 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import pytest
-import streamz
-import streamz.dataframe
-from frames_testing import assert_frame_equal, assert_series_equal, resumed_outputs, to_pandas
+from frames_testing import (
+    assert_frame_equal,
+    assert_series_equal,
+    chunks_of,
+    resumed_outputs,
+    run,
+    streamz_outputs,
+    to_pandas,
+)
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -43,24 +49,6 @@ def frame(rows: int, seed: int = 0, keys: int = 4, times: bool = False) -> pd.Da
         },
         index=index,
     )
-
-
-def chunks_of(xd: ModuleType, whole: pd.DataFrame, sizes: list[int]) -> list[Any]:
-    out, at = [], 0
-    for size in sizes:
-        part = whole.iloc[at : at + size]
-        out.append(part if xd is pd else xd.from_pandas(part))
-        at += size
-    return out
-
-
-def run(chunks: list[Any], build: Callable[[DataFrame], Any]) -> tuple[Any, list[Any]]:
-    sdf = DataFrame(example=chunks[0].iloc[:0])
-    out = build(sdf)
-    L = out.stream.sink_to_list()
-    for chunk in chunks:
-        sdf.emit(chunk)
-    return out, L
 
 
 def so_far(chunks: list[Any], i: int) -> pd.DataFrame:
@@ -237,13 +225,8 @@ def test_equal_to_streamz() -> None:
         lambda s: s.window(n=12).groupby("k").x.mean(),
     ]
     for build in cases:
-        source = streamz.Stream()
-        theirs = build(streamz.dataframe.DataFrame(source, example=chunks[0].iloc[:0]))
-        expected = theirs.stream.sink_to_list()
-        for chunk in chunks:
-            source.emit(chunk)
         _out, ours = run(chunks, build)
-        for a, b in zip(ours, expected, strict=True):
+        for a, b in zip(ours, streamz_outputs(chunks, build), strict=True):
             check(a, b)
 
 
@@ -273,13 +256,8 @@ def test_start_state_dtypes_follow_the_chunks() -> None:
         lambda s: s.window(5).groupby(["name"]).amount.sum(),
     ]
     for build in builds:
-        sdf = DataFrame(example=example)
-        ours = build(sdf).stream.sink_to_list()
-        source = streamz.Stream()
-        theirs = build(streamz.dataframe.DataFrame(source, example=example)).stream.sink_to_list()
-        for chunk in (first, second):
-            sdf.emit(chunk)
-            source.emit(chunk)
+        _out, ours = run([first, second], build, example)
+        theirs = streamz_outputs([first, second], build, example)
         want = pd.concat([first, second]).groupby(["name"]).amount.sum()
         pd.testing.assert_series_equal(ours[-1], want)
         assert ours[-1].dtype == "int64" and theirs[-1].dtype == "float64"

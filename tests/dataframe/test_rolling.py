@@ -9,7 +9,14 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import pytest
-from frames_testing import assert_frame_equal, assert_series_equal, resumed_outputs, to_pandas
+from frames_testing import (
+    assert_frame_equal,
+    assert_series_equal,
+    resumed_outputs,
+    run,
+    streamz_outputs,
+    to_pandas,
+)
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -45,21 +52,12 @@ def make_chunks(xd: Any, sizes: list[int], timed: bool = False, seed: int = 0) -
     return [xd.DataFrame(whole.iloc[a:b]) for a, b in itertools.pairwise(bounds)]
 
 
-def run(xd: Any, chunks: list[Any], build: Any) -> tuple[Any, list[Any]]:
-    sdf = DataFrame(example=chunks[0].iloc[:0])
-    out = build(sdf)
-    results = out.stream.sink_to_list()
-    for chunk in chunks:
-        sdf.emit(chunk)
-    return out, results
-
-
 def expected(xd: Any, chunks: list[Any], build: Any) -> Any:
     return build(to_pandas(xd.concat(chunks)))
 
 
 def check(xd: Any, chunks: list[Any], stream_build: Any, pandas_build: Any) -> None:
-    _out, results = run(xd, chunks, stream_build)
+    _out, results = run(chunks, stream_build)
     assert sum(len(r) for r in results) == sum(len(c) for c in chunks)
     got = to_pandas(xd.concat(results))
     want = expected(xd, chunks, pandas_build)
@@ -137,8 +135,6 @@ def test_types_and_streamz_first_chunk(xd: Any) -> None:
 
 
 def test_equal_to_streamz_without_missing_values() -> None:
-    import streamz.dataframe as sd
-
     chunks = make_chunks(pd, [5, 1, 8, 3, 6], seed=3)
     chunks = [c.fillna(0.5) for c in chunks]
     for build in [
@@ -148,11 +144,8 @@ def test_equal_to_streamz_without_missing_values() -> None:
         lambda s: s.rolling(3).max(),
         lambda s: s.rolling(3).count(),
     ]:
-        sdf = sd.DataFrame(example=chunks[0].iloc[:0])
-        theirs = build(sdf).stream.sink_to_list()
-        for chunk in chunks:
-            sdf.emit(chunk)
-        _out, ours = run(pd, chunks, build)
+        _out, ours = run(chunks, build)
+        theirs = streamz_outputs(chunks, build)
         assert len(ours) == len(theirs)
         for a, b in zip(ours, theirs, strict=True):
             pd.testing.assert_index_equal(a.index, b.index)
@@ -188,7 +181,7 @@ def test_snapshot_restore_mid_stream(xd: Any, op: str, window: Any) -> None:
     def build(s: Any) -> Any:
         return getattr(s.rolling(window), op)()
 
-    _out, whole = run(xd, chunks, build)
+    _out, whole = run(chunks, build)
     for a, b in zip(resumed_outputs(chunks, build, 2, same_snapshot=False), whole[2:], strict=True):
         assert_frame_equal(a, b)
     assert pickle.loads(pickle.dumps(RollingAggregation(3, "sum"))).window == 3
@@ -236,6 +229,6 @@ def test_a_chunk_numpy_cannot_sum_mid_stream_hands_the_backlog_to_pandas(xd: Any
     index = pd.date_range("2024", periods=6, freq="s", tz="Europe/Paris")
     whole = xd.DataFrame({"x": [1.0, 2.0, 3.0, 4.0, 5.0, 6.0]}, index=index)
     chunks = [whole.iloc[:3], whole.iloc[3:].astype({"x": object})]
-    _out, results = run(xd, chunks, lambda s: s.rolling("2s").sum())
+    _out, results = run(chunks, lambda s: s.rolling("2s").sum())
     want = whole.rolling("2s").sum()
     assert_frame_equal(xd.concat(results), want, check_dtype=False, check_freq=False)

@@ -10,9 +10,15 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import pytest
-import streamz
-import streamz.dataframe
-from frames_testing import assert_frame_equal, assert_series_equal, resumed_outputs, to_pandas
+from frames_testing import (
+    assert_frame_equal,
+    assert_series_equal,
+    chunks_of,
+    resumed_outputs,
+    run,
+    streamz_outputs,
+    to_pandas,
+)
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -29,15 +35,6 @@ from millstream.dataframe.aggregations import Sum
 from millstream.exceptions import StateError
 
 
-def chunks_of(xd: ModuleType, whole: pd.DataFrame, sizes: list[int]) -> list[Any]:
-    out, at = [], 0
-    for size in sizes:
-        part = whole.iloc[at : at + size]
-        out.append(part if xd is pd else xd.from_pandas(part))
-        at += size
-    return out
-
-
 def frame(rows: int, seed: int = 0, times: bool = False) -> pd.DataFrame:
     rng = np.random.default_rng(seed)
     index: Any = pd.RangeIndex(rows)
@@ -52,15 +49,6 @@ def frame(rows: int, seed: int = 0, times: bool = False) -> pd.DataFrame:
         },
         index=index,
     )
-
-
-def run(chunks: list[Any], build: Callable[[DataFrame], Any]) -> tuple[Any, list[Any]]:
-    sdf = DataFrame(example=chunks[0].iloc[:0])
-    out = build(sdf)
-    L = out.stream.sink_to_list()
-    for chunk in chunks:
-        sdf.emit(chunk)
-    return out, L
 
 
 def so_far(chunks: list[Any], i: int) -> pd.DataFrame:
@@ -191,13 +179,8 @@ def test_equal_to_streamz() -> None:
         lambda s: s.window(n=12).full(),
     ]
     for build in cases:
-        source = streamz.Stream()
-        theirs = build(streamz.dataframe.DataFrame(source, example=chunks[0].iloc[:0]))
-        expected = theirs.stream.sink_to_list()
-        for chunk in chunks:
-            source.emit(chunk)
         _out, ours = run(chunks, build)
-        for a, b in zip(ours, expected, strict=True):
+        for a, b in zip(ours, streamz_outputs(chunks, build), strict=True):
             check(a, b)
 
 
