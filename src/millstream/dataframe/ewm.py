@@ -243,6 +243,8 @@ class EWM(Expanding):
     1  2.333333
     """
 
+    _fields = (*Expanding._fields, "com", "span", "halflife", "alpha", "smoothing")
+
     def __init__(
         self,
         sdf: Any,
@@ -264,11 +266,6 @@ class EWM(Expanding):
         return EWM(
             root, self.com, self.span, self.halflife, self.alpha, self.with_state, self.start
         )
-
-    def __getattr__(self, key: str) -> Expanding:
-        if key in ("com", "span", "halflife", "alpha", "smoothing"):
-            raise AttributeError(key)
-        return Expanding.__getattr__(self, key)
 
     def mean(self) -> Streaming:
         """The exponentially weighted mean (``adjust=True``), as pandas'."""

@@ -29,6 +29,7 @@ from ..collection import Streaming, map_partitions
 from .aggregations import Aggregation, Count, Mean, Size, Sum, Var
 from .nodes import accumulate_chunks
 from .rolling import is_numeric_pandas, wrap
+from .views import FrameView
 
 __all__ = ["Expanding", "ExpandingMoments", "ValueCountsSoFar"]
 
@@ -158,7 +159,7 @@ class ExpandingMoments(Aggregation):
         return f"ExpandingMoments({self.statistic!r}, ddof={self.ddof})"
 
 
-class Expanding:
+class Expanding(FrameView):
     """``sdf.expanding()``: aggregations over every row so far, one result per chunk.
 
     >>> import pandas as pd
@@ -171,6 +172,8 @@ class Expanding:
     {'x': 8, 'y': 13}
     """
 
+    _fields: tuple[str, ...] = ("root", "with_state", "start")
+
     def __init__(self, sdf: Any, with_state: bool = False, start: Any = None):
         self.root = sdf
         self.with_state = with_state
@@ -179,39 +182,10 @@ class Expanding:
     def _like(self, root: Any) -> Expanding:
         return Expanding(root, self.with_state, self.start)
 
-    def __getitem__(self, key: Any) -> Expanding:
-        return self._like(self.root[key])
-
-    def __getattr__(self, key: str) -> Expanding:
-        if key.startswith("_") or key in ("root", "with_state", "start"):
-            raise AttributeError(key)
-        if key in getattr(self.root.example, "columns", ()):
-            return self[key]
-        raise AttributeError(f"{type(self).__name__} has no attribute or column {key!r}")
-
-    @property
-    def example(self) -> Any:
-        return self.root.example
-
-    @property
-    def columns(self) -> Any:
-        return self.root.columns
-
-    @property
-    def dtypes(self) -> Any:
-        return self.root.dtypes
-
-    @property
-    def index(self) -> Expanding:
-        return self._like(self.root.index)
-
     def map_partitions(self, func: Callable[..., Any], *args: Any, **kwargs: Any) -> Expanding:
         """``func`` on each chunk first, then the expanding aggregation."""
         args = tuple(a.root if isinstance(a, Expanding) else a for a in args)
         return self._like(self.root.map_partitions(func, self.root, *args, **kwargs))
-
-    def reset_index(self) -> Expanding:
-        return self._like(self.root.reset_index())
 
     def aggregate(self, agg: Aggregation) -> Streaming:
         """The running ``agg`` (an :class:`Aggregation`; only ``on_new`` is used) over

@@ -35,6 +35,7 @@ from ..collection import Streaming, get_stream_type
 from .aggregations import Aggregation
 from .nodes import accumulate_chunks
 from .plain import from_plain, to_plain
+from .views import ColumnView
 
 __all__ = ["Rolling", "RollingAggregation"]
 
@@ -401,7 +402,7 @@ def stage_lateness(stream: Any) -> pd.Timedelta | None:
     return pd.Timedelta(seconds=max(found))
 
 
-class Rolling:
+class Rolling(ColumnView):
     """``sdf.rolling(window, min_periods=None)``: pick an aggregation (``sum()``,
     ``mean()``, ...), or columns first (``r['x']``, ``r.x``). Every aggregation gives a
     streaming frame of the new chunk's rows.
@@ -416,6 +417,8 @@ class Rolling:
     >>> [s.tolist() for s in L]
     [[1.0, 2.0], [2.0]]
     """
+
+    _fields = ("root", "window", "min_periods", "with_state", "start")
 
     def __init__(
         self,
@@ -434,15 +437,8 @@ class Rolling:
         self.start = start
         RollingAggregation(window, "sum", min_periods)  # checks the arguments now
 
-    def __getitem__(self, key: Any) -> Rolling:
-        return Rolling(self.root[key], self.window, self.min_periods, self.with_state, self.start)
-
-    def __getattr__(self, key: str) -> Rolling:
-        if key.startswith("_") or key in ("root", "window", "min_periods", "with_state", "start"):
-            raise AttributeError(key)
-        if key in getattr(self.root.example, "columns", ()):
-            return self[key]
-        raise AttributeError(f"Rolling has no attribute or column {key!r}")
+    def _like(self, root: Any) -> Rolling:
+        return Rolling(root, self.window, self.min_periods, self.with_state, self.start)
 
     def _aggregate(self, operation: str, *args: Any, **kwargs: Any) -> Streaming:
         lateness = None

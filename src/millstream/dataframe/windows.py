@@ -42,6 +42,7 @@ from .summaries import (
     WindowedVar,
 )
 from .tables import frame_package, from_plain_indexed, to_plain_indexed
+from .views import FrameView
 
 #: the fields of a window's snapshot (``ignored`` only when not 0)
 _FIELDS = {"chunks", "state", "ignored"}
@@ -514,7 +515,7 @@ def _window_method(op: Callable[..., Any], reflected: bool = False) -> Any:
     return method
 
 
-class Window:
+class Window(FrameView):
     """Aggregations over a sliding window of a streaming frame:
     ``sdf.window(n=None, value=None, with_state=False, start=None)``.
 
@@ -533,6 +534,8 @@ class Window:
     >>> [int(v) for v in L]
     [2, 2]
     """
+
+    _fields = ("root", "n", "value", "with_state", "start")
 
     def __init__(
         self,
@@ -557,45 +560,11 @@ class Window:
             root, n=self.n, value=self.value, with_state=self.with_state, start=self.start
         )
 
-    def __getitem__(self, key: Any) -> Window:
-        return self._like(self.root[key])
-
-    def __getattr__(self, key: str) -> Window:
-        if key.startswith("_") or key in ("root", "n", "value", "with_state", "start"):
-            raise AttributeError(key)
-        columns = getattr(self.root.example, "columns", ())
-        if key in columns:
-            return self[key]
-        raise AttributeError(f"{type(self).__name__} has no attribute or column {key!r}")
-
-    def __dir__(self) -> list[str]:
-        columns = getattr(self.root.example, "columns", ())
-        return sorted({*object.__dir__(self), *(c for c in columns if isinstance(c, str))})
-
     def map_partitions(self, func: Callable[..., Any], *args: Any, **kwargs: Any) -> Window:
         """A window over ``func`` applied to each chunk (windows among ``args`` stand
         for their frames)."""
         args = tuple(a.root if isinstance(a, Window) else a for a in args)
         return self._like(map_partitions(func, *args, **kwargs))
-
-    @property
-    def example(self) -> Any:
-        return self.root.example
-
-    @property
-    def columns(self) -> Any:
-        return self.root.columns
-
-    @property
-    def dtypes(self) -> Any:
-        return self.root.dtypes
-
-    @property
-    def index(self) -> Window:
-        return self._like(self.root.index)
-
-    def reset_index(self) -> Window:
-        return self._like(self.root.reset_index())
 
     def _aggregation(self, aggregation: Aggregation) -> WindowAggregation:
         return WindowAggregation(aggregation, n=self.n, value=self.value)
