@@ -60,3 +60,15 @@ def test_streamz_core_import_path():
     assert core.Aggregation is package.Aggregation  # any public name of the package
     with pytest.raises(AttributeError):
         core.no_such_name
+
+
+def test_without_pandas_the_import_is_a_one_line_error_naming_the_install():
+    import subprocess
+    import sys
+
+    code = "import sys; sys.modules['pandas'] = None; import millstream.dataframe"
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert done.returncode == 1
+    assert done.stderr.strip().splitlines()[-1] == (
+        "ImportError: millstream.dataframe needs pandas: pip install 'millstream[dataframe]'"
+    )

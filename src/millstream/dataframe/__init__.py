@@ -7,6 +7,13 @@
 True
 """
 
+try:
+    import pandas  # noqa: F401  # every module below needs it
+except ImportError:
+    raise ImportError(
+        "millstream.dataframe needs pandas: pip install 'millstream[dataframe]'"
+    ) from None
+
 from ..collection import Streaming, map_partitions
 from .aggregations import Aggregation, Count, Mean, Size, Sum, Var
 from .event_time import EventTimeOrder
