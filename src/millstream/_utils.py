@@ -249,21 +249,24 @@ def short_repr(x: Any, limit: int = 120) -> str:
     return text
 
 
-def add_note(error: BaseException, note: str, unless: str | None = None) -> None:
-    """Attach ``note`` to ``error`` (shown in its traceback; ``error.__notes__``).
+def add_note(error: BaseException, note: str, unless: str | None = None) -> bool:
+    """Attach ``note`` to ``error`` (shown in its traceback; ``error.__notes__``); return
+    whether it was added.
 
     With ``unless``, nothing is added if a note starting with it is there already (so the
     innermost place that knows most names the error, once).
 
     >>> e = ValueError('bad')
     >>> add_note(e, 'millstream: first', unless='millstream:')
+    True
     >>> add_note(e, 'millstream: second', unless='millstream:')
+    False
     >>> e.__notes__
     ['millstream: first']
     """
     notes = getattr(error, "__notes__", None) or []
     if unless is not None and any(n.startswith(unless) for n in notes):
-        return
+        return False
     add = getattr(error, "add_note", None)
     if add is not None:
         add(note)
@@ -271,7 +274,8 @@ def add_note(error: BaseException, note: str, unless: str | None = None) -> None
         try:
             error.__notes__ = [*notes, note]  # type: ignore[attr-defined]
         except Exception:
-            pass
+            return False
+    return True
 
 
 def annotate_error(
@@ -281,13 +285,17 @@ def annotate_error(
 
     The exception keeps its type, so ``except ZeroDivisionError`` still works as in Streamz;
     the note appears in the traceback (and in ``error.__notes__``). Only the innermost
-    node annotates an error.
+    node annotates an error, and counts it in its ``errors_raised`` (a node's metrics).
     """
     calling = f" calling {func_repr(func)}" if func is not None else ""
     note = (
         f"millstream: {node} failed{calling} on {what} of type {type(x).__name__}: {short_repr(x)}"
     )
-    add_note(error, note, unless="millstream:")
+    if add_note(error, note, unless="millstream:") and hasattr(node, "errors_raised"):
+        try:
+            node.errors_raised += 1
+        except AttributeError:  # a node class with slots or a read-only attribute
+            pass
 
 
 def check_callable(node_name: str, name: str, func: Any) -> None:

@@ -38,6 +38,7 @@ from __future__ import annotations
 
 import inspect
 import itertools
+import operator
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -78,6 +79,7 @@ class _Unset:
 _UNSET = _Unset()
 
 _MAX_NESTING = 40  # generated blocks nest; Python caps indentation and static loop blocks
+_FLUSH_EVERY = 1024  # a batch of unknown size adds up its counts every so many elements
 
 
 @dataclass
@@ -122,18 +124,23 @@ def is_fusible(node: Stream) -> bool:
     return cls._emit is Stream._emit and node._fusion_stage() is not None  # type: ignore[attr-defined]
 
 
+_SIZED_ITERATORS: tuple[type, ...] = (type(iter([])), type(iter(())), type(iter(range(0))))
+
+
 class CompiledGraph:
     """The fused functions for one head node's downstream graph."""
 
     def __init__(
         self,
         one: Callable[[Any], list[Any]],
-        batch: Callable[..., Any],
+        batch_counted: Callable[..., Any],
+        batch_sized: Callable[..., Any],
         pends: bool,
         complete: bool = False,
     ):
         self.one = one
-        self._batch = batch
+        self._batch_counted = batch_counted
+        self._batch_sized = batch_sized
         self._pends = pends
         #: True when every node below the head runs inside the fused code: no node there
         #: can hold an element past its ``update``, so an element's refs need no counting
@@ -142,12 +149,18 @@ class CompiledGraph:
 
     def batch(self, head: Stream, xs: Iterable[Any], until: Any = None) -> Iterable[list[Any]]:
         """Run ``xs`` through the graph; stop after the element during which ``until.stopped``
-        became true (``xs`` should then be an iterator, which keeps the rest)."""
+        became true (``xs`` should then be an iterator, which keeps the rest).
+
+        A list, a tuple or an iterator over one knows how many elements it has left, so the
+        head's elements are counted from that after the batch, not one by one."""
         if until is None:
             until = _NEVER
+        if type(xs) in (list, tuple):
+            xs = iter(xs)
+        run = self._batch_sized if type(xs) in _SIZED_ITERATORS else self._batch_counted
         if self._pends:
-            return self._batch(head, xs, until)
-        self._batch(head, xs, until)
+            return run(head, xs, until)
+        run(head, xs, until)
         return ()
 
 
@@ -165,6 +178,21 @@ class _Writer:
         self.pends = False
         self.complete = True
         self._names = itertools.count()
+        # element counting: one counter per block of the generated code (the top block
+        # ``_c0`` holds the head's elements; a filter, a skipping step and a flatten each
+        # open one), and the nodes whose emitted elements a counter counts
+        self.block_parent: dict[str, str | None] = {"_c0": None}
+        self.counted: list[tuple[str, str, int]] = []  # (node const, counter, position)
+        self.line_block: dict[int, str] = {}  # body line -> its block's counter
+        self.current_block = "_c0"
+
+    def block(self, indent: int, parent: str) -> str:
+        """Open a counted block below ``parent``: its first line counts an element in."""
+        counter = f"_c{len(self.block_parent)}"
+        self.block_parent[counter] = parent
+        self.line(indent, f"{counter} += 1", block=counter)
+        self.current_block = counter
+        return counter
 
     def const(self, prefix: str, value: Any) -> str:
         name = f"_{prefix}{next(self._names)}"
@@ -176,10 +204,17 @@ class _Writer:
         self.vars.append(name)
         return name
 
-    def line(self, indent: int, text: str, info: tuple[Any, Any, str] | None = None) -> None:
+    def line(
+        self,
+        indent: int,
+        text: str,
+        info: tuple[Any, Any, str] | None = None,
+        block: str | None = None,
+    ) -> None:
         self.lines.append("    " * indent + text)
         if info is not None:
             self.line_info[len(self.lines)] = info  # 1-based line numbers
+        self.line_block[len(self.lines)] = self.current_block if block is None else block
 
 
 def _call_args(w: _Writer, stage: Stage) -> str:
@@ -191,7 +226,10 @@ def _call_args(w: _Writer, stage: Stage) -> str:
     return text
 
 
-def _write_node(w: _Writer, node: Stream, invar: str, indent: int, shared: bool = False) -> None:
+def _write_node(
+    w: _Writer, node: Stream, invar: str, indent: int, block: str, shared: bool = False
+) -> None:
+    w.current_block = block
     stage: Stage = node._fusion_stage()  # type: ignore[attr-defined]
     user = stage.user_func if stage.user_func is not None else stage.func
     if stage.kind != "flatten":
@@ -210,15 +248,18 @@ def _write_node(w: _Writer, node: Stream, invar: str, indent: int, shared: bool 
         test = f"{fn}({invar}{_call_args(w, plain)})"
         w.line(indent, f"if {'not ' if stage.negate else ''}{test}:", info)
         indent += 1
+        block = w.block(indent, block)
         w.line(indent, f"{out} = {invar}")
     elif stage.kind == "step":
         w.line(indent, f"{out} = {fn}({invar})", info)
         if stage.may_skip:
             w.line(indent, f"if {out} is not _SKIP:")
             indent += 1
+            block = w.block(indent, block)
     elif stage.kind == "flatten":
         w.line(indent, f"for {out} in {invar}:", (node, None, invar))
         indent += 1
+        block = w.block(indent, block)
     elif stage.kind == "sink":
         r = w.var()
         if stage.exact_type is not None:
@@ -247,6 +288,7 @@ def _write_node(w: _Writer, node: Stream, invar: str, indent: int, shared: bool 
         return
     else:  # pragma: no cover - a programming error in a node class
         raise ValueError(f"unknown fusion stage {stage.kind!r} for {node}")
+    position = len(w.lines)  # the line after which this node has emitted the element
     node_const = w.const("n", node)
     shared = shared or len(node.upstreams) > 1
     if shared:
@@ -255,39 +297,71 @@ def _write_node(w: _Writer, node: Stream, invar: str, indent: int, shared: bool 
         w.line(indent, f"{node_const}.current_value = {out}; {node_const}.current_metadata = None")
     else:
         w.tracked.append((node_const, out))
-    _write_children(w, node, out, indent, shared)
+    if _write_children(w, node, out, indent, block, shared):
+        w.counted.append((node_const, block, position))
 
 
-def _write_children(w: _Writer, node: Stream, var: str, indent: int, shared: bool = False) -> None:
+def _write_children(
+    w: _Writer, node: Stream, var: str, indent: int, block: str, shared: bool = False
+) -> bool:
+    """Write ``node``'s downstreams below it; return False if they are reached through
+    ``node._emit`` (which then counts ``node``'s elements itself)."""
     children = list(node.downstreams)
+    w.current_block = block
     if not children:
         w.line(indent, "pass")  # a may_skip step (or filter/flatten) may have opened a block
-        return
+        return True
     if indent < _MAX_NESTING and all(is_fusible(c) for c in children):
         for child in children:
-            _write_node(w, child, var, indent, shared)
-        return
+            _write_node(w, child, var, indent, block, shared)
+        return True
     w.pends = True
     w.complete = False
     r = w.var()
+    w.current_block = block
     w.line(indent, f"{r} = {w.const('n', node)}._emit({var})")
     w.line(indent, f"if {r}:")
     w.line(indent + 1, f"_pend.extend({r})")
+    return False
 
 
 def _annotator(
-    code_holder: list[Any], line_info: dict[int, tuple[Any, Any, str]]
+    code_holder: list[Any],
+    line_info: dict[int, tuple[Any, Any, str]],
+    body_lines: dict[int, int],
+    w: _Writer,
+    nodes: dict[str, Any],
 ) -> Callable[[BaseException], None]:
-    def annotate(error: BaseException) -> None:
-        if not isinstance(error, Exception) or isinstance(error, RecursionError):
-            return
+    def failing_line(error: BaseException) -> Any:
         tb = error.__traceback__
         found = None
         while tb is not None:
             if tb.tb_frame.f_code in code_holder:
                 found = tb
             tb = tb.tb_next
+        return found
+
+    def uncount(body_line: int) -> None:
+        # The block counters counted this element into every node of the failing line's
+        # block (and the blocks around it) on entry: the nodes at or after the failing
+        # line did not emit it.
+        blocks = set()
+        block: str | None = w.line_block.get(body_line)
+        while block is not None:
+            blocks.add(block)
+            block = w.block_parent[block]
+        for name, counter, position in w.counted:
+            if counter in blocks and position >= body_line:
+                nodes[name].elements_emitted -= 1
+
+    def annotate(error: BaseException) -> None:
+        found = failing_line(error)
         if found is None:
+            return
+        body_line = body_lines.get(found.tb_lineno)
+        if body_line is not None:
+            uncount(body_line)
+        if not isinstance(error, Exception) or isinstance(error, RecursionError):
             return
         info = line_info.get(found.tb_lineno)
         if info is None:
@@ -304,72 +378,95 @@ def compile_downstreams(head: Stream) -> CompiledGraph | None:
     if not children or not all(is_fusible(c) for c in children):
         return None
     w = _Writer()
-    body_start = len(w.lines)
-    # The body is written once at indent 0 and re-indented for each of the two functions.
-    _write_children(w, head, "x0", 0)
-    body = w.lines[body_start:]
+    # The body is written once at indent 0 and re-indented for each of the functions.
+    _write_children(w, head, "x0", 0, "_c0")
+    body = list(w.lines)
     body_info = dict(w.line_info)
     tracked = [(n, v) for n, v in w.tracked]
-    head_const = "_head"
     init = " = ".join(w.vars) + " = _UNSET" if w.vars else "pass"
+    counters = list(w.block_parent)
+    zero = " = ".join(counters) + " = 0"
     finish = [
         f"if {v} is not _UNSET: {n}.current_value = {v}; {n}.current_metadata = None"
         for n, v in tracked
     ]
 
+    def flush(include_head: bool) -> list[str]:
+        """Add the counters to the nodes they count (the head counts itself in ``one``)."""
+        lines = []
+        for counter in counters:
+            targets = [n for n, c, _ in w.counted if c == counter]
+            if include_head and counter == "_c0":
+                targets.insert(0, "_head")
+            if targets:
+                lines.append(f"if {counter}:")
+                lines.extend(f"    {t}.elements_emitted += {counter}" for t in targets)
+        return lines
+
     src: list[str] = []
     info: dict[int, tuple[Any, Any, str]] = {}
+    body_lines: dict[int, int] = {}
 
-    def add(indent: int, text: str) -> None:
-        src.append("    " * indent + text)
+    def add(indent: int, *texts: str) -> None:
+        src.extend("    " * indent + text for text in texts)
 
     def add_body(indent: int) -> None:
         for i, text in enumerate(body, start=1):
             src.append("    " * indent + text)
+            body_lines[len(src)] = i
             if i in body_info:
                 info[len(src)] = body_info[i]
 
-    # single element
+    def add_handlers(head_value: bool, include_head: bool) -> None:
+        add(1, "except BaseException as _e:")
+        add(2, "_annotate(_e)", "raise")
+        add(1, "finally:")
+        if head_value:
+            add(2, "if x0 is not _UNSET: _head.current_value = x0")
+            add(2, "if x0 is not _UNSET: _head.current_metadata = None")
+        add(2, *finish)
+        if not include_head:
+            add(2, *flush(include_head))
+        if not (finish or flush(include_head)) and not head_value:
+            add(2, "pass")
+
+    # single element (the head counted it in ``_emit``)
     add(0, "def one(x0):")
-    add(1, "_pend = []")
-    add(1, init)
-    add(1, "try:")
+    add(1, "_pend = []", init, zero, "_c0 = 1", "try:")
     add_body(2)
-    add(1, "except BaseException as _e:")
-    add(2, "_annotate(_e)")
-    add(2, "raise")
-    add(1, "finally:")
-    for line in finish or ["pass"]:
-        add(2, line)
+    add_handlers(head_value=False, include_head=False)
     add(1, "return _pend")
-    # batch
-    add(0, "def batch(_head, xs, _until):")
-    add(1, "_pend = []")
-    add(1, init)
-    add(1, "x0 = _UNSET")
-    add(1, "try:")
-    add(2, "for x0 in xs:")
-    add_body(3)
-    if w.pends:
-        add(3, "if _pend:")
-        add(4, "yield _pend")
-        add(4, "_pend = []")
-    add(3, "if _until.stopped:")
-    add(4, "break")
-    add(1, "except BaseException as _e:")
-    add(2, "_annotate(_e)")
-    add(2, "raise")
-    add(1, "finally:")
-    add(2, f"if x0 is not _UNSET: {head_const}.current_value = x0")
-    add(2, f"if x0 is not _UNSET: {head_const}.current_metadata = None")
-    for line in finish:
-        add(2, line)
+    # batches: counted one by one, or from what a sized iterator has left
+    for name, sized in (("batch_counted", False), ("batch_sized", True)):
+        add(0, f"def {name}(_head, xs, _until):")
+        add(1, "_pend = []", init, zero, "x0 = _UNSET")
+        if sized:
+            add(1, "_left = _length_hint(xs)")
+        add(1, "try:", "    for x0 in xs:")
+        if not sized:
+            add(3, "_c0 += 1")
+        add_body(3)
+        if w.pends:
+            add(3, "if _pend:")
+            if sized:
+                add(4, "_c0 = _left - _length_hint(xs); _left -= _c0")
+            add(4, *flush(True), zero, "yield _pend", "_pend = []")
+        if not sized:
+            add(3, f"if _c0 >= {_FLUSH_EVERY}:")
+            add(4, *flush(True), zero)
+        add(3, "if _until.stopped:", "    break")
+        add_handlers(head_value=True, include_head=True)
+        if sized:
+            add(2, "_c0 = _left - _length_hint(xs)")
+        add(2, *flush(True))
 
     code_holder: list[Any] = []
     namespace = dict(w.consts)
-    namespace["_annotate"] = _annotator(code_holder, info)
+    namespace["_length_hint"] = operator.length_hint
+    namespace["_annotate"] = _annotator(code_holder, info, body_lines, w, namespace)
     filename = f"<millstream fused graph below {head}>"
     exec(compile("\n".join(src), filename, "exec"), namespace)
-    one, batch = namespace["one"], namespace["batch"]
-    code_holder.extend([one.__code__, batch.__code__])
-    return CompiledGraph(one, batch, w.pends, w.complete)
+    one = namespace["one"]
+    counted, sized = namespace["batch_counted"], namespace["batch_sized"]
+    code_holder.extend([one.__code__, counted.__code__, sized.__code__])
+    return CompiledGraph(one, counted, sized, w.pends, w.complete)

@@ -145,6 +145,14 @@ class Stream:
 
     _compiled: CompiledGraph | None = None
     _compiled_version = -1
+    #: How many elements this node has emitted (``_emit`` counts one per call; fused code
+    #: counts the nodes inside it per block and adds them up after each batch): the
+    #: ``elements_out`` of :attr:`metrics`, and, summed over a node's upstreams, its
+    #: ``elements_in``.
+    elements_emitted: int = 0
+    #: Errors raised by this node's user function that propagated (not handled by an
+    #: ``on_error`` policy, which counts its own in ``node.errors``).
+    errors_raised: int = 0
     #: Set by a checkpoint coordinator on the nodes that await in the middle of an
     #: element (sources, buffers, Dask nodes): see :mod:`millstream.core.hold`
     hold: Hold | None = None
@@ -428,6 +436,7 @@ class Stream:
 
     def _emit(self, x: Any, metadata: list[dict] | None = None) -> list[Any]:
         """Push ``x`` to every downstream, depth first; return the awaitables they gave back."""
+        self.elements_emitted += 1
         self.current_value = x
         self.current_metadata = metadata
         if metadata is None:
