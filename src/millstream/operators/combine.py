@@ -416,6 +416,8 @@ class combine_latest(Stream):
     emit_on : Stream, int, or list of them, optional
         The inputs (streams or positions) whose updates emit a tuple; default: all.
 
+    Notes
+    -----
     Each input's latest value keeps its refs until the input receives a new
     value, so an input that goes quiet holds back the commit of its last record.
 

@@ -131,6 +131,8 @@ class slice(Stream):
     step : int, optional
         Pass only positions that are multiples of ``step`` (default 1).
 
+    Notes
+    -----
     Negative values (and ``step=0``) raise ``ValueError``.
 
     Examples

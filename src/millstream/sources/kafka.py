@@ -87,6 +87,8 @@ class from_kafka(KafkaSource):
         max_in_flight: int = 10000,
         connect_timeout: float = 10.0,
         keys: bool = False,
+        *,
+        drain_timeout: float | None = None,
         **kwargs: Any,
     ):
         self.keys = bool(keys)
@@ -109,7 +111,13 @@ class from_kafka(KafkaSource):
         self._config = config
         self._auto_commit = auto
         super().__init__(
-            consumer_params, poll_interval, max_in_flight, connect_timeout, not auto, **kwargs
+            consumer_params,
+            poll_interval,
+            max_in_flight,
+            connect_timeout,
+            not auto,
+            drain_timeout=drain_timeout,
+            **kwargs,
         )
 
     def _topics_read(self) -> list[str]:

@@ -159,6 +159,8 @@ class window(Stream):
         with the number of windows fired: set a bound for unbounded streams. A late
         element past it is dropped (counted in :attr:`dropped_count`).
 
+    Notes
+    -----
     Results are emitted in order of window end, then of key in first-seen order (a key
     whose windows have all closed is new when it comes back). A final result carries the
     metadata of all the elements of its window, whose refs the node holds until that
