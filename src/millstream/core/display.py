@@ -185,7 +185,7 @@ def plain_text(
 def _node_view_class() -> type:
     import ipywidgets as widgets
 
-    class NodeView(widgets.HTML):  # type: ignore[misc]
+    class NodeView(widgets.HTML):
         """An HTML widget whose output also carries its HTML as ``text/html`` (and a
         ``text/plain``), shown where widgets are not rendered (static renders)."""
 
