@@ -22,7 +22,6 @@ collection class) is known before any data arrives.
 
 from __future__ import annotations
 
-import html
 import operator
 import sys
 from collections.abc import Callable
@@ -30,6 +29,7 @@ from typing import Any, ClassVar
 
 from millstream._utils import no_default
 from millstream.core import Stream
+from millstream.core.display import mark_display_only, value_html
 
 __all__ = [
     "OperatorMixin",
@@ -314,17 +314,21 @@ class Streaming(OperatorMixin):
         body = html() if html is not None else repr(example)
         return f"<h5>{type(self).__name__} - elements like<h5>\n{body}"
 
-    def live_widget(self, interval: float = 0.5) -> Any:
+    def live_widget(self, interval: float = 0.5, metrics: bool = False) -> Any:
         """An ipywidgets widget showing the latest element, redrawn at most every
         ``interval`` seconds (frames as HTML tables); what ``_ipython_display_`` shows.
+        ``metrics=True`` adds a table of the stream's metrics.
 
         As in Streamz it follows ``stream.latest().rate_limit(interval)`` (``.gather()``d
-        for a Dask stream); closing the widget takes those nodes down again.
+        for a Dask stream); closing the widget takes those nodes down again. Those nodes
+        are left out of ``visualize()``.
         """
         from millstream.core.display import live_widget
 
         view, nodes = self._live_nodes(interval)
-        return live_widget(view, _value_html, type(self).__name__, _Destroy(nodes))
+        return live_widget(
+            view, value_html, type(self).__name__, _Destroy(nodes), metrics, self.stream
+        )
 
     def _live_nodes(self, interval: float) -> tuple[Stream, list[Stream]]:
         nodes = [self.stream.latest()]
@@ -332,14 +336,23 @@ class Streaming(OperatorMixin):
         dask = sys.modules.get("millstream.dask")
         if dask is not None and isinstance(self.stream, dask.DaskStream):
             nodes.append(nodes[-1].gather())
+        mark_display_only(*nodes)
         return nodes[-1], nodes
+
+    def display(self, metrics: bool = False, interval: float = 0.5) -> None:
+        """Show the latest element live in a notebook (a frame as its table), redrawn at
+        most every ``interval`` seconds; ``metrics=True`` adds the stream's metrics.
+        Displaying the collection (a cell ending with it) is ``display()``."""
+        from millstream.core.display import ipython_display
+
+        view, nodes = self._live_nodes(interval)
+        ipython_display(
+            view, value_html, type(self).__name__, _Destroy(nodes), metrics, self.stream
+        )
 
     def _ipython_display_(self, **kwargs: Any) -> None:
         """Show the latest element live in a notebook (a table for frames)."""
-        from millstream.core.display import ipython_display
-
-        view, nodes = self._live_nodes(0.5)
-        ipython_display(view, _value_html, type(self).__name__, _Destroy(nodes))
+        self.display()
 
     @property
     def current_value(self) -> Any:
@@ -366,19 +379,6 @@ class Streaming(OperatorMixin):
                 f"{type(self).__name__}.emit: expected a chunk of type {self.subtype}, "
                 f"got {type(x)}: {x!r:.80}"
             )
-
-
-def _value_html(value: Any) -> str:
-    """A chunk's own HTML (a frame's table), else its escaped repr."""
-    to_html = getattr(value, "_repr_html_", None)
-    if callable(to_html):
-        try:
-            out = to_html()
-        except Exception:  # a value whose HTML fails is shown as text
-            out = None
-        if isinstance(out, str):
-            return out
-    return f"<pre>{html.escape(repr(value))}</pre>"
 
 
 class _Destroy:

@@ -114,6 +114,98 @@ def test_ipython_display_without_ipywidgets(shown, monkeypatch):
     s.emit(7)
     s._ipython_display_()
     assert len(shown) == 1
-    assert type(shown[0]).__name__ == "HTML"
-    assert "<pre>7</pre>" in shown[0].data
+    bundle = shown[0]._repr_mimebundle_()
+    assert set(bundle) == {"text/html", "text/plain"}
+    assert "<pre>7</pre>" in bundle["text/html"] and "<pre>7</pre>" in shown[0].data
+    assert bundle["text/plain"] == "<plain; Stream>: 7"
     assert s.downstreams == []
+
+
+class Counted(Stream):
+    """A node with metrics (as the metrics layer gives every node), counting what it saw."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.seen = 0
+
+    def update(self, x, who=None, metadata=None):
+        self.seen += 1
+        return self._emit(x, metadata=metadata)
+
+    @property
+    def metrics(self):
+        return {"elements_in": self.seen, "errors": 0}
+
+
+def test_a_dataframe_value_is_shown_as_its_table(shown):
+    pd = pytest.importorskip("pandas")
+    s = Stream(stream_name="frames")
+    s.emit(pd.DataFrame({"price": [1.5, 2.5]}))
+    assert "<table" in s._repr_html_() and "2.5" in s._repr_html_()
+    s.display()
+    widget = shown[0]
+    s.emit(pd.DataFrame({"price": [99.25]}))
+    assert "<table" in widget.value and "99.25" in widget.value and "2.5" not in widget.value
+    widget.close()
+
+
+def test_the_displayed_output_carries_html_and_text_next_to_the_widget_view(shown):
+    s = Stream(stream_name="prices")
+    s.emit(41)
+    s.display()
+    widget = shown[0]
+    s.emit(42)
+    bundle = widget._repr_mimebundle_()
+    assert bundle["application/vnd.jupyter.widget-view+json"]["model_id"] == widget.model_id
+    assert "<pre>42</pre>" in bundle["text/html"] and "prices" in bundle["text/html"]
+    assert bundle["text/plain"] == "<prices; Stream>: 42"
+    widget.close()
+
+
+def test_metrics_are_shown_and_follow_the_values(shown):
+    source = Stream()
+    s = Counted(source, stream_name="counted")
+    s.display(metrics=True)
+    widget = shown[0]
+    assert "no value yet" in widget.value
+    assert "<th>elements_in</th><td>0</td>" in widget.value
+    source.emit("a")
+    source.emit("b")
+    assert "<th>elements_in</th><td>2</td>" in widget.value
+    assert "<th>errors</th><td>0</td>" in widget.value
+    assert widget._repr_mimebundle_()["text/plain"] == (
+        "<counted; Counted>: 'b'\nelements_in=2, errors=0"
+    )
+    widget.close()
+    s.display()  # metrics only when asked
+    assert "millstream-metrics" not in shown[1].value
+    shown[1].close()
+
+
+def test_metrics_of_a_node_without_metrics_show_nothing(shown):
+    s = Stream()
+    s.emit(1)
+    s.display(metrics=True)
+    assert "<pre>1</pre>" in shown[0].value and "<table" not in shown[0].value
+    shown[0].close()
+
+
+def test_display_sinks_are_display_only_and_left_out_of_graphs(shown):
+    nx = pytest.importorskip("networkx")
+    from millstream.core.graph import build_node_set, create_graph
+
+    s = Stream(stream_name="source")
+    m = s.map(str)
+    f = s.filter(bool)
+    s.display()
+    m.display()
+    sinks = [s.downstreams[-1], m.downstreams[-1]]
+    assert all(display_mod.is_display_only(n) for n in sinks)
+    assert build_node_set(s) == {s, m, f}
+    g = nx.DiGraph()
+    create_graph(s, g)
+    assert len(g) == 3
+    # the edge labels count the drawn downstreams only
+    assert sorted(d["label"] for *_, d in g.edges(data=True)) == ["0", "1"]
+    for w in shown:
+        w.close()

@@ -110,3 +110,30 @@ def test_visualize_without_filename_writes_nothing(tmp_path, monkeypatch):
     result = source.visualize(None)
     assert list(tmp_path.iterdir()) == []
     assert type(result).__name__ == "Image"
+
+
+@needs_dot
+def test_visualize_writes_no_file_unless_asked(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    source, *_ = sample()
+    result = source.visualize(rankdir="LR")
+    assert list(tmp_path.iterdir()) == []  # Streamz wrote mystream.png here
+    assert type(result).__name__ == "Image" and result.data.startswith(b"\x89PNG")
+    source.visualize("mystream.png")  # a file name given is written as before
+    assert [p.name for p in tmp_path.iterdir()] == ["mystream.png"]
+
+
+@needs_dot
+def test_visualize_leaves_out_display_sinks(tmp_path):
+    pytest.importorskip("ipywidgets")
+    from millstream.core.display import live_widget
+
+    source, m, *_ = sample()
+    source.visualize(str(tmp_path / "before.dot"))
+    widget = live_widget(m)
+    assert len(m.downstreams) == 2
+    source.visualize(str(tmp_path / "after.dot"))
+    text = (tmp_path / "after.dot").read_text()
+    assert text == (tmp_path / "before.dot").read_text()
+    assert "redraw" not in text and text.count("->") == 3
+    widget.close()

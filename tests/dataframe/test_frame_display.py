@@ -88,3 +88,22 @@ def test_plot_of_an_updating_frame_shows_the_latest_element(xd):
     sdfs.emit(xd.DataFrame({"x": [1.0, 2.0], "y": [3.0, 4.0]}))
     sdfs.emit(xd.DataFrame({"x": [9.0], "y": [8.0]}))
     assert list(plot[()].data["x"]) == [9.0]
+
+
+def test_the_live_table_nodes_are_display_only_and_can_show_metrics(shown, xd):
+    from millstream.core.display import is_display_only
+    from millstream.core.graph import build_node_set
+
+    sdf = DataFrame(example=xd.DataFrame({"x": [0]}))
+    sdf.emit(xd.DataFrame({"x": [5, 6]}))
+    before = build_node_set(sdf.stream)
+    sdf.display(metrics=True, interval=0.05)
+    widget = shown[0]
+    # the frame's latest chunk is shown at once (the new nodes have seen nothing yet)
+    assert "<table" in widget.value and "6" in widget.value
+    added = [n for n in sdf.stream.downstreams if n not in before]
+    assert added and all(is_display_only(n) for n in added)
+    assert build_node_set(sdf.stream) == before
+    # the stream has no metrics here (a node with metrics shows them: tests/core)
+    assert "millstream-metrics" not in widget.value
+    widget.close()

@@ -6,6 +6,8 @@ import os
 import re
 from typing import Any
 
+from .display import is_display_only
+
 __all__ = [
     "DIGRAPH_KEYWORDS",
     "build_node_set",
@@ -28,12 +30,13 @@ def _clean_text(text: str, match: str | None = None) -> str:
 
 
 def build_node_set(node: Any, seen: set[Any] | None = None) -> set[Any]:
-    """Every node connected to ``node``, upstream or downstream."""
+    """Every node connected to ``node``, upstream or downstream, except the ones that only
+    feed notebook displays (:func:`millstream.core.display.is_display_only`)."""
     seen = set() if seen is None else seen
     pending = [node]
     while pending:
         n = pending.pop()
-        if n is None or n in seen:
+        if n is None or n in seen or (n is not node and is_display_only(n)):
             continue
         seen.add(n)
         pending.extend(n.upstreams)
@@ -45,7 +48,8 @@ def create_graph(node: Any, graph: Any) -> None:
     """Add every node connected to ``node`` and its edges to a networkx ``graph``.
 
     Node ids are ``hash(node)``; labels are cleaned ``str(node)``; when a node has
-    several downstreams, each edge is labelled with the execution order.
+    several downstreams, each edge is labelled with the execution order. Nodes that only
+    feed notebook displays are left out.
     """
     nodes = build_node_set(node)
     for n in nodes:
@@ -62,8 +66,9 @@ def create_graph(node: Any, graph: Any) -> None:
             if u is None:
                 continue
             attrs = {}
-            if len(u.downstreams) > 1:
-                attrs["label"] = str(list(u.downstreams).index(n))
+            shown = [d for d in u.downstreams if d in nodes]
+            if len(shown) > 1:
+                attrs["label"] = str(shown.index(n))
             graph.add_edge(hash(u), hash(n), **attrs)
 
 
@@ -127,12 +132,13 @@ def to_graphviz(graph: Any, **graph_attr: Any) -> Any:
     return gv
 
 
-def visualize(node: Any, filename: str | None = "mystream.png", **kwargs: Any) -> Any:
-    """Render the graph around ``node``.
+def visualize(node: Any, filename: str | None = None, **kwargs: Any) -> Any:
+    """Render the graph around ``node`` (without the nodes that only feed displays).
 
-    The format comes from the file extension (png, pdf, dot, svg, jpeg, jpg; png by
-    default); the file is written and an IPython image returned when IPython is
-    available. ``filename=None`` writes nothing and returns the image data.
+    By default nothing is written: an IPython PNG image is returned (the PNG bytes without
+    IPython). With a ``filename`` (Streamz's default was ``'mystream.png'``) the file is
+    written too; its format comes from the extension (png, pdf, dot, svg, jpeg, jpg; png
+    by default) and an IPython image is returned for png/jpeg/svg, else ``None``.
     Keyword arguments become graphviz graph attributes (e.g. ``rankdir='LR'``).
     """
     try:

@@ -600,8 +600,9 @@ class Stream:
         """Alias of ``flatten``."""
         return getattr(self, "flatten")  # noqa: B009
 
-    def visualize(self, filename: str | None = "mystream.png", **kwargs: Any) -> Any:
-        """Render the graph with graphviz (see :func:`millstream.core.graph.visualize`)."""
+    def visualize(self, filename: str | None = None, **kwargs: Any) -> Any:
+        """Render the graph with graphviz, writing a file only when ``filename`` is given
+        (see :func:`millstream.core.graph.visualize`)."""
         from .graph import visualize
 
         return visualize(self, filename, **kwargs)
@@ -610,6 +611,15 @@ class Stream:
         from .display import repr_html
 
         return repr_html(self)
+
+    def display(self, metrics: bool = False) -> None:
+        """Show this node in a notebook: its latest value (a DataFrame as its table),
+        updated live with ipywidgets; ``metrics=True`` adds a table of ``self.metrics``.
+        Displaying the node (``display(node)``, or a cell ending with it) is ``display()``.
+        """
+        from .display import ipython_display
+
+        ipython_display(self, metrics=metrics)
 
     def _ipython_display_(self, **kwargs: Any) -> None:
         from .display import ipython_display
