@@ -391,6 +391,17 @@ def test_kafka_timestamps_with_another_partitioning():
     assert events.watermark == 5.0
 
 
+def test_the_partition_function_does_not_hide_the_partition_node():
+    source = Stream()
+    events = source.with_timestamps("kafka", partition=lambda r: r["key"])
+    pairs = events.partition(2)  # the node's method, not the partition function
+    L = pairs.map(lambda rs: [r["value"] for r in rs]).sink_to_list()
+    for r in [record("y", 2, 0, 5.0), record("x", 1, 0, 10.0)]:
+        source.emit(r)
+    assert L == [[2, 1]]
+    assert events.partition_func is not None
+
+
 def test_a_kafka_record_without_a_timestamp_is_an_error_naming_it():
     source = Stream()
     source.with_timestamps("kafka")

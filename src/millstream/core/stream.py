@@ -33,8 +33,13 @@ from .refs import release_refs, retain_refs
 from .state import bad_state
 
 if TYPE_CHECKING:
+    # The methods the layers above register on Stream, for type checkers only (never
+    # imported at run time: core imports nothing above it; tests/test_architecture.py).
+    from .._stream_methods import StreamMethods
     from .fusion import CompiledGraph
     from .hold import Hold
+else:
+    StreamMethods = object
 
 __all__ = ["Stream", "fused_attribute", "graph_changed", "graph_version"]
 
@@ -87,7 +92,7 @@ class fused_attribute:
         graph_changed()
 
 
-class Stream:
+class Stream(StreamMethods):
     """A node of a stream graph; ``Stream()`` alone is a source you push into with ``emit``.
 
     Parameters

@@ -291,7 +291,7 @@ def sink_to_list(upstream: Stream) -> list[Any]:
     return collected
 
 
-DaskStream.sink_to_list = sink_to_list  # type: ignore[attr-defined]
+DaskStream.register_api()(sink_to_list)
 
 
 def _gathered(name: str) -> Callable[..., Stream]:

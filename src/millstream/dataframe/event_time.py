@@ -179,7 +179,8 @@ class EventTimeOrder(Stream):
         if example is not None:
             _check_columns(example, on, partition)
         self.on = on
-        self.partition = partition
+        # not ``self.partition``: that is the ``partition`` node's method every Stream has
+        self.partition_column = partition
         self.late_policy = late
         self.allowed_lateness: float = _INF if allowed_lateness is None else allowed_lateness
         self.example = example
@@ -266,15 +267,15 @@ class EventTimeOrder(Stream):
     # -- rows --------------------------------------------------------------------------
     def update(self, x: Any, who: Stream | None = None, metadata: Metadata | None = None) -> Any:
         if self.example is None:
-            _check_columns(x, self.on, self.partition)
+            _check_columns(x, self.on, self.partition_column)
         try:
             values = x.index if self.on is None else x[self.on]
             times = event_times(values)
-            parts = None if self.partition is None else x[self.partition].to_numpy()
+            parts = None if self.partition_column is None else x[self.partition_column].to_numpy()
         except (TypeError, ValueError, KeyError) as e:
             where = "index" if self.on is None else f"column {self.on!r}"
-            if self.partition is not None:
-                where += f" or partition column {self.partition!r}"
+            if self.partition_column is not None:
+                where += f" or partition column {self.partition_column!r}"
             raise type(e)(f"{self}: bad event times in the {where} of {short_repr(x)}: {e}") from e
         self._observe(times, parts)
         pending: list[Any] = []

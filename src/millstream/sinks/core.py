@@ -135,4 +135,4 @@ def sink_to_list(upstream: Stream) -> list[Any]:
     return collected
 
 
-Stream.sink_to_list = sink_to_list  # type: ignore[attr-defined]
+Stream.register_api()(sink_to_list)

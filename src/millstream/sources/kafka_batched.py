@@ -408,7 +408,7 @@ def from_kafka_batched(
     )
     read: Any = get_message_batch if engine is None else ReadJsonLinesFrame(engine)
     if dask:
-        stream = source.scatter().starmap(read)  # type: ignore[attr-defined]
+        stream = source.scatter().starmap(read)
     else:
         to_frame = None if engine is None else JsonLinesFrame(engine)
         stream = _read_batch(source, read, to_frame)

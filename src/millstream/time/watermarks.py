@@ -436,7 +436,8 @@ class with_timestamps(Stream):
         if partition is not None:
             check_callable("with_timestamps", "partition", partition)
         self.timestamp = timestamp
-        self.partition = partition
+        # not ``self.partition``: that is the ``partition`` node's method every Stream has
+        self.partition_func = partition
         self._timestamp_func = timestamp_func
         self.max_out_of_orderness = _duration(
             "max_out_of_orderness", max_out_of_orderness, positive=False
@@ -486,7 +487,7 @@ class with_timestamps(Stream):
         return to_timestamp(value, self, x)
 
     def _partition_of(self, x: Any) -> Hashable:
-        func = self.partition
+        func = self.partition_func
         if func is None:
             return None
         try:
