@@ -19,6 +19,7 @@ import sysconfig
 from typing import Any
 
 import millstream
+import millstream.testing  # registers Stream.from_testing
 from millstream import Stream, _stream_methods
 from millstream._stream_methods import StreamMethods, node_method, source_method
 

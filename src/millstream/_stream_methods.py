@@ -17,7 +17,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any, Concatenate, Generic, ParamSpec, TypeVar, overload
 
-from . import batch, dask, dataframe
+from . import batch, dask, dataframe, testing
 from .operators import aggregate, asynchronous, combine, counting, elementwise, timing
 from .sinks import core as sinks_core
 from .sinks import dead_letters, postgres
@@ -104,6 +104,7 @@ class StreamMethods:
     from_process = source_method(process.from_process)
     from_q = source_method(sources_network.from_q)
     from_tcp = source_method(sources_network.from_tcp)
+    from_testing = source_method(testing.TestingSource)  # registered by millstream.testing
     from_textfile = source_method(sources_files.from_textfile)
     from_websocket = source_method(sources_network.from_websocket)
 
