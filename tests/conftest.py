@@ -19,6 +19,10 @@ from kafka._helpers import (  # tests/kafka: the broker script, unique topics
 )
 from millstream.core.clock import ManualClock, use_clock
 
+# No sampling windows (millstream.core.sampling) unless a test asks for them: a window
+# sends elements down the per-element path, which tests of fusion tell apart.
+os.environ.setdefault("MILLSTREAM_SAMPLE_EVERY", "0")
+
 
 @pytest.fixture
 def manual_clock():

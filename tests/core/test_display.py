@@ -183,10 +183,23 @@ def test_metrics_are_shown_and_follow_the_values(shown):
 
 
 def test_metrics_of_a_node_without_metrics_show_nothing(shown):
-    s = Stream()
+    class Unmeasured(Stream):
+        metrics = None  # type: ignore[assignment]
+
+    s = Unmeasured()
     s.emit(1)
     s.display(metrics=True)
     assert "<pre>1</pre>" in shown[0].value and "<table" not in shown[0].value
+    shown[0].close()
+
+
+def test_a_nodes_own_metrics_are_shown_without_its_type_name_or_empty_fields(shown):
+    s = Stream()
+    s.emit(1)
+    s.emit(2)
+    s.display(metrics=True)
+    assert "<th>elements_out</th><td>2</td>" in shown[0].value
+    assert "<th>type</th>" not in shown[0].value and "None" not in shown[0].value
     shown[0].close()
 
 

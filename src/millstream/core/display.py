@@ -88,8 +88,9 @@ def _metrics_of(node: Any) -> Mapping[str, Any] | None:
 
 
 def metrics_html(node: Any) -> str:
-    """A small table of ``node.metrics`` (a mapping of names to numbers); ``''`` when the
-    node has no metrics.
+    """A small table of ``node.metrics`` (a mapping of names to numbers, without the
+    node's ``type`` and ``name`` and the fields without a value); ``''`` when the node has
+    no metrics.
 
     >>> class Counted:
     ...     metrics = {'elements_in': 3, 'errors': 0}
@@ -107,6 +108,7 @@ def metrics_html(node: Any) -> str:
     rows = "".join(
         f"<tr><th>{html.escape(str(k))}</th><td>{html.escape(_metric_text(v))}</td></tr>"
         for k, v in metrics.items()
+        if v is not None and k not in ("type", "name")
     )
     return f"<table class='millstream-metrics'>{rows}</table>"
 

@@ -44,6 +44,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from .._utils import annotate_error
+from .sampling import TIMING
 
 if TYPE_CHECKING:
     from .stream import Stream
@@ -155,6 +156,8 @@ class CompiledGraph:
         head's elements are counted from that after the batch, not one by one."""
         if until is None:
             until = _NEVER
+        if TIMING[0]:  # a sampling window: the per-element path, timed
+            return head._emit_each(xs, until)
         if type(xs) in (list, tuple):
             xs = iter(xs)
         run = self._batch_sized if type(xs) in _SIZED_ITERATORS else self._batch_counted

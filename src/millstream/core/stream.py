@@ -30,6 +30,7 @@ from .clock import Clock, get_default_clock
 from .emit_future import EmitFuture
 from .loop import get_io_loop, in_loop_thread, sync, thread_state
 from .refs import release_refs, retain_refs
+from .sampling import TIMING, perf_counter
 from .state import bad_state
 
 if TYPE_CHECKING:
@@ -155,6 +156,12 @@ class Stream(StreamMethods):
     #: ``elements_out`` of :attr:`metrics`, and, summed over a node's upstreams, its
     #: ``elements_in``.
     elements_emitted: int = 0
+    #: Sampled processing time (:mod:`millstream.core.sampling`): seconds spent in this
+    #: node's ``update`` on the timed elements, how many, and the part of those seconds
+    #: spent in the ``update`` of its downstreams.
+    timed_seconds: float = 0.0
+    timed_elements: int = 0
+    timed_downstream_seconds: float = 0.0
     #: Errors raised by this node's user function that propagated (not handled by an
     #: ``on_error`` policy, which counts its own in ``node.errors``).
     errors_raised: int = 0
@@ -444,6 +451,8 @@ class Stream(StreamMethods):
         self.elements_emitted += 1
         self.current_value = x
         self.current_metadata = metadata
+        if TIMING[0]:  # a sampling window (millstream.core.sampling)
+            return self._emit_timed(x, metadata)
         if metadata is None:
             compiled = self._compiled
             if self._compiled_version != _graph_version[0]:
@@ -464,6 +473,39 @@ class Stream(StreamMethods):
                 if metadata:
                     release_refs(metadata, remaining, error=e)
                 raise
+            remaining -= 1
+            if metadata:
+                release_refs(metadata)
+            if r is not None:
+                if type(r) is list:
+                    if r:
+                        result.extend(r)
+                else:
+                    result.append(r)
+        return result
+
+    def _emit_timed(self, x: Any, metadata: list[dict] | None) -> list[Any]:
+        """``_emit`` on the per-element path, timing each downstream's ``update``."""
+        downstreams = self.downstreams
+        if not downstreams:
+            return []
+        if metadata:
+            retain_refs(metadata, len(downstreams))
+        result: list[Any] = []
+        remaining = len(downstreams)
+        for downstream in tuple(downstreams):
+            started = perf_counter()
+            try:
+                r = downstream.update(x, self, metadata)
+            except BaseException as e:
+                if metadata:
+                    release_refs(metadata, remaining, error=e)
+                raise
+            finally:
+                took = perf_counter() - started
+                downstream.timed_seconds += took
+                downstream.timed_elements += 1
+                self.timed_downstream_seconds += took
             remaining -= 1
             if metadata:
                 release_refs(metadata)
@@ -589,6 +631,21 @@ class Stream(StreamMethods):
         otherwise)."""
         if state is not None:
             raise bad_state(self, state, "this node keeps no state (expected None)")
+
+    # -- metrics ----------------------------------------------------------------------
+    @property
+    def metrics(self) -> dict[str, Any]:
+        """This node's metrics now: elements in and out, errors, dead letters, sampled
+        processing time, backlog, and what its class adds (a source's position and lag,
+        a time node's watermark); see :mod:`millstream.core.metrics`.
+        ``millstream.metrics.collect(node)`` gives the whole graph's."""
+        from .metrics import node_metrics
+
+        return node_metrics(self)
+
+    def extra_metrics(self) -> dict[str, Any]:
+        """What a node class adds to its :attr:`metrics` (override; plain values only)."""
+        return {}
 
     # -- conveniences shared with Streamz ---------------------------------------------
     def gather(self) -> Stream:

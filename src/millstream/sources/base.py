@@ -27,6 +27,7 @@ from typing import Any
 
 from ..core.awaitables import await_all
 from ..core.loop import in_loop_thread
+from ..core.sampling import start_sampling
 from ..core.stream import Stream
 
 __all__ = ["STOPPED", "ManagedSource", "Source", "on_end_of_input"]
@@ -91,6 +92,7 @@ class Source(Stream):
             self.stopped = False
             self.started = True
             self.error = None
+            start_sampling()  # processing time per node (millstream.core.sampling)
             self.loop.add_callback(self._launch)
 
     def _launch(self) -> None:
