@@ -6,7 +6,7 @@ contract of node state, :mod:`.ids` for node ids and :mod:`.store` for the files
 user's guide is docs/checkpoints.md.
 """
 
-from .coordinator import FAILPOINTS, CheckpointInfo, Checkpoints, enable
+from .coordinator import FAILPOINTS, CheckpointInfo, Checkpoints, checkpoints_of, enable
 from .ids import GraphMismatchError, check_same_graph, graph_nodes, node_ids
 from .store import CheckpointStore
 
@@ -17,6 +17,7 @@ __all__ = [
     "Checkpoints",
     "GraphMismatchError",
     "check_same_graph",
+    "checkpoints_of",
     "enable",
     "graph_nodes",
     "node_ids",

@@ -30,6 +30,7 @@ import logging
 import os
 import pickle
 import time
+import weakref
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -152,6 +153,8 @@ class Checkpoints:
                 f"checkpoints: enable() before start(): {short_repr(running)} already running"
             )
         self.ids: dict[Stream, str] = {n: all_ids[n] for n in nodes if _has_state(n)}
+        #: every node of the graph (what :func:`checkpoints_of` looks in)
+        self.nodes: frozenset[int] = frozenset(id(n) for n in nodes)
         #: transactional sinks: their output commits with each checkpoint
         self.transactional: list[Any] = [n for n in nodes if is_transactional(n)]
         self.exactly_once = bool(exactly_once)
@@ -180,6 +183,8 @@ class Checkpoints:
         self._lock: asyncio.Lock | None = None
         self._task: asyncio.Task[Any] | None = None
         self._closed = False
+        self.created = time.monotonic()
+        _live.add(self)
         self._wake = asyncio.Event()
         self._passed_at: dict[int, int] = {}
         self._install_holds(nodes)
@@ -482,6 +487,21 @@ class Checkpoints:
             f"<Checkpoints at {self.store.location!r}: {len(self.ids)} node(s) with state, "
             f"restored from {self.restored}, last {self.last.id if self.last else None}>"
         )
+
+
+_live: weakref.WeakSet[Checkpoints] = weakref.WeakSet()
+
+
+def checkpoints_of(node: Stream) -> Checkpoints | None:
+    """The checkpoints of ``node``'s graph (the newest :func:`enable` that covered it and
+    is not closed), or None.
+
+    >>> from millstream import Stream
+    >>> checkpoints_of(Stream()) is None
+    True
+    """
+    found = [c for c in list(_live) if id(node) in c.nodes and not c._closed]
+    return max(found, key=lambda c: c.created) if found else None
 
 
 def _bootstrap(source: Any) -> str:
