@@ -13,6 +13,9 @@
 The client runs in the main thread on its own loop; both servers run in the same
 process, one after the other, figures taken in turn (best of ``--repeat``). Checks:
 every reply is ``200 OK`` and each server received every body (count and bytes).
+``server_cpu_us_per_request``: CPU time of every thread but the client's (the server's
+loop thread, mostly) per request, the least of the runs: steadier than requests/s on a
+shared machine.
 Target: millstream requests/s >= 0.5 x the bare aiohttp server's.
 
 Prints one JSON line. ``python benchmarks/http_server.py --help`` for the options.
@@ -34,6 +37,8 @@ from aiohttp import web
 import millstream
 
 KINDS = ("bare_aiohttp", "millstream")
+#: CPU seconds of every thread but the client's during each timed pass, per server
+SERVER_CPU: dict[str, list[float]] = {}
 
 
 def free_port() -> int:
@@ -54,8 +59,9 @@ class Counter:
         self.nbytes += len(body)
 
 
-async def post_all(port: int, n: int, body: bytes, concurrency: int) -> tuple[float, int]:
-    """Send ``n`` POSTs with ``concurrency`` in flight; return (seconds, replies 200 'OK')."""
+async def post_all(port: int, n: int, body: bytes, concurrency: int) -> tuple[float, float, int]:
+    """Send ``n`` POSTs with ``concurrency`` in flight; return (seconds, CPU seconds of the
+    other threads (the server's), replies 200 'OK')."""
     url = f"http://127.0.0.1:{port}/data"
     connector = aiohttp.TCPConnector(limit=concurrency)
     ok = 0
@@ -72,8 +78,10 @@ async def post_all(port: int, n: int, body: bytes, concurrency: int) -> tuple[fl
 
         await post_once(session, url)  # the first connection is not timed
         t0 = time.perf_counter()
+        cpu0 = time.process_time() - time.thread_time()
         await asyncio.gather(*(worker() for _ in range(concurrency)))
-        return time.perf_counter() - t0, ok
+        cpu = time.process_time() - time.thread_time() - cpu0
+        return time.perf_counter() - t0, cpu, ok
 
 
 async def post_once(session: aiohttp.ClientSession, url: str) -> None:
@@ -113,7 +121,8 @@ class BareServer:
 
 
 def run(kind: str, n: int, body: bytes, concurrency: int) -> tuple[float, dict[str, int]]:
-    """One timed pass of ``n`` requests against a fresh server of ``kind``."""
+    """One timed pass of ``n`` requests against a fresh server of ``kind``; the server's
+    CPU seconds go to ``SERVER_CPU[kind]``."""
     port = free_port()
     counter = Counter()
     server: Any
@@ -126,9 +135,10 @@ def run(kind: str, n: int, body: bytes, concurrency: int) -> tuple[float, dict[s
         server = BareServer(port, counter)
     server.start()
     try:
-        seconds, ok = asyncio.run(post_all(port, n, body, concurrency))
+        seconds, cpu, ok = asyncio.run(post_all(port, n, body, concurrency))
     finally:
         server.stop()
+    SERVER_CPU.setdefault(kind, []).append(cpu)
     # The untimed first request (b"warm") is counted by the server too.
     return seconds, {"ok": ok, "n": counter.n - 1, "nbytes": counter.nbytes - 4}
 
@@ -144,6 +154,7 @@ def main(argv: list[str] | None = None) -> None:
 
     for kind in KINDS:  # warm-up (imports, loop threads)
         run(kind, min(n, 500), body, concurrency)
+    SERVER_CPU.clear()
     times, ok = best_times(
         {kind: (lambda kind=kind: run(kind, n, body, concurrency)) for kind in KINDS},
         args.repeat,
@@ -151,6 +162,7 @@ def main(argv: list[str] | None = None) -> None:
     )
     rps = {kind: n / t for kind, t in times.items()}
     ratio = rps["millstream"] / rps["bare_aiohttp"]
+    cpu_us = {kind: min(SERVER_CPU[kind]) / n * 1e6 for kind in KINDS}
     checks = {f"{kind}_every_request_ok_and_received": good for kind, good in ok.items()}
     emit_json(
         {
@@ -166,7 +178,13 @@ def main(argv: list[str] | None = None) -> None:
             "machine": {**machine(), "aiohttp": aiohttp.__version__},
             "times_s": {k: round(v, 6) for k, v in times.items()},
             "requests_per_s": {k: round(v) for k, v in rps.items()},
-            "ratios": {"millstream_over_bare_aiohttp": round(ratio, 3)},
+            "server_cpu_us_per_request": {k: round(v, 1) for k, v in cpu_us.items()},
+            "ratios": {
+                "millstream_over_bare_aiohttp": round(ratio, 3),
+                "server_cpu_bare_aiohttp_over_millstream": round(
+                    cpu_us["bare_aiohttp"] / cpu_us["millstream"], 3
+                ),
+            },
             "checks": checks,
             "targets": {
                 "millstream_vs_bare_aiohttp": target(
