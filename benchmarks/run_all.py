@@ -34,6 +34,7 @@ BENCHMARKS = [
     "kafka_copy",
     "postgres_sink",
     "dataframe_ops",
+    "http_server",
 ]
 
 

@@ -249,6 +249,20 @@ def test_dataframe_ops_fails_loudly_when_outputs_differ() -> None:
     assert "output check failed: cumsum_millstream_equals_pandas" in proc.stderr
 
 
+def test_http_server_benchmark_prints_one_valid_json_line() -> None:
+    """from_http_server beside a bare aiohttp server: every request answered and received."""
+    proc = run_script("http_server.py", *TINY, "--concurrency", "4")
+    assert proc.returncode == 0, proc.stderr
+    (line,) = proc.stdout.splitlines()
+    result = json.loads(line)
+    assert result["benchmark"] == "http_server"
+    assert (result["size"], result["concurrency"]) == (300, 4)
+    assert set(result["requests_per_s"]) == {"bare_aiohttp", "millstream"}
+    assert all(v > 0 for v in result["requests_per_s"].values())
+    assert set(result["targets"]) == {"millstream_vs_bare_aiohttp"}
+    assert len(result["checks"]) == 2 and result["all_checks_passed"] is True
+
+
 LOCAL = ["map_chain", "wordcount", "import_time"]  # the Kafka ones: tests/kafka/
 
 

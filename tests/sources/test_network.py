@@ -10,6 +10,7 @@ import asyncio
 import http.client
 import logging
 import queue
+import re
 import socket
 import threading
 import time
@@ -344,6 +345,47 @@ def test_http_bad_arguments():
         Stream.from_http_server(8000, path="/(")
     with pytest.raises(ValueError, match="from_http_server: port must be an int"):
         Stream.from_http_server(-1)
+
+
+def test_http_large_bodies_with_length_and_chunked(http_source):
+    _source, L, port = http_source
+    big = bytes(range(256)) * 4096  # 1 MiB, past every read buffer
+    assert request(port, "POST", "/data", big)[:2] == (200, b"OK")
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
+    pieces = (big[i : i + 65536] for i in range(0, len(big), 65536))
+    conn.request("POST", "/data", body=pieces, encode_chunked=True)
+    assert conn.getresponse().read() == b"OK"
+    conn.close()
+    assert [big, big] == L
+
+
+def test_http_body_over_max_body_size_gets_413(port):
+    source = Stream.from_http_server(port, server_kwargs={**LOCAL, "max_body_size": 1000})
+    L = source.sink_to_list()
+    source.start()
+    assert request(port, "POST", "/", b"x" * 1000)[0] == 200
+    assert request(port, "POST", "/", b"x" * 1001)[0] == 413
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=2)
+    conn.request("POST", "/", body=iter([b"x" * 600, b"x" * 600]), encode_chunked=True)
+    assert conn.getresponse().status == 413
+    conn.close()
+    source.stop()
+    assert L == [b"x" * 1000]
+
+
+def test_http_pipelined_requests_are_answered_in_order(http_source):
+    _source, L, port = http_source
+    one = b"POST /data HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\n\r\none"
+    two = b"POST /nowhere HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\n\r\ntwo"
+    three = b"POST /data HTTP/1.1\r\nHost: x\r\nConnection: close\r\nContent-Length: 5\r\n\r\nthree"
+    with connect(port) as sock:
+        sock.sendall(one + two + three)
+        reply = b""
+        while chunk := sock.recv(1000):
+            reply += chunk
+    statuses = [int(status) for status in re.findall(rb"HTTP/1\.1 (\d{3}) ", reply)]
+    assert statuses == [200, 404, 200]
+    assert L == [b"one", b"three"]
 
 
 # -- from_q -------------------------------------------------------------------------------
