@@ -235,3 +235,42 @@ def test_concurrent_reads_with_thread_loop_emits():
     reader.join()
     assert errors == []
     assert L[-1] == {k: (56 if k < 5 else 55) for k in range(9)}
+
+
+def test_a_snapshot_superseded_while_an_older_one_is_read_keeps_its_counts(monkeypatch):
+    """The race behind a rare failure of test_concurrent_reads_never_raise, made
+    deterministic: an older snapshot is materialized from the newest one, which the writer
+    supersedes in between; the newest then gets its own dict, and the older one must not
+    apply its changes to that dict."""
+    from millstream.operators.aggregate import FrequencyTable
+
+    source = Stream()
+    L = source.frequencies().sink_to_list()
+    for word in "a b a c".split():
+        source.emit(word)
+    older, newest = L[1], L[3]
+    chain = FrequencyTable._chain
+
+    def chain_then_write(self):
+        found = chain(self)
+        if self is older:
+            source.emit("a")  # the writer moves on while the reader walks
+        return found
+
+    monkeypatch.setattr(FrequencyTable, "_chain", chain_then_write)
+    assert dict(older) == {"a": 1, "b": 1}
+    monkeypatch.undo()
+    assert dict(newest) == {"a": 2, "b": 1, "c": 1}
+    assert dict(L[4]) == {"a": 3, "b": 1, "c": 1}
+
+
+def test_a_copy_is_the_callers_to_change():
+    source = Stream()
+    L = source.frequencies().sink_to_list()
+    for word in "a b a".split():
+        source.emit(word)
+    mine = L[1].copy()
+    mine["a"] = 100
+    again = L[1].copy()
+    again.clear()
+    assert dict(L[1]) == {"a": 1, "b": 1}

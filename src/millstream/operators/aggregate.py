@@ -150,8 +150,9 @@ class FrequencyTable(Mapping[Any, int]):
             s = base
         return changes, s
 
-    def _dict(self) -> dict[Any, int]:
-        """This snapshot's contents as a dict (its own, or the live table if it is the newest)."""
+    def _dict(self, copy: bool = True) -> dict[Any, int]:
+        """This snapshot's contents as a new dict the caller may change (with ``copy=False``:
+        the snapshot's own dict once it has one, not to be changed or handed out)."""
         while True:
             if self._base is None:
                 live = self._live
@@ -160,7 +161,7 @@ class FrequencyTable(Mapping[Any, int]):
                     return copy
                 continue
             changes, last = self._chain()
-            d = last._dict()
+            d = last._dict()  # a new dict: ``last`` may have got its own meanwhile
             for key, old in reversed(changes):
                 if old is _MISSING:
                     d.pop(key, None)
@@ -170,7 +171,9 @@ class FrequencyTable(Mapping[Any, int]):
             # reader on another thread that still sees the old ``_base`` reads a valid link.
             self._live = d
             self._base = None  # now standalone: the chain after it can be freed
-            return d
+            # never hand out the own dict: a caller changes what it gets (an older
+            # snapshot applies its changes to it, ``copy()`` goes to the user)
+            return dict(d) if copy else d
 
     def __getitem__(self, key: Any) -> int:
         s = self
@@ -288,7 +291,7 @@ class frequencies(Stream):
             if table is None:
                 continue
             if self._made - made >= limit:
-                table._dict()
+                table._dict(copy=False)
             else:
                 keep.append((made, ref))
         self._tracked = keep
