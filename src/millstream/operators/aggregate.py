@@ -156,9 +156,9 @@ class FrequencyTable(Mapping[Any, int]):
         while True:
             if self._base is None:
                 live = self._live
-                copy = dict(live)  # atomic under the GIL
+                taken = dict(live)  # atomic under the GIL
                 if self._base is None:
-                    return copy
+                    return taken
                 continue
             changes, last = self._chain()
             d = last._dict()  # a new dict: ``last`` may have got its own meanwhile
