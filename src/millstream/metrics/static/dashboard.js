@@ -4,9 +4,9 @@
   "use strict";
 
   var SVG = "http://www.w3.org/2000/svg";
-  var BOX_W = 250, BOX_H = 150, GAP_X = 70, GAP_Y = 24, PAD = 12;
+  var BOX_W = 214, BOX_H = 146, GAP_X = 40, GAP_Y = 22, PAD = 8;
   var drawnShape = null;   // the node ids and edges the SVG was drawn for
-  var boxes = {};          // node id -> {group, fields}
+  var boxes = {};          // node id -> {group, fields, sink}
   var source = null;
 
   // -- formatting ---------------------------------------------------------------------
@@ -97,8 +97,10 @@
     container.textContent = "";
     boxes = {};
     var g = layout(nodes);
-    var svg = el("svg", {"class": "graph-svg", width: g.width, height: g.height,
-                         viewBox: "0 0 " + g.width + " " + g.height});
+    var feeds = {};  // ids some node lists as an upstream
+    nodes.forEach(function (n) { (n.upstreams || []).forEach(function (u) { feeds[u] = true; }); });
+    var svg = el("svg", {"class": "graph-svg", viewBox: "0 0 " + g.width + " " + g.height,
+                         style: "max-width: " + g.width + "px"});
     var defs = el("defs", {}, svg);
     var marker = el("marker", {id: "arrow", viewBox: "0 0 10 10", refX: "9", refY: "5",
                                markerWidth: "7", markerHeight: "7", orient: "auto"}, defs);
@@ -122,7 +124,7 @@
       el("title", {}, group).textContent = n.name || n.id;
       el("rect", {"class": "box", width: BOX_W, height: BOX_H, rx: 6}, group);
       el("rect", {"class": "band", x: 1, y: 1, width: BOX_W - 2, height: 38, rx: 5}, group);
-      text(group, 10, 17, "title", "id").textContent = short(n.id, 32);
+      text(group, 10, 17, "title", "id").textContent = short(n.id, 27);
       text(group, 10, 32, "type", "type").textContent = n.type || "";
       var fields = {
         rate: text(group, 10, 62, "rate", "rate"),
@@ -133,7 +135,9 @@
         lag: text(group, 10, 136, "", "lag")
       };
       fields.rate_in.setAttribute("text-anchor", "end");
-      boxes[n.id] = {group: group, fields: fields};
+      var sink = !feeds[n.id];
+      if (sink) group.classList.add("sink");
+      boxes[n.id] = {group: group, fields: fields, sink: sink};
     });
     container.appendChild(svg);
   }
@@ -146,8 +150,11 @@
     var box = boxes[n.id];
     if (!box) return;
     var f = box.fields, g = box.group;
-    f.rate.textContent = rate(n.rate);
-    f.rate_in.textContent = n.elements_in === null ? "source" : "in " + rate(n.rate_in);
+    // an end of the graph that emits nothing shows what arrives
+    var arriving = box.sink && !n.elements_out && n.elements_in !== null;
+    f.rate.textContent = arriving ? rate(n.rate_in) : rate(n.rate);
+    f.rate_in.textContent = n.elements_in === null ? "source" :
+      arriving ? "arriving" : "in " + rate(n.rate_in);
     f.totals.textContent = (n.elements_in === null ? "" : "in " + num(n.elements_in) + "  \u00b7  ") +
       "out " + num(n.elements_out) +
       (n.seconds_per_element !== null && n.seconds_per_element !== undefined ?
@@ -165,7 +172,7 @@
       var parts = Object.keys(n.lag_by_partition).map(function (p) {
         return p + ":" + num(n.lag_by_partition[p]);
       });
-      lagText += (lagText ? "  (" : "lag (") + short(parts.join(" "), 24) + ")";
+      lagText += (lagText ? "  (" : "lag (") + short(parts.join(" "), 18) + ")";
     }
     f.lag.textContent = lagText;
     setData(g, "type", n.type);
