@@ -7,20 +7,16 @@ prometheus_client metric families; :func:`exposition` writes them in the text fo
 
 Every family has the labels ``node`` (the node's stable id) and ``type`` (its class):
 
-=====================================  =======  ============================================
-name                                   kind     from
-=====================================  =======  ============================================
-``millstream_elements_total``          counter  ``elements_out``: elements the node emitted
-``millstream_elements_in_total``       counter  ``elements_in`` (not for sources)
-``millstream_errors_total``            counter  ``errors``
-``millstream_dead_letters_total``      counter  ``dead_letters``
-``millstream_backlog``                 gauge    ``backlog`` (when the node reports one)
-``millstream_seconds_per_element``     gauge    ``seconds_per_element`` (once sampled)
-``millstream_watermark_seconds``       gauge    ``watermark`` (event time, epoch seconds)
-``millstream_source_lag``              gauge    ``lag_by_partition`` (label ``partition``)
-                                                and ``lag`` (the total, no ``partition``)
-``millstream_source_position``         gauge    ``position`` when it is a number
-=====================================  =======  ============================================
+- ``millstream_elements_total`` (counter): ``elements_out``, elements the node emitted
+- ``millstream_elements_in_total`` (counter): ``elements_in`` (not for sources)
+- ``millstream_errors_total`` (counter): ``errors``
+- ``millstream_dead_letters_total`` (counter): ``dead_letters``
+- ``millstream_backlog`` (gauge): ``backlog``, when the node reports one
+- ``millstream_seconds_per_element`` (gauge): ``seconds_per_element``, once sampled
+- ``millstream_watermark_seconds`` (gauge): ``watermark`` (event time, epoch seconds)
+- ``millstream_source_lag`` (gauge): ``lag_by_partition`` (label ``partition``) and
+  ``lag`` (the total, ``partition=""``)
+- ``millstream_source_position`` (gauge): ``position``, when it is a number
 
 and for the graph's checkpoints (no labels): ``millstream_checkpoint_last_id``,
 ``millstream_checkpoint_age_seconds``, ``millstream_checkpoint_duration_seconds``,

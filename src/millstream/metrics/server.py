@@ -1,17 +1,13 @@
 """The metrics server: the live dashboard, Prometheus' ``/metrics`` and a JSON/SSE API, on
 aiohttp in a daemon thread with its own asyncio loop (never the graph's loop).
 
-=================  ===================================================================
-path               what
-=================  ===================================================================
-``/``              the dashboard page (``static/dashboard.html``)
-``/static/...``    its script and style sheet (package data: no CDN)
-``/metrics``       Prometheus' text format (:mod:`millstream.metrics.prometheus`)
-``/api/metrics``   JSON: :func:`~millstream.metrics.collect` now, with each node's
-                   current ``rate`` and ``rate_in`` (:func:`~millstream.metrics.rates.with_rates`)
-``/events``        server-sent events: every ``interval`` seconds one message, the same
-                   JSON, each rate over the last interval
-=================  ===================================================================
+- ``/``: the dashboard page (``static/dashboard.html``)
+- ``/static/...``: its script and style sheet (package data: no CDN)
+- ``/metrics``: Prometheus' text format (:mod:`millstream.metrics.prometheus`)
+- ``/api/metrics``: JSON, :func:`~millstream.metrics.collect` now with each node's
+  current ``rate`` and ``rate_in`` (:func:`~millstream.metrics.rates.with_rates`)
+- ``/events``: server-sent events, every ``interval`` seconds one message, the same
+  JSON, each rate over the last interval
 
 One ticker collects the graph every ``interval`` seconds whatever the number of
 clients; each ``/events`` client gets every tick. Reading the counters from the
