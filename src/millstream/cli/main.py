@@ -47,7 +47,8 @@ def build_parser() -> argparse.ArgumentParser:
             "Stream a text line by line (or the records of a Kafka topic, with --kafka "
             "and --topic) through "
             "source.map(normalize).map(str.split).flatten().frequencies() "
-            "and show the most frequent words, with lines/s and elapsed time. "
+            "and show the most frequent words, with the elapsed time, the current "
+            "lines/s (over the last second) and, with Kafka, the consumer lag. "
             "On a terminal the table updates a few times per second; otherwise "
             "only the final table is printed."
         ),
