@@ -62,7 +62,9 @@ def node_metrics(node: Stream) -> dict[str, Any]:
         "name": str(node),
         "elements_in": sum(u.elements_emitted for u in upstreams) if upstreams else None,
         "elements_out": node.elements_emitted,
-        "errors": node.errors_raised + (handled.total if handled is not None else 0),
+        # a policy's node annotates (and so counts) an error before giving up on it,
+        # except an asynchronous write's: the larger count has them all
+        "errors": max(node.errors_raised, handled.total if handled is not None else 0),
         "dead_letters": handled.dead_lettered if handled is not None else 0,
         "seconds_per_element": seconds_per_element(node),
         "backlog": None,

@@ -162,8 +162,8 @@ class Stream(StreamMethods):
     timed_seconds: float = 0.0
     timed_elements: int = 0
     timed_downstream_seconds: float = 0.0
-    #: Errors raised by this node's user function that propagated (not handled by an
-    #: ``on_error`` policy, which counts its own in ``node.errors``).
+    #: Errors this node's function raised (each counted once, by the node that annotated
+    #: it), whether an ``on_error`` policy then handled it or it propagated.
     errors_raised: int = 0
     #: Set by a checkpoint coordinator on the nodes that await in the middle of an
     #: element (sources, buffers, Dask nodes): see :mod:`millstream.core.hold`
