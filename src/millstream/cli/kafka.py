@@ -32,6 +32,7 @@ from rich.console import Console
 from ..core.stream import Stream
 from ..kafka.errors import classify_kafka_error, retry_retriable
 from ._args import enable_checkpoints, error, seconds
+from ._dashboard import dashboard_of
 from ._display import live, show_interrupted
 from ._kafka_client import (
     add_connection_arguments,
@@ -347,7 +348,11 @@ class _KafkaWordCount:
             self.reader.last_seen = time.monotonic()
             if not args.json:
                 self._start_lag_probe()
-            with display:
+            with dashboard_of(args, self.source) as server, display:
+                if server is False:
+                    self._close_checkpoints()
+                    self.source.stop()
+                    return 1
                 self._wait(ends)
         except KeyboardInterrupt:
             self._close_checkpoints()

@@ -36,6 +36,7 @@ from ._args import (
     positive_int,
     read_error,
 )
+from ._dashboard import add_dashboard_arguments, dashboard_of
 from ._display import RateMeter, describe_lag, live, show_interrupted
 
 __all__ = [
@@ -303,6 +304,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="DURATION",
         help="time between two checkpoints: seconds or e.g. 500ms, 2s (default 1s)",
     )
+    add_dashboard_arguments(parser)
     parser.add_argument(
         "--raw",
         action="store_true",
@@ -332,7 +334,9 @@ def run(args: argparse.Namespace, console: Console | None = None) -> int:
         with open_input(args.path) as (lines, name):
             wc = WordCount(top=args.top, normalize=not args.raw, title=name)
             try:
-                with live(console, wc.render):
+                with dashboard_of(args, wc.source) as server, live(console, wc.render):
+                    if server is False:
+                        return 1
                     wc.feed(lines)
             except KeyboardInterrupt:
                 wc.finish()
@@ -391,7 +395,13 @@ def _run_checkpointed(args: argparse.Namespace, console: Console) -> int:
         return 1
     wc.resume()
     try:
-        with live(console, wc.render) if not args.json else contextlib.nullcontext():
+        with (
+            dashboard_of(args, source) as server,
+            live(console, wc.render) if not args.json else contextlib.nullcontext(),
+        ):
+            if server is False:
+                checkpoints.close(final=False)
+                return 1
             source.start()
             while not source.stopped:
                 time.sleep(0.05)
