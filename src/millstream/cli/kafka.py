@@ -32,6 +32,7 @@ from rich.console import Console
 from ..core.stream import Stream
 from ..kafka.errors import classify_kafka_error, retry_retriable
 from ._args import enable_checkpoints, error, seconds
+from ._dashboard import dashboard_of
 from ._display import live, show_interrupted
 from ._kafka_client import (
     add_connection_arguments,
@@ -41,6 +42,7 @@ from ._kafka_client import (
     require_kafka_client,
     timeout_of,
 )
+from ._lag import LagProbe, lag_from_metrics
 from .load_kafka import add_load_arguments, run_load
 from .wordcount import WordCount, print_json
 
@@ -259,6 +261,7 @@ class _KafkaWordCount:
         self.group = None if args.from_beginning else (args.group or DEFAULT_GROUP)
         self.source: Any = None
         self.checkpoints: Any = None
+        self.lag_probe: LagProbe | None = None
         self._build(self.timeout)
 
     def _build(self, connect_timeout: float) -> None:
@@ -278,6 +281,7 @@ class _KafkaWordCount:
         self.wc = WordCount(
             top=args.top, normalize=not args.raw, title=f"Kafka topic {args.topic}", upstream=lines
         )
+        self.wc.lag = self._lag
         if args.to_topic is not None:
             words: Any = self.wc.counts_node.upstreams[0]  # the words, one by one
             running = words.accumulate(
@@ -316,6 +320,13 @@ class _KafkaWordCount:
         )
 
     def run(self) -> int:
+        try:
+            return self._run()
+        finally:
+            if self.lag_probe is not None:
+                self.lag_probe.stop()
+
+    def _run(self) -> int:
         args = self.args
         display = live(self.console, self.wc.render) if not args.json else nullcontext()
         try:
@@ -335,7 +346,13 @@ class _KafkaWordCount:
                 return 1
             self.wc.started = time.perf_counter()
             self.reader.last_seen = time.monotonic()
-            with display:
+            if not args.json:
+                self._start_lag_probe()
+            with dashboard_of(args, self.source) as server, display:
+                if server is False:
+                    self._close_checkpoints()
+                    self.source.stop()
+                    return 1
                 self._wait(ends)
         except KeyboardInterrupt:
             self._close_checkpoints()
@@ -362,11 +379,39 @@ class _KafkaWordCount:
                 return
             time.sleep(CHECK_INTERVAL)
 
+    def _start_lag_probe(self) -> None:
+        """Measure the consumer lag for the table, unless the source's metrics give it."""
+        if lag_from_metrics(self.source) is not None:
+            return
+        args = self.args
+        try:
+            self.lag_probe = LagProbe(
+                args.kafka,
+                args.topic,
+                self.group,
+                partitions=lambda: list(getattr(self.source, "partitions", None) or ()),
+                progress=lambda: dict(self.reader.progress),
+                timeout=self.timeout,
+            )
+        except Exception as e:  # the table then goes without the lag
+            logger.debug("no consumer lag: %s", e)
+            return
+        self.lag_probe.start()
+
+    def _lag(self) -> dict[int, int] | None:
+        """partition -> records not counted yet: from the source's metrics, or measured."""
+        lag = lag_from_metrics(self.source)
+        if lag is not None:
+            return lag
+        return self.lag_probe.lag if self.lag_probe is not None else None
+
     def _close_checkpoints(self) -> None:
         if self.checkpoints is not None:
             self.checkpoints.close()
 
     def _show(self) -> None:
+        if self.lag_probe is not None:
+            self.lag_probe.refresh()  # what is left after the last records counted
         self.wc.finish()
         if self.args.json:
             print_json(self.wc.counts())

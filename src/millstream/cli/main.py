@@ -3,7 +3,8 @@ it builds the parser and hands each command to its module.
 
 - ``wordcount [PATH|-]``: :mod:`millstream.cli.wordcount` (a file, stdin or the shipped text);
 - ``wordcount --kafka ... --topic ...``: :mod:`millstream.cli.kafka`;
-- ``load-kafka``: :mod:`millstream.cli.load_kafka`.
+- ``load-kafka``: :mod:`millstream.cli.load_kafka`;
+- ``run MODULE:ATTRIBUTE``: :mod:`millstream.cli.run` (a pipeline of the user's, in production).
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ import os
 import sys
 from collections.abc import Sequence
 
-from . import kafka, load_kafka, wordcount
+from . import kafka, load_kafka, run, wordcount
 from ._env import EnvArgumentParser
 
 __all__ = ["build_parser", "main"]
@@ -47,7 +48,8 @@ def build_parser() -> argparse.ArgumentParser:
             "Stream a text line by line (or the records of a Kafka topic, with --kafka "
             "and --topic) through "
             "source.map(normalize).map(str.split).flatten().frequencies() "
-            "and show the most frequent words, with lines/s and elapsed time. "
+            "and show the most frequent words, with the elapsed time, the current "
+            "lines/s (over the last second) and, with Kafka, the consumer lag. "
             "On a terminal the table updates a few times per second; otherwise "
             "only the final table is printed."
         ),
@@ -67,6 +69,19 @@ def build_parser() -> argparse.ArgumentParser:
         ),
     )
     load_kafka.add_load_arguments(load)
+    run_parser = commands.add_parser(
+        "run",
+        help="run a pipeline defined in a module (the way to run in production)",
+        description=(
+            "Import MODULE (from the current directory or sys.path) and take ATTRIBUTE: a "
+            "node of a pipeline, or a function returning one (called with no arguments). "
+            "Start every source of its graph and run until they end or SIGTERM/SIGINT; "
+            "then stop the sources (in-flight work is finished), take a last checkpoint "
+            "(--checkpoint) and exit 0. A pipeline error exits 1 with the error on stderr; "
+            "a MODULE:ATTRIBUTE that names no pipeline exits 2."
+        ),
+    )
+    run.add_run_arguments(run_parser)
     return parser
 
 
@@ -89,6 +104,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.print_help(sys.stderr)
         return 2
     try:
+        if args.command == "run":
+            return run.run_pipeline_command(args)
         if args.command == "load-kafka":
             return load_kafka.run_load(args)
         if kafka.wants_kafka(args):

@@ -19,7 +19,7 @@ import json
 import re
 import sys
 import time
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import Any
 
 from rich.console import Console, Group
@@ -36,7 +36,8 @@ from ._args import (
     positive_int,
     read_error,
 )
-from ._display import live, show_interrupted
+from ._dashboard import add_dashboard_arguments, dashboard_of
+from ._display import RateMeter, describe_lag, live, show_interrupted
 
 __all__ = [
     "DEFAULT_TEXT",
@@ -149,6 +150,10 @@ class WordCount:
         self._sink = counts.sink(self._keep)
         self.started = time.perf_counter()
         self.finished: float | None = None
+        #: the current lines/s of the live table
+        self.rate = RateMeter()
+        #: with Kafka: returns partition -> consumer lag (None while unknown)
+        self.lag: Callable[[], Mapping[int, int] | None] | None = None
 
     def _keep(self, table: Mapping[str, int]) -> None:
         self._latest = table
@@ -189,15 +194,34 @@ class WordCount:
         return top_words(self.counts(), self.n)
 
     def stats(self) -> str:
-        """One line: lines, words, distinct words, elapsed time and lines/s."""
+        """One line: lines, words, distinct words, elapsed time and lines/s (while running,
+        the current rate over about the last second; once finished, the average), and the
+        consumer lag when known.
+
+        Examples
+        --------
+        >>> wc = WordCount()
+        >>> wc.feed(['a b', 'b c'])
+        >>> wc.finish()
+        >>> wc.stats()  # doctest: +ELLIPSIS
+        '2 lines, 4 words (3 distinct), ... s, ... lines/s on average'
+        """
         counts = self.counts()
+        lines = self.lines
         end = self.finished if self.finished is not None else time.perf_counter()
         elapsed = max(end - self.started, 0.0)
-        rate = self.lines / elapsed if elapsed > 0 else 0.0
-        return (
-            f"{self.lines:,} lines, {sum(counts.values()):,} words ({len(counts):,} distinct), "
-            f"{elapsed:.2f} s, {rate:,.0f} lines/s"
+        if self.finished is None:
+            rate = f"{self.rate.rate(lines):,.0f} lines/s"
+        else:
+            rate = f"{lines / elapsed if elapsed > 0 else 0.0:,.0f} lines/s on average"
+        text = (
+            f"{lines:,} lines, {sum(counts.values()):,} words ({len(counts):,} distinct), "
+            f"{elapsed:.2f} s, {rate}"
         )
+        lag = self.lag() if self.lag is not None else None
+        if lag is not None:
+            text += ", " + describe_lag(lag)
+        return text
 
     def table(self) -> Table:
         """The top-N table: rank, word, count and share of all words."""
@@ -280,6 +304,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="DURATION",
         help="time between two checkpoints: seconds or e.g. 500ms, 2s (default 1s)",
     )
+    add_dashboard_arguments(parser)
     parser.add_argument(
         "--raw",
         action="store_true",
@@ -309,7 +334,9 @@ def run(args: argparse.Namespace, console: Console | None = None) -> int:
         with open_input(args.path) as (lines, name):
             wc = WordCount(top=args.top, normalize=not args.raw, title=name)
             try:
-                with live(console, wc.render):
+                with dashboard_of(args, wc.source) as server, live(console, wc.render):
+                    if server is False:
+                        return 1
                     wc.feed(lines)
             except KeyboardInterrupt:
                 wc.finish()
@@ -368,7 +395,13 @@ def _run_checkpointed(args: argparse.Namespace, console: Console) -> int:
         return 1
     wc.resume()
     try:
-        with live(console, wc.render) if not args.json else contextlib.nullcontext():
+        with (
+            dashboard_of(args, source) as server,
+            live(console, wc.render) if not args.json else contextlib.nullcontext(),
+        ):
+            if server is False:
+                checkpoints.close(final=False)
+                return 1
             source.start()
             while not source.stopped:
                 time.sleep(0.05)
