@@ -62,7 +62,8 @@ def node_metrics(node: Stream) -> dict[str, Any]:
         "name": str(node),
         "elements_in": sum(u.elements_emitted for u in upstreams) if upstreams else None,
         "elements_out": node.elements_emitted,
-        "errors": node.errors_raised + (handled.total if handled is not None else 0),
+        # an error the policy handled was annotated (counted in errors_raised) first
+        "errors": node.errors_raised if handled is None else max(node.errors_raised, handled.total),
         "dead_letters": handled.dead_lettered if handled is not None else 0,
         "seconds_per_element": seconds_per_element(node),
         "backlog": None,
