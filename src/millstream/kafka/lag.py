@@ -40,32 +40,46 @@ def partition_label(tp: TopicPartition) -> str:
 
 
 def high_watermarks(
-    node: Any, consumer: Any, partitions: Iterable[Any], timeout: float = 1.0
+    node: Any,
+    consumer: Any,
+    partitions: Iterable[Any],
+    starts: dict[TopicPartition, int],
+    emitted: Mapping[TopicPartition, int],
+    reset_to_end: bool,
+    timeout: float = 1.0,
 ) -> dict[TopicPartition, tuple[int, int | None]]:
     """On the consumer's thread: ``{(topic, partition): (high watermark, start)}`` for
     ``partitions`` (``confluent_kafka.TopicPartition`` objects).
 
-    ``start`` is where the consumer reads the partition from when the reader has emitted
-    nothing from it yet: its fetch position, else the low watermark, else None. A cached
-    value is used where librdkafka has one; otherwise the broker is asked (at most
-    ``timeout`` seconds). A partition whose watermark cannot be had is left out.
+    ``start`` is where the reader starts a partition it has emitted nothing from yet (not
+    in ``emitted``): the group's committed offset, else the low watermark, or the high one
+    with ``reset_to_end`` (``auto.offset.reset`` latest); asked once per partition and
+    kept in ``starts``. A cached high watermark is used where librdkafka has one; otherwise
+    the broker is asked (at most ``timeout`` seconds). A partition whose watermark cannot
+    be had is left out.
     """
     import confluent_kafka
 
     out: dict[TopicPartition, tuple[int, int | None]] = {}
     for tp in partitions:
+        key = (tp.topic, tp.partition)
         try:
             low, high = consumer.get_watermark_offsets(tp, cached=True)
-            if high < 0:
+            if high is None or high < 0:
                 low, high = consumer.get_watermark_offsets(tp, timeout=timeout)
-            position = consumer.position([tp])[0].offset
+            if key not in emitted and key not in starts:
+                start = consumer.committed([tp], timeout=timeout)[0].offset
+                if start < 0:
+                    if not reset_to_end and (low is None or low < 0):
+                        low, high = consumer.get_watermark_offsets(tp, timeout=timeout)
+                    start = high if reset_to_end else low
+                starts[key] = start
         except confluent_kafka.KafkaException as e:
             logger.debug("%s: no watermark for %s [%d]: %s", node, tp.topic, tp.partition, e)
             continue
         if high is None or high < 0:
             continue
-        start = position if position >= 0 else (low if low is not None and low >= 0 else None)
-        out[(tp.topic, tp.partition)] = (high, start)
+        out[key] = (high, starts.get(key))
     return out
 
 

@@ -169,11 +169,18 @@ class KafkaSource(ManagedSource):
     async def _watch_lag(self, thread: ConsumerThread, consumer: Any) -> None:
         """Read the high watermarks on the consumer thread every ``LAG_REFRESH`` seconds
         (the first time one period after the start: the first reads go first)."""
+        starts: dict[tuple[str, int], int] = {}
         while True:
             await asyncio.sleep(LAG_REFRESH)
             try:
                 self._highs = await thread.call(
-                    high_watermarks, self, consumer, self._lag_partitions(consumer)
+                    high_watermarks,
+                    self,
+                    consumer,
+                    self._lag_partitions(consumer),
+                    starts,
+                    dict(self._emitted),
+                    self._starts_at_end(),
                 )
             except Exception as e:  # a closing consumer: the last reading stays
                 logger.debug("%s: reading the high watermarks failed: %s", self, e)
@@ -181,6 +188,11 @@ class KafkaSource(ManagedSource):
     def _lag_partitions(self, consumer: Any) -> list[Any]:
         """On the consumer thread: the partitions whose lag is reported (those assigned)."""
         return list(consumer.assignment())
+
+    def _starts_at_end(self) -> bool:
+        """Whether a partition without committed offset is read from its end."""
+        reset = str(self.consumer_params.get("auto.offset.reset", "largest")).lower()
+        return reset in ("latest", "largest", "end")
 
     def extra_metrics(self) -> dict[str, Any]:
         """``position`` (``{'topic/partition': next offset}`` after the records emitted),
