@@ -116,6 +116,12 @@ class gather(Stream):
         super().__init__(upstream, **kwargs)
 
     _ahead: deque[asyncio.Future[Any]] | None = None
+    #: results being fetched or emitted (tasks of :meth:`_gather` not finished)
+    _fetching = 0
+
+    def extra_metrics(self) -> dict[str, Any]:
+        """``backlog``: the futures whose results are being waited for, fetched or emitted."""
+        return {"backlog": self._fetching}
 
     def update(self, x: Any, who: Stream | None = None, metadata: Metadata | None = None) -> Any:
         retain_refs(metadata)
@@ -157,6 +163,7 @@ class gather(Stream):
     async def _gather(
         self, x: Any, metadata: Metadata | None, previous: asyncio.Future[Any] | None
     ) -> None:
+        self._fetching += 1
         try:
             batch = type(x) is Batch
             target = x.future if batch else x
@@ -184,6 +191,8 @@ class gather(Stream):
         except BaseException as e:
             release_refs(metadata, error=e)
             raise
+        finally:
+            self._fetching -= 1
         release_refs(metadata)
 
 
@@ -257,6 +266,11 @@ class buffer(DaskStream, core_buffer):
         room.add_done_callback(functools.partial(_resolve, caller))
         self._callers.append(caller)
         return caller
+
+    def extra_metrics(self) -> dict[str, Any]:
+        """``backlog``: the units taken and not yet out of ``gather`` (queued here, or
+        being fetched by ``gather``)."""
+        return {"backlog": self._unfinished.in_hand}
 
     def follow(self, task: asyncio.Future[Any], x: Any) -> None:
         """Called by ``gather``, fetching ``x`` ahead: its outcome is this element's."""

@@ -105,6 +105,11 @@ class map_async(Stream):
         """True when no call is waiting, running, or being emitted."""
         return not self._in_flight and not self._backlog
 
+    def extra_metrics(self) -> dict[str, Any]:
+        """``backlog``: the calls running or being emitted and the elements waiting for a
+        slot."""
+        return {"backlog": self._in_flight + len(self._backlog)}
+
     async def until_idle(self) -> None:
         """Wait until :meth:`is_idle` (the end of input waits so: nothing is overtaken)."""
         while not self.is_idle():

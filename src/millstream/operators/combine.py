@@ -223,6 +223,10 @@ class zip(Stream):
             out.setdefault(u, b)
         return out
 
+    def extra_metrics(self) -> dict[str, Any]:
+        """``backlog``: the elements waiting in the buffers for a partner."""
+        return {"backlog": sum(len(b) for b in list(self._buffers))}
+
     # -- topology ------------------------------------------------------------------------
     def _add_upstream(self, upstream: Stream) -> None:
         _drop_extra_edge(upstream, self)

@@ -328,6 +328,10 @@ class partition(Stream):
             annotate_error(e, self, key if callable(key) else None, x)
             raise
 
+    def extra_metrics(self) -> dict[str, Any]:
+        """``backlog``: the elements held in groups not emitted yet."""
+        return {"backlog": sum(len(group) for group in list(self._buffer.values()))}
+
     def take_group(self, key: Any) -> tuple[tuple[Any, ...], Metadata | None]:
         """Hook: remove ``key``'s group (and its timer); return its values and metadata."""
         values = self._buffer.pop(key)
@@ -602,6 +606,10 @@ class partition_unique(Stream):
         """``{'buffer': [[key, value], ...]}`` in element order."""
         return {"buffer": [[k, v] for k, v in self._buffer.items()]}
 
+    def extra_metrics(self) -> dict[str, Any]:
+        """``backlog``: the elements held (one per key) until the next emission."""
+        return {"backlog": len(self._buffer)}
+
     def restore(self, state: dict[str, Any]) -> None:
         expect_fields(self, state, {"buffer": SEQUENCE})
         buffer = dict_of_pairs(self, state, "buffer")
@@ -690,6 +698,10 @@ class sliding_window(Stream):
     def snapshot(self) -> dict[str, Any]:
         """``{'window': [values...]}`` (oldest first)."""
         return {"window": list(self._buffer)}
+
+    def extra_metrics(self) -> dict[str, Any]:
+        """``backlog``: the elements of the window held now."""
+        return {"backlog": len(self._buffer)}
 
     def restore(self, state: dict[str, Any]) -> None:
         """Take the last ``n`` elements of ``state['window']`` (a list)."""
@@ -939,6 +951,10 @@ class collect(Stream):
         self.cache.clear()
         self.metadata_cache.clear()
         return _emit_then_release(self, values, held or None, held or None)
+
+    def extra_metrics(self) -> dict[str, Any]:
+        """``backlog``: the elements collected, waiting for :meth:`flush`."""
+        return {"backlog": len(self.cache)}
 
     def snapshot(self) -> dict[str, Any]:
         """``{'cache': [values...]}``."""

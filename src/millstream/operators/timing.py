@@ -358,6 +358,10 @@ class timed_window(_TimedWindowBase):
         closes_in = None if self.stopped else max(0.0, self._deadline - now)
         return {"buffer": list(self._buffer), "closes_in": closes_in}
 
+    def extra_metrics(self) -> dict[str, Any]:
+        """``backlog``: the elements of the open window."""
+        return {"backlog": len(self._buffer)}
+
     def restore(self, state: dict[str, Any]) -> None:
         """Make ``state['buffer']`` the open window (its elements hold no refs), closing
         ``state['closes_in']`` seconds from now (a state without it keeps this node's
@@ -460,6 +464,10 @@ class timed_window_unique(_TimedWindowBase):
         closes_in = None if self.stopped else max(0.0, self._deadline - now)
         return {"buffer": [(k, x) for k, (x, _) in self._buffer.items()], "closes_in": closes_in}
 
+    def extra_metrics(self) -> dict[str, Any]:
+        """``backlog``: the elements of the open window."""
+        return {"backlog": len(self._buffer)}
+
     def restore(self, state: dict[str, Any]) -> None:
         """Make ``state['buffer']`` the open window (its elements hold no refs), closing
         ``state['closes_in']`` seconds from now (a state without it keeps this node's
@@ -502,6 +510,7 @@ class _QueueNode(Stream):
     def __init__(self, upstream: Stream, maxsize: int | None, **kwargs: Any):
         self._queue = _Queue(maxsize)
         self._worker_running = False
+        self._delivering = 0  # 1 while an element taken from the queue is downstream
         self.work_task: asyncio.Task[Any] | None = None
         kwargs["ensure_io_loop"] = True
         super().__init__(upstream, **kwargs)
@@ -515,6 +524,10 @@ class _QueueNode(Stream):
     def is_idle(self) -> bool:
         """True when no element waits in the queue or is being emitted."""
         return not self._queue.items and not self._worker_running
+
+    def extra_metrics(self) -> dict[str, Any]:
+        """``backlog``: the elements queued, and the one downstream is busy with."""
+        return {"backlog": len(self._queue.items) + self._delivering}
 
     async def until_idle(self) -> None:
         """Wait until :meth:`is_idle` (the end of input waits so: nothing is overtaken)."""
@@ -566,9 +579,11 @@ class _QueueNode(Stream):
                 if not queue.items:  # emptied by restore() while we waited
                     break
                 _, x, metadata = queue.popleft()
+                self._delivering = 1
                 try:
                     error = await _deliver(self, x, metadata, None if counted else hold, log=False)
                 finally:
+                    self._delivering = 0
                     if counted:
                         hold.leave()  # type: ignore[union-attr]
                 if every or error is not None:
@@ -737,6 +752,7 @@ class rate_limit(Stream):
     def __init__(self, upstream: Stream, interval: Any, **kwargs: Any):
         self.interval, self._seconds = _interval("rate_limit", interval)
         self.next = -math.inf
+        self._waiting_turn = 0  # elements waiting for their turn
         kwargs["ensure_io_loop"] = True
         super().__init__(upstream, **kwargs)
         self.clock = self.clock  # keep the clock this node was built with
@@ -751,7 +767,12 @@ class rate_limit(Stream):
         hold = self.hold
         if hold is not None:  # in hand (not in the snapshot) until emitted and absorbed
             hold.take()
+        self._waiting_turn += 1
         return self.loop.asyncio_loop.create_task(self._emit_later(wait, x, metadata, hold))
+
+    def extra_metrics(self) -> dict[str, Any]:
+        """``backlog``: the elements waiting for their turn (or being emitted)."""
+        return {"backlog": self._waiting_turn}
 
     async def _emit_later(
         self, wait: float, x: Any, metadata: Metadata | None, hold: Hold | None = None
@@ -765,6 +786,7 @@ class rate_limit(Stream):
             release_refs(metadata, error=e)
             raise
         finally:
+            self._waiting_turn -= 1
             if hold is not None:
                 hold.leave()
         release_refs(metadata)
@@ -849,6 +871,10 @@ class latest(Stream):
         finally:
             self._worker_running = False
             self.work_task = None
+
+    def extra_metrics(self) -> dict[str, Any]:
+        """``backlog``: 1 while an element waits to be emitted, else 0."""
+        return {"backlog": 0 if self._pending is None else 1}
 
     def snapshot(self) -> dict[str, Any]:
         """``{'pending': [element]}`` while an element waits to be emitted, else ``[]``."""

@@ -7,6 +7,7 @@ for code that inspects it, and emptied by ``destroy()``.
 
 from __future__ import annotations
 
+import functools
 import inspect
 import types
 from collections.abc import Callable
@@ -55,7 +56,8 @@ class sink(Sink):
 
     Keyword arguments naming ``Stream`` parameters (``stream_name``…) configure the node;
     the others go to ``func``. If ``func`` returns an awaitable it is handed back as
-    backpressure, and the element's refs are held until it has finished.
+    backpressure, and the element's refs are held until it has finished. The writes of
+    an ``async def`` function not finished yet are the ``backlog`` of its metrics.
 
     Examples
     --------
@@ -77,7 +79,32 @@ class sink(Sink):
         stream_kwargs = {k: kwargs.pop(k) for k in list(kwargs) if k in _STREAM_PARAMS}
         self.args = args
         self.kwargs = kwargs
+        self._writes = 0  # awaitables func returned that have not finished
         super().__init__(upstream, **stream_kwargs)
+
+    def extra_metrics(self) -> dict[str, Any]:
+        """``backlog``: the asynchronous writes not finished (None for a plain function)."""
+        if self._writes or inspect.iscoroutinefunction(self._func):
+            return {"backlog": self._writes}
+        return {}
+
+    async def _written(self, pending: Any) -> Any:
+        try:
+            return await pending
+        finally:
+            self._writes -= 1
+
+    def _counting(self, func: Callable[..., Any]) -> Callable[..., Any]:
+        """``func`` (an ``async def`` function) counting its calls not finished."""
+        written = self._written
+
+        @functools.wraps(func)
+        def write(*args: Any, **kwargs: Any) -> Any:
+            pending = func(*args, **kwargs)
+            self._writes += 1
+            return written(pending)
+
+        return write
 
     def update(self, x: Any, who: Stream | None = None, metadata: list[dict] | None = None) -> Any:
         try:
@@ -89,6 +116,8 @@ class sink(Sink):
                 return self._apply_policy(policy, e, x, metadata)
             raise
         if result is not None and inspect.isawaitable(result):
+            self._writes += 1
+            result = self._written(result)
             if self.error_policy is not None:
                 return self.error_policy.awaiting(
                     self, result, x, metadata, self._call_with(x), self._func
@@ -114,9 +143,10 @@ class sink(Sink):
     def _fusion_stage(self) -> Stage | None:
         if self.error_policy is not None:
             return None  # the policy runs on the per-element path
-        return Stage(
-            "sink", self._func, self.args, self.kwargs, returns_none=_returns_none(self._func)
-        )
+        func = self._func
+        if inspect.iscoroutinefunction(func):
+            return Stage("sink", self._counting(func), self.args, self.kwargs, user_func=func)
+        return Stage("sink", func, self.args, self.kwargs, returns_none=_returns_none(func))
 
 
 def sink_to_list(upstream: Stream) -> list[Any]:

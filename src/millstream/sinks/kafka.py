@@ -263,6 +263,12 @@ class to_kafka(Stream):
         self._produce_call = producer.produce
         return producer
 
+    def extra_metrics(self) -> dict[str, Any]:
+        """``backlog``: the messages not acknowledged by Kafka yet (librdkafka's queue and
+        requests in flight) and those waiting for room in that queue."""
+        producer = self._producer
+        return {"backlog": (len(producer) if producer is not None else 0) + len(self._backlog)}
+
     def _asyncio_loop(self) -> asyncio.AbstractEventLoop:
         loop = self.loop
         return getattr(loop, "asyncio_loop", loop)

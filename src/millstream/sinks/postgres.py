@@ -191,6 +191,7 @@ class to_postgres(Sink):
         self._conn_lock = threading.Lock()
         self._rows_lock = threading.Lock()
         self._writer: asyncio.Task[None] | None = None
+        self._writing = 0  # rows of the write in progress (at-least-once mode)
         self._timer: Any = None
         self._errors: list[BaseException] = []
         kwargs["ensure_io_loop"] = True
@@ -289,14 +290,21 @@ class to_postgres(Sink):
             batch = self._detach()
             try:
                 rows = batch[0]
+                self._writing = len(rows)
                 await asyncio.to_thread(self._write_transaction, rows, len(rows), False, None)
             except Exception as e:
+                self._writing = 0
                 release_refs([m for ms in batch[1] for m in ms], error=e)
                 if not self._errors:
                     logger.error("%s: writing %d rows failed", self, len(batch[0]), exc_info=e)
                 self._errors.append(e)
                 return
+            self._writing = 0
             release_refs([m for ms in batch[1] for m in ms])
+
+    def extra_metrics(self) -> dict[str, Any]:
+        """``backlog``: the rows not committed yet (waiting, or in the write in progress)."""
+        return {"backlog": len(self._rows) + self._writing}
 
     def _detach(self) -> _Batch:
         with self._rows_lock:

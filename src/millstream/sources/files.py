@@ -208,6 +208,11 @@ class from_textfile(ManagedSource):
         offset = self._offset if self._fp is None else self._consumed
         return {"offset": offset, "buffer": self.buffer}
 
+    def extra_metrics(self) -> dict[str, Any]:
+        """``position``: ``{'offset': how far the file was read}`` (as in :meth:`snapshot`,
+        whose ``buffer`` holds the text read but not emitted yet)."""
+        return {"position": {"offset": self._offset if self._fp is None else self._consumed}}
+
     def restore(self, state: dict[str, Any]) -> None:
         """Resume from a :meth:`snapshot` (call while the source is stopped)."""
         text = type(self.delimiter)
@@ -283,6 +288,10 @@ class filenames(ManagedSource):
     def snapshot(self) -> list[str]:
         """The names already emitted, sorted."""
         return sorted(self.seen)
+
+    def extra_metrics(self) -> dict[str, Any]:
+        """``position``: ``{'files': how many names were emitted}``."""
+        return {"position": {"files": len(self.seen)}}
 
     def restore(self, state: list[str]) -> None:
         """Skip the names in ``state`` (a :meth:`snapshot`)."""

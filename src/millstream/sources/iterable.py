@@ -87,6 +87,10 @@ class from_iterable(Source):
             return self._emitted
         return self._emitted + len(chunk) - operator.length_hint(self._items)
 
+    def extra_metrics(self) -> dict[str, Any]:
+        """``position``: the number of items emitted."""
+        return {"position": self.snapshot()}
+
     def restore(self, state: int) -> None:
         """Start again from the beginning of the iterable, skipping ``state`` items
         (call while the source is stopped)."""

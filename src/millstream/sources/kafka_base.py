@@ -35,6 +35,7 @@ from .._utils import add_note, check_positive_int, convert_interval
 from ..core.refs import RefCounter
 from ..exceptions import StateError
 from ..kafka.consumer import ConsumerThread
+from ..kafka.lag import LAG_REFRESH, high_watermarks, lag_metrics, partition_label
 from ..kafka.log import logger
 from ..kafka.offsets import OffsetRange, OffsetTracker
 from ..kafka.positions import position_of, position_offsets
@@ -121,6 +122,8 @@ class KafkaSource(ManagedSource):
         self._wake: asyncio.Event | None = None  # the event a _wait_until sleeps on
         self._cut_timer: asyncio.TimerHandle | None = None
         self._cut = False  # stop() cancelled the run at the end of the drain
+        #: the last high watermarks read (see :mod:`millstream.kafka.lag`); None before
+        self._highs: dict[tuple[str, int], tuple[int, int | None]] | None = None
         super().__init__(**kwargs)
 
     # -- the run ------------------------------------------------------------------------
@@ -128,9 +131,11 @@ class KafkaSource(ManagedSource):
         self.tracker = OffsetTracker()
         self._stop_deadline, self._closing, self._cut = None, False, False
         thread = self._thread = ConsumerThread(type(self).__name__)
+        watch: asyncio.Future[None] | None = None
         try:
             self.consumer = await thread.call(self._connect)
             self._set_ready()
+            watch = asyncio.ensure_future(self._watch_lag(thread, self.consumer))
             while not self.stopped:
                 self._raise_if_failed()
                 await self._wait_for_room()
@@ -140,6 +145,8 @@ class KafkaSource(ManagedSource):
                 await self._commit(thread)
         finally:
             self._closing = True
+            if watch is not None:
+                watch.cancel()
             try:
                 await self._drain()
                 if self.consumer is not None:
@@ -157,6 +164,43 @@ class KafkaSource(ManagedSource):
 
     def _connect(self) -> Any:
         raise NotImplementedError
+
+    # -- metrics --------------------------------------------------------------------------
+    async def _watch_lag(self, thread: ConsumerThread, consumer: Any) -> None:
+        """Read the high watermarks on the consumer thread every ``LAG_REFRESH`` seconds
+        (the first time one period after the start: the first reads go first)."""
+        starts: dict[tuple[str, int], int] = {}
+        while True:
+            await asyncio.sleep(LAG_REFRESH)
+            try:
+                self._highs = await thread.call(
+                    high_watermarks,
+                    self,
+                    consumer,
+                    self._lag_partitions(consumer),
+                    starts,
+                    dict(self._emitted),
+                    self._starts_at_end(),
+                )
+            except Exception as e:  # a closing consumer: the last reading stays
+                logger.debug("%s: reading the high watermarks failed: %s", self, e)
+
+    def _lag_partitions(self, consumer: Any) -> list[Any]:
+        """On the consumer thread: the partitions whose lag is reported (those assigned)."""
+        return list(consumer.assignment())
+
+    def _starts_at_end(self) -> bool:
+        """Whether a partition without committed offset is read from its end."""
+        reset = str(self.consumer_params.get("auto.offset.reset", "largest")).lower()
+        return reset in ("latest", "largest", "end")
+
+    def extra_metrics(self) -> dict[str, Any]:
+        """``position`` (``{'topic/partition': next offset}`` after the records emitted),
+        ``lag`` and ``lag_by_partition`` (records behind the high watermarks read last, at
+        most ``LAG_REFRESH`` seconds ago; see :mod:`millstream.kafka.lag`)."""
+        emitted = dict(self._emitted)
+        position = {partition_label(tp): offset for tp, offset in sorted(emitted.items())}
+        return {"position": position, **lag_metrics(emitted, self._highs)}
 
     async def _cycle(self, thread: ConsumerThread) -> None:
         raise NotImplementedError

@@ -307,6 +307,12 @@ class FromKafkaBatched(KafkaSource):
                 self.positions[partition] = end
         return out
 
+    def _lag_partitions(self, consumer: Any) -> list[Any]:
+        """The partitions read (planned ones too: a planning consumer is assigned none)."""
+        import confluent_kafka
+
+        return [confluent_kafka.TopicPartition(self.topic, p) for p in self.partitions]
+
     def _needs_refs_batched(self) -> bool:
         """Refs are needed unless every branch below is the reader with an all-fused graph."""
         for d in self.downstreams:

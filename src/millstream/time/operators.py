@@ -61,7 +61,7 @@ from ._results import WindowResult
 from ._sessions import SessionWindows
 from ._store import Accumulators, KeyOrder, StoreContext, WindowOutput, WindowStore
 from .aggregations import as_aggregation
-from .watermarks import WatermarkTracker, to_timestamp, watermark_sources
+from .watermarks import WatermarkTracker, to_timestamp, watermark_metrics, watermark_sources
 from .windows import Window, WindowAssigner
 
 __all__ = ["WindowResult", "window"]
@@ -347,6 +347,11 @@ class window(Stream):
     def watermark(self) -> float:
         """The event time up to which this node considers its input complete."""
         return self._wm
+
+    def extra_metrics(self) -> dict[str, Any]:
+        """``watermark`` (and ``watermark_iso``), and ``late``: the elements that came after
+        their window closed (dropped or sent to :attr:`late`)."""
+        return {**watermark_metrics(self._wm), "late": self.late_count}
 
     def flush(self, _: Any = None) -> Any:
         """End of input: fire every open window (complete or not), as ``'final'`` results.

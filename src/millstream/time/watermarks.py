@@ -38,6 +38,7 @@ __all__ = [
     "call_watermark_listeners",
     "to_timestamp",
     "watermark",
+    "watermark_metrics",
     "watermark_sources",
     "with_timestamps",
 ]
@@ -335,6 +336,24 @@ def call_watermark_listeners(listeners: Iterable[Callable[[], Any]]) -> list[Any
     return pending
 
 
+def watermark_metrics(wm: float) -> dict[str, Any]:
+    """A node's watermark as metrics: ``watermark`` (None while it is ``-inf``, before any
+    element, or ``+inf``, after the end of input: plain JSON has no infinities) and, when
+    it reads as seconds since the epoch (1973 to 5138), ``watermark_iso`` (UTC).
+
+    >>> watermark_metrics(1_700_000_000.5)
+    {'watermark': 1700000000.5, 'watermark_iso': '2023-11-14T22:13:20.500000+00:00'}
+    >>> watermark_metrics(42), watermark_metrics(NO_WATERMARK)
+    ({'watermark': 42}, {'watermark': None})
+    """
+    if not math.isfinite(wm):
+        return {"watermark": None}
+    if not 1e8 <= wm < 1e11:
+        return {"watermark": wm}
+    iso = datetime.datetime.fromtimestamp(wm, datetime.timezone.utc).isoformat()
+    return {"watermark": wm, "watermark_iso": iso}
+
+
 def _kafka_timestamp(record: Any) -> float:
     """The timestamp of a ``keys=True`` Kafka record, in seconds (Kafka gives milliseconds)."""
     ms = record["timestamp"]
@@ -515,6 +534,11 @@ class with_timestamps(Stream):
     def watermark(self) -> float:
         """This stream's watermark now (``-inf`` before any element)."""
         return self.tracker.watermark
+
+    def extra_metrics(self) -> dict[str, Any]:
+        """``watermark`` (event-time units; None before any element) and, for seconds
+        since the epoch, ``watermark_iso``."""
+        return watermark_metrics(self.tracker.watermark)
 
     def add_watermark_listener(self, listener: Callable[[], Any]) -> None:
         """Call ``listener()`` whenever the watermark advances.
