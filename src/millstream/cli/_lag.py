@@ -33,18 +33,25 @@ def lag_of(ends: Mapping[int, int], starts: Mapping[int, int]) -> dict[int, int]
 
 
 def lag_from_metrics(source: Any) -> dict[int, int] | None:
-    """partition -> lag as ``source``'s metrics report it (``lag_by_partition``), or None
-    when its class does not report one."""
+    """partition -> lag as ``source``'s metrics report it (``lag_by_partition``, keyed
+    ``"topic/partition"``), or None when its class does not report one.
+
+    >>> class Source:
+    ...     metrics = {"lag_by_partition": {"words/0": 3, "words/1": 0}}
+    >>> lag_from_metrics(Source())
+    {0: 3, 1: 0}
+    """
     try:
         by_partition = source.metrics.get("lag_by_partition")
     except Exception:  # metrics are a view: never let them break the display
         return None
-    if not isinstance(by_partition, Mapping):
-        return None
+    if not isinstance(by_partition, Mapping) or not by_partition:
+        return None  # not reported, or not measured yet
     if by_partition and isinstance(next(iter(by_partition.values())), Mapping):
         # keyed by topic, then partition: the word count reads one topic
         by_partition = {p: n for parts in by_partition.values() for p, n in parts.items()}
-    return {int(p): int(n) for p, n in by_partition.items()}
+    # the Kafka sources key it "topic/partition" (millstream.kafka.lag): one topic here
+    return {int(str(p).rpartition("/")[2]): int(n) for p, n in by_partition.items()}
 
 
 class LagProbe:
