@@ -212,9 +212,17 @@ class from_parquet(FileReader):
 
     suffixes = (".parquet",)
 
-    def __init__(self, path: str | os.PathLike[str], **kwargs: Any):
+    def __init__(
+        self,
+        path: str | os.PathLike[str],
+        poll_interval: float | str = 0.5,
+        batch_rows: int = 65536,
+        output: str = "pandas",
+        storage_options: dict[str, Any] | None = None,
+        **kwargs: Any,
+    ):
         self._pa = import_pyarrow()
-        super().__init__(path, **kwargs)
+        super().__init__(path, poll_interval, batch_rows, output, storage_options, **kwargs)
 
     def chunks(self, f: Any) -> Iterator[Any]:
         reader = self._pa.parquet.ParquetFile(f)
