@@ -32,7 +32,7 @@ LAYERS: list[set[str]] = [
     {"millstream.core"},
     {"millstream.graph", "millstream.collection"},  # need only core
     {"millstream.operators"},
-    {"millstream.kafka"},
+    {"millstream.kafka", "millstream.connectors"},  # client code of the external systems
     {"millstream.sources"},
     {"millstream.sinks"},
     {"millstream.time"},

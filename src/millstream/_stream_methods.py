@@ -20,12 +20,12 @@ from typing import Any, Concatenate, Generic, ParamSpec, TypeVar, overload
 from . import batch, dask, dataframe, testing
 from .operators import aggregate, asynchronous, combine, counting, elementwise, timing
 from .sinks import core as sinks_core
-from .sinks import dead_letters, postgres
+from .sinks import dead_letters, parquet, postgres
 from .sinks import files as sinks_files
 from .sinks import kafka as sinks_kafka
 from .sinks import network as sinks_network
+from .sources import file_readers, iterable, kafka_batched, periodic, process
 from .sources import files as sources_files
-from .sources import iterable, kafka_batched, periodic, process
 from .sources import kafka as sources_kafka
 from .sources import network as sources_network
 from .time import operators as time_operators
@@ -95,11 +95,14 @@ class StreamMethods:
 
     # sources
     filenames = source_method(sources_files.filenames)
+    from_csv = source_method(file_readers.from_csv)
     from_http_server = source_method(sources_network.from_http_server)
     from_iterable = source_method(iterable.from_iterable)
     from_kafka = source_method(sources_kafka.from_kafka)
+    from_jsonl = source_method(file_readers.from_jsonl)
     from_kafka_batched = source_method(kafka_batched.from_kafka_batched)
     from_mqtt = source_method(sources_network.from_mqtt)
+    from_parquet = source_method(file_readers.from_parquet)
     from_periodic = source_method(periodic.from_periodic)
     from_process = source_method(process.from_process)
     from_q = source_method(sources_network.from_q)
@@ -115,6 +118,7 @@ class StreamMethods:
     to_kafka = node_method(sinks_kafka.to_kafka)
     to_kafka_dead_letters = node_method(dead_letters.to_kafka_dead_letters)
     to_mqtt = node_method(sinks_network.to_mqtt)
+    to_parquet = node_method(parquet.to_parquet)
     to_postgres = node_method(postgres.to_postgres)
     to_websocket = node_method(sinks_network.to_websocket)
 

@@ -990,6 +990,12 @@ SOURCES_COVERED = {
     "KafkaSource",
     "from_kafka",
     "FromKafkaBatched",
+    # the directory-following readers: tests/parquet/test_file_sources.py (positions
+    # restored mid-file, resumed from a checkpoint, bad states)
+    "FileReader",
+    "from_parquet",
+    "from_csv",
+    "from_jsonl",
 }
 
 

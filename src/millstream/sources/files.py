@@ -1,5 +1,8 @@
 """File sources: ``from_textfile`` (tail a text file) and ``filenames`` (watch a glob).
 
+Both take a local path or an fsspec URL (``memory://``, ``file://``, ``s3://`` with s3fs;
+fsspec is imported only for URLs: ``pip install 'millstream[parquet]'``).
+
 File system calls (``read``, ``glob``) run in a worker thread (``asyncio.to_thread``), never
 on the event loop, so a slow disk or network share does not stall the other nodes.
 """
@@ -15,6 +18,7 @@ import os
 from typing import IO, Any
 
 from .._utils import convert_interval
+from ..connectors.filesystems import TailReader, is_local, is_url, resolve
 from ..core.awaitables import await_all
 from ..core.state import COUNT, SEQUENCE, bad_state, expect_fields
 from ..core.stream import Stream
@@ -35,8 +39,10 @@ class from_textfile(ManagedSource):
     nothing new, the source sleeps ``poll_interval`` (on the node's clock) and reads again,
     so it follows a file that keeps growing.
 
-    ``f`` is a path or an open file. A path is opened (binary, decoded with the locale's
-    encoding and universal newlines, like ``open(f)``) when the source is built, so a
+    ``f`` is a path, an fsspec URL (``memory://logs/app.log``; on object stores each
+    poll reads what was added since the last one) or an open file. A path is opened
+    (binary, decoded with the locale's encoding and universal newlines, like
+    ``open(f)``) when the source is built, so a
     missing file fails at once with ``FileNotFoundError``; the source closes it on
     ``stop()`` and reopens it at the same position if started again. An open file is read
     as it is (text files emit ``str``, binary files with a ``bytes`` delimiter emit
@@ -51,7 +57,7 @@ class from_textfile(ManagedSource):
     Parameters
     ----------
     f : str or file
-        Path or open file.
+        Path, fsspec URL or open file.
     poll_interval : float or str
         Seconds to wait when there is no new data.
     delimiter : str or bytes
@@ -93,15 +99,22 @@ class from_textfile(ManagedSource):
         self.from_end = from_end
         self._path: str | None = None
         self._fp: Any = None
+        self._fs: Any = None  # the fsspec filesystem of a URL that is not local
         if isinstance(f, (str, os.PathLike)):
             self._path = os.fspath(f)
+            if is_url(self._path):
+                fs, path = resolve(self._path)
+                if is_local(fs):
+                    self._path = path
+                else:
+                    self._fs, self._path = fs, path
             if not isinstance(delimiter, str):
                 raise TypeError(
                     f"from_textfile: a path is read as text, so delimiter must be str, "
                     f"got {type(delimiter).__name__}"
                 )
             self._encoding = locale.getpreferredencoding(False)
-            self._fp = open(self._path, "rb")  # noqa: SIM115  (closed by stop())
+            self._fp = self._open_path()
             self._binary_user_file = False
         else:
             self._fp = f
@@ -127,6 +140,12 @@ class from_textfile(ManagedSource):
         """The file being read (``None`` while a path-opened file is closed by ``stop()``)."""
         return self._fp
 
+    def _open_path(self) -> Any:
+        assert self._path is not None
+        if self._fs is not None:
+            return TailReader(self._fs, self._path)
+        return open(self._path, "rb")
+
     def _new_decoder(self) -> Any:
         if self._path is None:
             return None
@@ -149,7 +168,7 @@ class from_textfile(ManagedSource):
         if self._fp is None or self._fp.closed:
             if self._path is None:
                 raise ValueError(f"{self}: the file it was given is closed")
-            self._fp = await asyncio.to_thread(open, self._path, "rb")
+            self._fp = await asyncio.to_thread(self._open_path)
             self._fp.seek(self._offset)
             self._decoder = self._new_decoder()
         self._consumed = self._offset
@@ -230,7 +249,9 @@ class from_textfile(ManagedSource):
 class filenames(ManagedSource):
     """Emit the name of every new file matching a directory or glob, polling for more.
 
-    ``path`` is a directory (watched as ``path/*``) or a glob pattern. Each cycle globs
+    ``path`` is a directory (watched as ``path/*``) or a glob pattern, local or an fsspec
+    URL (``memory://in/*.csv``: the names emitted are URLs too; as ``glob.glob`` does,
+    ``*`` matches no name that starts with a dot). Each cycle globs
     (in a worker thread), emits the names not seen before in sorted order, then sleeps
     ``poll_interval``. Changes to a file already seen are not reported.
 
@@ -240,7 +261,7 @@ class filenames(ManagedSource):
     Parameters
     ----------
     path : str
-        Directory or glob.
+        Directory or glob (local or fsspec URL).
     poll_interval : float or str
         Seconds between two globs.
 
@@ -266,7 +287,13 @@ class filenames(ManagedSource):
         self, path: str | os.PathLike[str], poll_interval: float | str = 0.100, **kwargs: Any
     ):
         path = os.fspath(path)
-        if "*" not in path and os.path.isdir(path):
+        self._fs: Any = None
+        if is_url(path):
+            self._fs, self._pattern = resolve(path)
+            if "*" not in self._pattern and self._fs.isdir(self._pattern):
+                self._pattern = self._pattern.rstrip("/") + "/*"
+                path = path.rstrip("/") + "/*"
+        elif "*" not in path and os.path.isdir(path):
             path = os.path.join(path, "*")
         self.path = path
         self.poll_interval = convert_interval(poll_interval)
@@ -276,7 +303,7 @@ class filenames(ManagedSource):
     async def run(self) -> None:
         self._set_ready()
         while not self.stopped:
-            found = await asyncio.to_thread(glob.glob, self.path)
+            found = await asyncio.to_thread(self._glob)
             for name in sorted(set(found) - self.seen):
                 self.seen.add(name)
                 await self._emit_and_wait(name)
@@ -284,6 +311,17 @@ class filenames(ManagedSource):
                     break
             if await self._sleep(self.poll_interval) is STOPPED:
                 break
+
+    def _glob(self) -> list[str]:
+        """The names matching now (in a worker thread)."""
+        if self._fs is None:
+            return glob.glob(self.path)
+        fs = self._fs
+        return [
+            fs.unstrip_protocol(name)
+            for name in fs.glob(self._pattern)
+            if not name.rsplit("/", 1)[-1].startswith(".")
+        ]
 
     def snapshot(self) -> list[str]:
         """The names already emitted, sorted."""
