@@ -51,11 +51,18 @@ def test_round_trip(redis_url, rclient, key):
     out.destroy()
 
 
-def test_with_id_bytes_and_several_streams(redis_url, rclient, key):
+@pytest.mark.parametrize("protocol", [2, 3])
+def test_with_id_bytes_and_several_streams(redis_url, rclient, key, protocol):
     other = key + "-b"
     ids = _write(rclient, key, 3) + _write(rclient, other, 2, start=3)
     source = Stream.from_redis_stream(
-        redis_url, [key, other], "g", "c1", with_id=True, decode=False
+        redis_url,
+        [key, other],
+        "g",
+        "c1",
+        with_id=True,
+        decode=False,
+        client_kwargs={"protocol": protocol},
     )
     got = source.sink_to_list()
     source.start()

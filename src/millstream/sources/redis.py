@@ -240,7 +240,7 @@ class from_redis_stream(ManagedSource):
                 reply = await client.xreadgroup(
                     self.group, self.consumer, streams, count=min(self.count, room), block=block_ms
                 )
-                for key, entries in reply or ():
+                for key, entries in _by_stream(reply):
                     await self._emit_entries(self._key_of[key], entries)
         except Exception as e:
             if is_connection_error(e) and not isinstance(e, RedisConnectError):
@@ -273,7 +273,7 @@ class from_redis_stream(ManagedSource):
                 reply = await client.xreadgroup(
                     self.group, self.consumer, {key: last}, count=min(self.count, room)
                 )
-                entries = reply[0][1] if reply else []
+                entries = [e for _, found in _by_stream(reply) for e in found]
                 if not entries:
                     break
                 await self._emit_entries(key, entries)
@@ -576,6 +576,16 @@ class from_redis_stream(ManagedSource):
         except Exception:
             self._covered[:0] = due
             raise
+
+
+def _by_stream(reply: Any) -> Any:
+    """``[(key, entries)]`` of an ``XREADGROUP`` reply (RESP2: a list of pairs; RESP3: a
+    dict of ``[entries]``)."""
+    if not reply:
+        return ()
+    if isinstance(reply, dict):
+        return [(key, found[0] if found else []) for key, found in reply.items()]
+    return reply
 
 
 def _when_released(
