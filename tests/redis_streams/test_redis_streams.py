@@ -289,3 +289,25 @@ def test_import_is_lazy_and_hint_when_missing():
     assert out.stdout.strip() == (
         "Redis Streams need redis-py (redis>=5): pip install 'millstream[redis]'"
     )
+
+
+def test_checkpoints_acknowledge_what_a_completed_checkpoint_covers(
+    redis_url, rclient, key, tmp_path
+):
+    from millstream.checkpoint import enable
+
+    _write(rclient, key, 6)
+    source = Stream.from_redis_stream(redis_url, key, "g", "c1", stream_name="src")
+    totals = source.map(lambda f: int(f["i"])).accumulate(lambda a, x: a + x, start=0)
+    got = totals.sink_to_list()
+    checkpoints = enable(source, str(tmp_path / "cp"), interval=None)
+    source.start()
+    wait_for(lambda: len(got) == 6, 10)
+    time.sleep(0.3)
+    assert _pending(rclient, key) == 6  # done, not acknowledged before a checkpoint
+    info = checkpoints.checkpoint()
+    assert info is not None
+    wait_for(lambda: _pending(rclient, key) == 0, 5)
+    assert source.snapshot() == {"acks": 1} and got[-1] == 15
+    checkpoints.close()
+    source.stop()
