@@ -26,6 +26,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import importlib.util
+import os
 import sys
 import time
 import uuid
@@ -54,6 +55,20 @@ def redis_server(url: str | None) -> Iterator[str]:
     spec.loader.exec_module(server)
     with server.private_server() as started:
         yield started.url
+
+
+#: CPU seconds of this process (every thread; not the server's) in each run, by figure
+CPU: dict[str, list[float]] = {}
+
+
+def timed_cpu(name: str, run: Any, *args: Any) -> Any:
+    def measured() -> tuple[float, Any]:
+        cpu = time.process_time()
+        result = run(*args)
+        CPU.setdefault(name, []).append(time.process_time() - cpu)
+        return result
+
+    return measured
 
 
 def make_entries(n: int) -> list[dict[str, Any]]:
@@ -179,10 +194,12 @@ def main() -> None:
         key = f"bench-source-{uuid.uuid4().hex[:8]}"
         fill(url, key, entries, count)
         runs = {
-            "source_millstream": lambda: source_millstream(url, key, n, count),
-            "source_raw": lambda: source_raw(url, key, n, count),
-            "sink_millstream": lambda: sink_millstream(url, entries, count),
-            "sink_raw": lambda: sink_raw(url, entries, count),
+            "source_millstream": timed_cpu(
+                "source_millstream", source_millstream, url, key, n, count
+            ),
+            "source_raw": timed_cpu("source_raw", source_raw, url, key, n, count),
+            "sink_millstream": timed_cpu("sink_millstream", sink_millstream, url, entries, count),
+            "sink_raw": timed_cpu("sink_raw", sink_raw, url, entries, count),
         }
 
         def check(name: str, output: Any) -> bool:
@@ -191,10 +208,12 @@ def main() -> None:
             return bool(output == (n, last))
 
         best_times(runs, 1, check)  # warm-up
+        CPU.clear()
         times, ok = best_times(runs, args.repeat, check)
         server_version = redis.Redis.from_url(url).info("server")["redis_version"]
     source_ratio = times["source_raw"] / times["source_millstream"]
     sink_ratio = times["sink_raw"] / times["sink_millstream"]
+    cpu = {k: min(v) for k, v in CPU.items()}
     info = machine()
     info["redis_py"] = redis.__version__
     info["redis_server"] = server_version
@@ -213,13 +232,21 @@ def main() -> None:
             "size": n,
             "count": count,
             "method": "time.perf_counter, best of --repeat (figures taken in turn) after a "
-            "warm-up; the source until every entry is acknowledged, the sink until flush()",
+            "warm-up; the source until every entry is acknowledged, the sink until flush(); "
+            "cpu_s: time.process_time of this process (not the server) over the same run, "
+            "best of --repeat, which other load on the machine moves less",
             "machine": info,
             "times_s": {k: round(v, 4) for k, v in times.items()},
+            "cpu_s": {k: round(v, 4) for k, v in cpu.items()},
+            "load_avg_1min_after": round(os.getloadavg()[0], 2),
             "entries_per_s": {k: round(n / v) for k, v in times.items()},
             "ratios": {
                 "source_raw_over_millstream": round(source_ratio, 3),
                 "sink_raw_over_millstream": round(sink_ratio, 3),
+                "source_raw_over_millstream_cpu": round(
+                    cpu["source_raw"] / cpu["source_millstream"], 3
+                ),
+                "sink_raw_over_millstream_cpu": round(cpu["sink_raw"] / cpu["sink_millstream"], 3),
             },
             "checks": {f"{k}_output_correct": v for k, v in ok.items()},
             "targets": {

@@ -256,7 +256,15 @@ class from_redis_stream(ManagedSource):
                 if acks is not None:
                     acks.cancel()
                     await asyncio.gather(acks, return_exceptions=True)
-                await self._flush(client, final=True)
+                try:
+                    await self._flush(client)
+                except Exception as e:  # never hides the error that ended the run
+                    logger.warning(
+                        "%s: the last acknowledgements failed (the entries stay pending and "
+                        "are delivered again): %r",
+                        self,
+                        e,
+                    )
             finally:
                 self.client = None
                 await client.aclose()
@@ -385,11 +393,12 @@ class from_redis_stream(ManagedSource):
             event.clear()
             try:
                 await self._flush(client)
-            except Exception as e:  # the entries stay pending: delivered again later
-                logger.warning("%s: acknowledging entries failed: %r", self, e)
+            except Exception as e:  # retried; until then the entries stay pending
+                logger.warning("%s: acknowledging entries failed (retried): %r", self, e)
                 await asyncio.sleep(0.5)
+                event.set()
 
-    async def _flush(self, client: Any, final: bool = False) -> None:
+    async def _flush(self, client: Any) -> None:
         """Acknowledge the entries done (in checkpoint mode: those a completed checkpoint
         covers), dead-letter or leave the failed ones, and make room."""
         done, self._done = self._done, []
