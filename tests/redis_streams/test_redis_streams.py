@@ -123,10 +123,14 @@ def test_claims_a_dead_consumers_entries(redis_url, rclient, key):
     )
     got = source.sink_to_list()
     source.start()
-    wait_for(lambda: len(got) == 25, 10)
-    wait_for(lambda: _pending(rclient, key) == 0, 5)
+
+    def show() -> None:
+        print(len(got), source.claimed, source.acked, source.error, rclient.xpending(key, "g"))
+
+    wait_for(lambda: len(got) >= 25, 20, fail_func=show)
+    wait_for(lambda: _pending(rclient, key) == 0, 5, fail_func=show)
     source.stop()
-    assert source.claimed == 20
+    assert len(got) == 25 and source.claimed == 20, (len(got), source.claimed)
     assert sorted(i for i, _ in got)[:20] == sorted(ids)
     consumers = {c["name"]: c["pending"] for c in rclient.xinfo_consumers(key, "g")}
     assert consumers["dead"] == 0
