@@ -12,6 +12,8 @@ __all__ = [
     "KafkaFencedError",
     "KafkaNotReady",
     "MillstreamError",
+    "RedisConnectError",
+    "RedisStreamError",
     "StateError",
     "TestingAbort",
     "UnknownTopicError",
@@ -90,3 +92,13 @@ class CheckpointError(MillstreamError):
 
 class FailpointError(MillstreamError):
     """Raised at a fail-point set to ``raise`` in ``MILLSTREAM_FAILPOINTS`` (tests only)."""
+
+
+class RedisConnectError(MillstreamError, ConnectionError):
+    """The Redis server at a source's or sink's URL could not be reached (the message names
+    its ``host:port``)."""
+
+
+class RedisStreamError(MillstreamError, LookupError):
+    """A Redis key named as a stream holds another type, or the consumer group a source
+    reads with does not exist (and the source was told not to create it)."""
