@@ -24,10 +24,12 @@ from .sinks import dead_letters, postgres
 from .sinks import files as sinks_files
 from .sinks import kafka as sinks_kafka
 from .sinks import network as sinks_network
+from .sinks import rabbitmq as sinks_rabbitmq
 from .sources import files as sources_files
 from .sources import iterable, kafka_batched, periodic, process
 from .sources import kafka as sources_kafka
 from .sources import network as sources_network
+from .sources import rabbitmq as sources_rabbitmq
 from .time import operators as time_operators
 from .time import watermarks
 
@@ -103,6 +105,7 @@ class StreamMethods:
     from_periodic = source_method(periodic.from_periodic)
     from_process = source_method(process.from_process)
     from_q = source_method(sources_network.from_q)
+    from_rabbitmq = source_method(sources_rabbitmq.from_rabbitmq)
     from_tcp = source_method(sources_network.from_tcp)
     from_testing = source_method(testing.TestingSource)  # registered by millstream.testing
     from_textfile = source_method(sources_files.from_textfile)
@@ -116,6 +119,7 @@ class StreamMethods:
     to_kafka_dead_letters = node_method(dead_letters.to_kafka_dead_letters)
     to_mqtt = node_method(sinks_network.to_mqtt)
     to_postgres = node_method(postgres.to_postgres)
+    to_rabbitmq = node_method(sinks_rabbitmq.to_rabbitmq)
     to_websocket = node_method(sinks_network.to_websocket)
 
     # event time

@@ -12,8 +12,11 @@ __all__ = [
     "KafkaFencedError",
     "KafkaNotReady",
     "MillstreamError",
+    "RabbitMQConnectError",
+    "RabbitMQDeliveryError",
     "StateError",
     "TestingAbort",
+    "UnknownQueueError",
     "UnknownTopicError",
 ]
 
@@ -90,3 +93,20 @@ class CheckpointError(MillstreamError):
 
 class FailpointError(MillstreamError):
     """Raised at a fail-point set to ``raise`` in ``MILLSTREAM_FAILPOINTS`` (tests only)."""
+
+
+class RabbitMQConnectError(MillstreamError, ConnectionError):
+    """RabbitMQ at the URL of ``from_rabbitmq``/``to_rabbitmq`` could not be reached or
+    refused the connection (the message names ``host:port``; the client's exception is
+    the cause), or the connection was lost while the node used it."""
+
+
+class UnknownQueueError(MillstreamError, LookupError):
+    """A RabbitMQ queue named by ``from_rabbitmq`` does not exist (and it was not asked
+    to declare it), or an exchange named by ``to_rabbitmq`` does not exist."""
+
+
+class RabbitMQDeliveryError(MillstreamError):
+    """RabbitMQ did not take a message published by ``to_rabbitmq``: the broker refused it
+    (a negative publisher confirm), returned it as unroutable (no queue bound for its
+    routing key), or the channel closed before it was confirmed."""
