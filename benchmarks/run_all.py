@@ -33,6 +33,7 @@ BENCHMARKS = [
     "kafka_exactly_once",
     "kafka_copy",
     "postgres_sink",
+    "rabbitmq",
     "dataframe_ops",
     "http_server",
 ]
