@@ -119,7 +119,7 @@ class AckTracker:
     >>> for tag in (1, 2, 3):
     ...     t.begin(tag)
     >>> t.finish(2, True); t.take_ack(), t.in_flight
-    (None, 3)
+    (None, 2)
     >>> t.finish(1, True); t.take_ack(), t.in_flight
     (2, 1)
     >>> t.finish(3, False); t.take_ack(), t.in_flight

@@ -32,7 +32,8 @@ class to_rabbitmq(Sink):
     confirmed its message, and released as failed if the broker refused it, returned it
     as unroutable (no queue bound for its routing key; ``mandatory=True``) or the
     connection closed first. At most ``max_in_flight`` messages wait for their confirm;
-    then the element is handed back as an awaitable until there is room (backpressure).
+    then the element is handed back as an awaitable that finishes once the confirms have
+    brought the count down by a tenth (backpressure).
     A failure is logged, and the next element (or ``flush()``) raises
     :class:`~millstream.exceptions.RabbitMQDeliveryError`, which names this node, the
     exchange, the routing key and the broker.
@@ -112,7 +113,12 @@ class to_rabbitmq(Sink):
         self._exchange: Any = None
         self._connecting: asyncio.Lock | None = None
         self._in_flight = 0
-        self._room: asyncio.Event | None = None
+        #: the future the graph waits on while ``max_in_flight`` messages are unconfirmed,
+        #: resolved when the count is down to ``_low_water`` (a tenth of room again)
+        self._room: asyncio.Future[None] | None = None
+        self._low_water = max_in_flight - max(1, max_in_flight // 10)
+        self._make_message: Any = None  # aio_pika.Message, once connected
+        self._mode: Any = None
         self._idle: asyncio.Event | None = None
         self._error: BaseException | None = None
         self._closing: asyncio.Future[None] | None = None
@@ -125,51 +131,55 @@ class to_rabbitmq(Sink):
 
     # -- elements in ----------------------------------------------------------------------
     def update(self, x: Any, who: Stream | None = None, metadata: list[dict] | None = None) -> Any:
-        self._raise_error()
-        try:
-            message, key = outgoing_message("to_rabbitmq", x, self.persistent, self.routing_key)
-        except Exception as e:
-            annotate_error(e, self, None, x)
-            raise
-        retain_refs(metadata)  # held until the broker confirms
+        if self._error is not None:
+            self._raise_error()
+        make = self._make_message
+        if make is not None and type(x) is bytes and not callable(self.routing_key):
+            message, key = make(x, delivery_mode=self._mode), self.routing_key
+        else:
+            try:
+                message, key = outgoing_message("to_rabbitmq", x, self.persistent, self.routing_key)
+            except Exception as e:
+                annotate_error(e, self, None, x)
+                raise
+        if metadata:
+            retain_refs(metadata)  # held until the broker confirms
         if self._exchange is None or not in_loop_thread(self.loop):
             # the first element (it connects) or a call from outside the loop: publish
             # and wait for the confirm there
             return release_refs_after(self._publish_now(message, key), metadata, self, None, x)
-        self._start(message, key, metadata)
-        if self._in_flight >= self.max_in_flight:
-            return self._wait_for_room()
-        return None
-
-    def _start(self, message: Any, key: str, metadata: list[dict] | None) -> None:
         self._in_flight += 1
-        if self._room is not None and self._in_flight >= self.max_in_flight:
-            self._room.clear()
-        if self._idle is not None:
-            self._idle.clear()
         task = asyncio.ensure_future(
             self._exchange.publish(message, routing_key=key, mandatory=self.mandatory)
         )
         task.add_done_callback(functools.partial(self._confirmed, metadata, key))
+        if self._in_flight >= self.max_in_flight:
+            room = self._room
+            if room is None or room.done():
+                room = self._room = asyncio.get_running_loop().create_future()
+            return room  # resolved once the confirms bring the count down to the low water
+        return None
 
     def _confirmed(self, metadata: list[dict] | None, key: str, task: asyncio.Future[Any]) -> None:
         self._in_flight -= 1
-        error = None if task.cancelled() else task.exception()
-        if task.cancelled():
-            error = asyncio.CancelledError()
+        error = asyncio.CancelledError() if task.cancelled() else task.exception()
         if error is None:
             self.confirmed += 1
-            release_refs(metadata)
+            if metadata:
+                release_refs(metadata)
         else:
             failure = self._delivery_error(key, error)
             if self._error is None:
                 self._error = failure
                 logger.error("%s", failure)
             release_refs(metadata, error=failure)
-        if self._room is not None and self._in_flight < self.max_in_flight:
-            self._room.set()
-        if self._idle is not None and not self._in_flight:
-            self._idle.set()
+        room = self._room
+        if room is not None and self._in_flight <= self._low_water and not room.done():
+            room.set_result(None)
+        if not self._in_flight:
+            idle = self._idle
+            if idle is not None:
+                idle.set()
 
     def _delivery_error(self, key: str, error: BaseException) -> RabbitMQDeliveryError:
         aio_pika = import_aio_pika("to_rabbitmq")
@@ -191,25 +201,21 @@ class to_rabbitmq(Sink):
         if error is not None:
             raise error
 
-    async def _wait_for_room(self) -> None:
-        room = self._room
-        if room is None:
-            room = self._room = asyncio.Event()
-        while self._in_flight >= self.max_in_flight:
-            room.clear()
-            await room.wait()
-
     async def _publish_now(self, message: Any, key: str) -> None:
         exchange = self._exchange
         if exchange is None:
             exchange = await self._connect()
         self._in_flight += 1
+        if self._idle is not None:
+            self._idle.clear()
         try:
             await exchange.publish(message, routing_key=key, mandatory=self.mandatory)
         except Exception as e:
             raise self._delivery_error(key, e) from e
         finally:
             self._in_flight -= 1
+            if not self._in_flight and self._idle is not None:
+                self._idle.set()
         self.confirmed += 1
 
     async def _connect(self) -> Any:
@@ -236,9 +242,14 @@ class to_rabbitmq(Sink):
                 await connection.close()
                 raise
             self._connection = connection
-            self._room = asyncio.Event()
             self._idle = asyncio.Event()
             self._idle.set()
+            self._make_message = aio_pika.Message
+            self._mode = (
+                aio_pika.DeliveryMode.PERSISTENT
+                if self.persistent
+                else aio_pika.DeliveryMode.NOT_PERSISTENT
+            )
             self._exchange = exchange
             return exchange
 
@@ -251,6 +262,7 @@ class to_rabbitmq(Sink):
             if idle is None:
                 await asyncio.sleep(0.01)
             else:
+                idle.clear()  # set by the confirm that brings the count to 0
                 await idle.wait()
         self._raise_error()
 
