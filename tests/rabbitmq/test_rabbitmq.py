@@ -55,8 +55,9 @@ def test_records_carry_headers_and_properties(rabbitmq):
     source = Stream.from_rabbitmq(url, q_in, records=True)
     seen = source.sink_to_list()
     first = Stream()
-    first.to_rabbitmq(url, routing_key=q_in)
+    first_out = first.to_rabbitmq(url, routing_key=q_in)
     first.emit({"body": "hi", "headers": {"k": "v"}, "message_id": "id-1"})
+    first_out.destroy()
     source.start()
     try:
         wait_for(lambda: len(seen) == 1, 20, period=0.05)
@@ -220,9 +221,10 @@ def test_publisher_confirms_release_refs_and_name_failures(rabbitmq):
     assert counts(url, queue) == 10
     # unroutable (no such queue): the broker returns it; the error names the routing key
     bad = Stream()
-    bad.to_rabbitmq(url, routing_key="nowhere-" + uuid.uuid4().hex[:6])
+    bad_out = bad.to_rabbitmq(url, routing_key="nowhere-" + uuid.uuid4().hex[:6])
     with pytest.raises(RabbitMQDeliveryError, match="unroutable"):
         bad.emit(b"lost?")
+    bad_out.destroy()
     # an exchange that does not exist
     missing = Stream()
     missing.to_rabbitmq(url, exchange="no-such-exchange", routing_key="k")
@@ -230,6 +232,7 @@ def test_publisher_confirms_release_refs_and_name_failures(rabbitmq):
         missing.emit(b"x")
     with pytest.raises(TypeError, match="to_rabbitmq: elements must be bytes"):
         source.emit(42)
+    out.destroy()
 
 
 def test_sink_refs_released_only_when_confirmed(rabbitmq):
@@ -239,8 +242,9 @@ def test_sink_refs_released_only_when_confirmed(rabbitmq):
     q_in = declare_queue(url)
     publish(url, q_in, [b"x"])
     source = Stream.from_rabbitmq(url, q_in)
-    source.to_rabbitmq(url, routing_key="nowhere-" + uuid.uuid4().hex[:6])
+    out = source.to_rabbitmq(url, routing_key="nowhere-" + uuid.uuid4().hex[:6])
     source.start()
     wait_for(lambda: source.stopped, 20, period=0.05)
+    out.destroy()
     assert isinstance(source.error, RabbitMQDeliveryError)
     assert drain(url, q_in, expect=1) == [b"x"]
