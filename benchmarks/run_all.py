@@ -34,6 +34,7 @@ BENCHMARKS = [
     "kafka_copy",
     "postgres_sink",
     "parquet_sink",
+    "rabbitmq",
     "dataframe_ops",
     "http_server",
 ]

@@ -12,10 +12,13 @@ __all__ = [
     "KafkaFencedError",
     "KafkaNotReady",
     "MillstreamError",
+    "RabbitMQConnectError",
+    "RabbitMQDeliveryError",
     "RedisConnectError",
     "RedisStreamError",
     "StateError",
     "TestingAbort",
+    "UnknownQueueError",
     "UnknownTopicError",
 ]
 
@@ -102,3 +105,20 @@ class RedisConnectError(MillstreamError, ConnectionError):
 class RedisStreamError(MillstreamError, LookupError):
     """A Redis key named as a stream holds another type, or the consumer group a source
     reads with does not exist (and the source was told not to create it)."""
+
+
+class RabbitMQConnectError(MillstreamError, ConnectionError):
+    """RabbitMQ at the URL of ``from_rabbitmq``/``to_rabbitmq`` could not be reached or
+    refused the connection (the message names ``host:port``; the client's exception is
+    the cause), or the connection was lost while the node used it."""
+
+
+class UnknownQueueError(MillstreamError, LookupError):
+    """A RabbitMQ queue named by ``from_rabbitmq`` does not exist (and it was not asked
+    to declare it), or an exchange named by ``to_rabbitmq`` does not exist."""
+
+
+class RabbitMQDeliveryError(MillstreamError):
+    """RabbitMQ did not take a message published by ``to_rabbitmq``: the broker refused it
+    (a negative publisher confirm), returned it as unroutable (no queue bound for its
+    routing key), or the channel closed before it was confirmed."""
