@@ -24,10 +24,12 @@ from .sinks import dead_letters, postgres
 from .sinks import files as sinks_files
 from .sinks import kafka as sinks_kafka
 from .sinks import network as sinks_network
+from .sinks import pulsar as sinks_pulsar
 from .sources import files as sources_files
 from .sources import iterable, kafka_batched, periodic, process
 from .sources import kafka as sources_kafka
 from .sources import network as sources_network
+from .sources import pulsar as sources_pulsar
 from .time import operators as time_operators
 from .time import watermarks
 
@@ -102,6 +104,7 @@ class StreamMethods:
     from_mqtt = source_method(sources_network.from_mqtt)
     from_periodic = source_method(periodic.from_periodic)
     from_process = source_method(process.from_process)
+    from_pulsar = source_method(sources_pulsar.from_pulsar)
     from_q = source_method(sources_network.from_q)
     from_tcp = source_method(sources_network.from_tcp)
     from_testing = source_method(testing.TestingSource)  # registered by millstream.testing
@@ -116,6 +119,7 @@ class StreamMethods:
     to_kafka_dead_letters = node_method(dead_letters.to_kafka_dead_letters)
     to_mqtt = node_method(sinks_network.to_mqtt)
     to_postgres = node_method(postgres.to_postgres)
+    to_pulsar = node_method(sinks_pulsar.to_pulsar)
     to_websocket = node_method(sinks_network.to_websocket)
 
     # event time
