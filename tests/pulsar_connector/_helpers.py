@@ -9,17 +9,25 @@ from typing import Any
 
 def produce(client: Any, topic: str, values: Iterable[bytes], batching: bool = False) -> list[Any]:
     """Send ``values`` to ``topic`` and wait for every acknowledgement; their message ids."""
-    producer = client.create_producer(topic, batching_enabled=batching)
+    producer = client.create_producer(topic, batching_enabled=batching, block_if_queue_full=True)
     ids = [producer.send(v) for v in values] if not batching else _send_batched(producer, values)
     producer.close()
     return ids
 
 
 def _send_batched(producer: Any, values: Iterable[bytes]) -> list[Any]:
+    import pulsar
+
     ids: list[Any] = []
+    failures: list[Any] = []
+
+    def sent(result: Any, message_id: Any) -> None:
+        (ids if result == pulsar.Result.Ok else failures).append(message_id)
+
     for v in values:
-        producer.send_async(v, lambda result, message_id: ids.append(message_id))
+        producer.send_async(v, sent)
     producer.flush()
+    assert not failures, f"{len(failures)} test messages were not sent"
     return ids
 
 
