@@ -4,7 +4,7 @@ Sends are asynchronous (``send_async``): an element's refs are held until Pulsar
 acknowledged its message, then released (released as failed if the send failed, so a
 ``from_pulsar`` source upstream negatively acknowledges its message and it comes again).
 At ``max_pending`` messages not acknowledged yet, ``update`` hands back an awaitable that
-finishes once half of them are: the source upstream waits (backpressure). A failed send
+finishes once an eighth of them are: the source upstream waits (backpressure). A failed send
 is raised at the next element (or by ``flush()``) as
 :class:`~millstream.exceptions.PulsarSendError` naming the node and the topic.
 """
@@ -66,15 +66,19 @@ class to_pulsar(Sink):
         self.service_url = service_url
         self.topic = topic
         self.max_pending = max_pending
+        #: a waiting upstream goes on once this few are pending (the client keeps sending)
+        self._resume_below = max_pending - max(1, max_pending // 8)
         self.batching = bool(batching)
         self.connect_timeout = float(connect_timeout)
         self.producer_params = dict(producer_params or {})
         self.client_params = dict(client_params or {})
         self.client: Any = None
         self.producer: Any = None
-        #: messages acknowledged by Pulsar so far
+        #: messages acknowledged by Pulsar so far (and those whose send failed)
         self.sent = 0
-        self._pending = 0
+        self._failed = 0
+        #: messages handed to the client (only the graph's thread changes it)
+        self._submitted = 0
         self._lock = threading.Lock()
         self._errors: list[BaseException] = []
         self._room: asyncio.Future[None] | None = None
@@ -120,21 +124,26 @@ class to_pulsar(Sink):
             error = TypeError(f"to_pulsar sends bytes or str, got {type(x).__name__}")
             annotate_error(error, self, None, x)
             raise error
-        retain_refs(metadata)  # held until Pulsar acknowledges the message
-        with self._lock:
-            self._pending += 1
-            full = self._pending >= self.max_pending
+        if metadata:
+            retain_refs(metadata)  # held until Pulsar acknowledges the message
+            callback: Any = functools.partial(self._on_sent_held, metadata)
+        else:
+            callback = self._on_sent
         try:
-            producer.send_async(value, functools.partial(self._on_sent, metadata))
+            producer.send_async(value, callback)
         except Exception as e:
-            with self._lock:
-                self._pending -= 1
             release_refs(metadata, error=e)
             annotate_error(e, self, None, x)
             raise
-        if not full:
+        self._submitted += 1
+        if self._submitted - self.sent - self._failed < self.max_pending:
             return None
         return [self._wait_for_room()]
+
+    @property
+    def _pending(self) -> int:
+        """Messages handed to the client and not acknowledged yet."""
+        return self._submitted - self.sent - self._failed
 
     def _wait_for_room(self) -> asyncio.Future[None]:
         loop = asyncio.get_event_loop()
@@ -142,25 +151,41 @@ class to_pulsar(Sink):
         if room is None or room.done():
             room = self._room = loop.create_future()
         with self._lock:
-            if self._pending <= self.max_pending // 2:
+            if self._pending <= self._resume_below:
                 self._room = None
                 room.set_result(None)
         return room
 
-    def _on_sent(self, metadata: list[dict] | None, result: Any, message_id: Any) -> None:
-        """On the client's thread: the broker's answer for one message."""
+    def _on_sent_held(self, metadata: list[dict], result: Any, message_id: Any) -> None:
+        """On the client's thread: the broker's answer for a message with refs."""
         if result == self._ok:
             release_refs(metadata)
-            error = None
         else:
-            error = PulsarSendError(f"{self}: sending to topic {self.topic!r} failed: {result}")
-            self._errors.append(error)
-            release_refs(metadata, error=error)
+            release_refs(metadata, error=self._send_error(result))
+        self._count(result)
+
+    def _on_sent(self, result: Any, message_id: Any) -> None:
+        """On the client's thread: the broker's answer for a message without refs."""
+        if result != self._ok:
+            self._send_error(result)
+        self._count(result)
+
+    def _send_error(self, result: Any) -> PulsarSendError:
+        error = PulsarSendError(f"{self}: sending to topic {self.topic!r} failed: {result}")
+        self._errors.append(error)
+        return error
+
+    def _count(self, result: Any) -> None:
+        """On the client's thread (the only one that changes ``sent`` and ``_failed``)."""
+        if result == self._ok:
+            self.sent += 1
+        else:
+            self._failed += 1
+        if self._room is None:
+            return
         with self._lock:
-            self._pending -= 1
-            self.sent += error is None
             room = self._room
-            wake = room is not None and self._pending <= self.max_pending // 2
+            wake = room is not None and self._pending <= self._resume_below
             if wake:
                 self._room = None
         if wake and room is not None:

@@ -25,6 +25,7 @@ import asyncio
 import collections
 import concurrent.futures
 import datetime
+import functools
 import threading
 import time
 from collections.abc import Sequence
@@ -43,7 +44,7 @@ from ..core.refs import RefCounter
 from ..core.state import bad_state
 from ..core.stream import Stream
 from ..exceptions import StateError
-from .base import ManagedSource
+from .base import STOPPED, ManagedSource
 
 __all__ = ["from_pulsar"]
 
@@ -158,11 +159,14 @@ class from_pulsar(ManagedSource):
         self._lock = threading.Lock()
         self._in_flight = 0
         self._room: asyncio.Event | None = None
+        #: the run waits for room (set under the lock): messages leaving the graph wake it
+        self._room_wanted = False
         self._asyncio_loop: asyncio.AbstractEventLoop | None = None
         self._failure: BaseException | None = None
         self._seek_done = False
         #: per topic partition: the last message emitted (its id, its publish time in ms)
-        self._emitted: dict[str, tuple[Any, int]] = {}
+        #: (the message itself, or (id, publish time) after a restore)
+        self._emitted: dict[str, Any] = {}
         #: per topic partition: the messages that failed and were not acknowledged since
         self._failed: dict[str, dict[tuple[int, int, int], Any]] = {}
         #: from restore(): per topic partition (key, inclusive); and the seek time (ms)
@@ -191,17 +195,14 @@ class from_pulsar(ManagedSource):
             while not self.stopped:
                 self._raise_if_failed()
                 if self._in_flight >= self.max_in_flight:
-                    self._room.clear()
-                    if self._in_flight >= self.max_in_flight:
-                        await self._interruptible(self._room.wait())
+                    await self._wait_for_room(lambda: self._in_flight < self.max_in_flight)
                     continue
                 if not received:
                     batch = await loop.run_in_executor(executor, self._receive, self.consumer)
                     received.extend(batch)
                 # at most max_in_flight in the graph: the rest waits here, not acknowledged
                 # (delivered again if the source stops first)
-                while received and self._in_flight < self.max_in_flight and not self.stopped:
-                    await self._emit_message(received.popleft())
+                await self._emit_messages(received)
         finally:
             self._closing = True
             try:
@@ -264,61 +265,89 @@ class from_pulsar(ManagedSource):
         return list(consumer.batch_receive())
 
     # -- messages into the graph ----------------------------------------------------------
-    async def _emit_message(self, message: Any) -> None:
-        topic = message.topic_name()
-        message_id = message.message_id()
-        resume = self._resume.get(topic)
-        if resume is not None:
-            key, inclusive = resume
-            current = message_key(message_id)
-            if current < key or (current == key and not inclusive):
-                self.consumer.acknowledge(message)  # before the position: done already
-                return
-            del self._resume[topic]
-        hold = self.hold
-        if hold is not None:
-            if hold.closed:
-                await hold.wait_open()
-            hold.count()
-        x = self._value(message, topic, message_id)
-        with self._lock:
-            self._in_flight += 1
-        self._emitted[topic] = (message_id, message.publish_timestamp())
-        if not self._downstream_fully_fused():
+    async def _emit_messages(self, received: collections.deque[Any]) -> None:
+        """Emit what was received, while fewer than ``max_in_flight`` are in the graph."""
+        fused = self._downstream_fully_fused()  # nothing below holds an element: no refs
+        emitted = self._emitted
+        acknowledge = self.consumer.acknowledge
+        emit = self._emit
+        take = received.popleft
+        keys = self.keys
+        while received and self._in_flight < self.max_in_flight and not self.stopped:
+            message = take()
+            topic = message.topic_name()
+            if self._resume and self._before_position(message, topic, message.message_id()):
+                continue
+            hold = self.hold
+            if hold is not None:
+                if hold.closed:
+                    await hold.wait_open()
+                hold.count()
+            x = message.data() if not keys else self._record(message, topic)
+            emitted[topic] = message
+            if fused:
+                try:
+                    pending = emit(x)
+                    if pending:
+                        await self._absorb_counted(pending)
+                except Exception as e:
+                    with self._lock:
+                        self._in_flight += 1  # _finished counts it out
+                    self._finished(message, topic, message.message_id(), [e])
+                    if self.on_failure == "stop":
+                        raise
+                    continue
+                acknowledge(message)
+                self.acknowledged += 1
+                if self._failed:
+                    self._forget_failure(topic, message.message_id())
+                continue
+            message_id = message.message_id()
+            with self._lock:
+                self._in_flight += 1
             ref = RefCounter(initial=1)
-            ref.cb = lambda: self._finished(message, topic, message_id, ref.errors)
+            ref.cb = functools.partial(self._finished, message, topic, message_id, ref.errors)
             try:
                 pending = self._emit(x, metadata=[{"ref": ref, "topic": topic}])
                 if pending:
                     await self._absorb(pending)
             except Exception as e:
                 ref.fail(e)
-                raise_now = self.on_failure == "stop"
                 ref.release()
-                if raise_now:
+                if self.on_failure == "stop":
                     raise
-                return
+                continue
             ref.release()
-            return
-        try:
-            pending = self._emit(x)
-            if pending:
-                await self._absorb(pending)
-        except Exception as e:
-            self._finished(message, topic, message_id, [e])
-            if self.on_failure == "stop":
-                raise
-            return
-        self._finished(message, topic, message_id, [])
 
-    def _value(self, message: Any, topic: str, message_id: Any) -> Any:
-        if not self.keys:
-            return message.data()
+    async def _absorb_counted(self, pending: list[Any]) -> None:
+        """Await what an emit returned, the message counted in flight meanwhile."""
+        with self._lock:
+            self._in_flight += 1
+        try:
+            await self._absorb(pending)
+        finally:
+            with self._lock:
+                self._in_flight -= 1
+
+    def _before_position(self, message: Any, topic: str, message_id: Any) -> bool:
+        """After a restore: acknowledge and skip what comes before the position."""
+        resume = self._resume.get(topic)
+        if resume is None:
+            return False
+        key, inclusive = resume
+        current = message_key(message_id)
+        if current < key or (current == key and not inclusive):
+            self.consumer.acknowledge(message)  # before the position: done already
+            return True
+        del self._resume[topic]
+        return False
+
+    def _record(self, message: Any, topic: str) -> dict[str, Any]:
         return {
             "value": message.data(),
             "key": message.partition_key() or None,
             "topic": topic,
-            "message_id": message_id.serialize(),
+            "message_id": message.message_id().serialize(),
             "publish_time": message.publish_timestamp(),
             "properties": message.properties(),
         }
@@ -326,13 +355,13 @@ class from_pulsar(ManagedSource):
     def _finished(self, message: Any, topic: str, message_id: Any, errors: list[Any]) -> None:
         """In whichever thread let go last: acknowledge, or nack and note the failure."""
         consumer = self.consumer
-        key = message_key(message_id)
         if errors:
             error = errors[0]
             note = f"pulsar: while processing topic {topic!r} message {message_id}"
             add_note(error, note, unless="pulsar: while processing")
             with self._lock:
-                self._failed.setdefault(topic, {})[key] = (message_id, message.publish_timestamp())
+                failed = self._failed.setdefault(topic, {})
+                failed[message_key(message_id)] = (message_id, message.publish_timestamp())
                 self.nacked += 1
                 if self.on_failure == "stop" and self._failure is None:
                     self._failure = error
@@ -341,17 +370,25 @@ class from_pulsar(ManagedSource):
             logger.warning(
                 "%s: processing failed, message negatively acknowledged: %r", self, error
             )
-        else:
-            if consumer is not None:
-                consumer.acknowledge(message)
+        elif consumer is not None:
+            consumer.acknowledge(message)
             with self._lock:
-                failed = self._failed.get(topic)
-                if failed:
-                    failed.pop(key, None)
                 self.acknowledged += 1
+            if self._failed:
+                self._forget_failure(topic, message_id)
+        self._left_graph()
+
+    def _forget_failure(self, topic: str, message_id: Any) -> None:
+        with self._lock:
+            failed = self._failed.get(topic)
+            if failed:
+                failed.pop(message_key(message_id), None)
+
+    def _left_graph(self) -> None:
+        """A message with refs has left the graph: wake the run if it waits for room."""
         with self._lock:
             self._in_flight -= 1
-            wake = self._in_flight < self.max_in_flight or self._in_flight == 0
+            wake = self._room_wanted
         if wake and self._room is not None and self._asyncio_loop is not None:
             try:
                 self._asyncio_loop.call_soon_threadsafe(self._room.set)
@@ -406,24 +443,42 @@ class from_pulsar(ManagedSource):
         """Wait (until ``drain_timeout`` after ``stop()``) for the messages in flight to be
         acknowledged."""
         deadline = self._stop_deadline or time.monotonic() + self.drain_timeout
+        await self._wait_for_room(lambda: self._in_flight == 0, deadline)
+        if self._in_flight > 0:
+            logger.warning(
+                "%s: %d message(s) still in flight after drain_timeout=%g s; they are "
+                "not acknowledged (Pulsar delivers them again)",
+                self,
+                self._in_flight,
+                self.drain_timeout,
+            )
+
+    async def _wait_for_room(self, condition: Any, deadline: float | None = None) -> None:
+        """Wait until ``condition()`` holds (re-checked as messages leave the graph), or
+        ``deadline`` passes, or ``stop()`` (without a deadline)."""
         room = self._room
-        while self._in_flight > 0 and room is not None:
-            left = deadline - time.monotonic()
-            if left <= 0:
-                logger.warning(
-                    "%s: %d message(s) still in flight after drain_timeout=%g s; they are "
-                    "not acknowledged (Pulsar delivers them again)",
-                    self,
-                    self._in_flight,
-                    self.drain_timeout,
-                )
-                return
-            room.clear()
-            if self._in_flight > 0:
+        if room is None:
+            return
+        try:
+            while not condition():
+                with self._lock:
+                    room.clear()
+                    self._room_wanted = True
+                if condition():
+                    break
+                if deadline is None:
+                    if await self._interruptible(room.wait()) is STOPPED:
+                        return
+                    continue
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    return
                 try:
                     await asyncio.wait_for(room.wait(), min(left, 0.5))
                 except asyncio.TimeoutError:
                     pass
+        finally:
+            self._room_wanted = False
 
     # -- metrics --------------------------------------------------------------------------
     def extra_metrics(self) -> dict[str, Any]:
@@ -432,7 +487,7 @@ class from_pulsar(ManagedSource):
         yet), ``acknowledged`` and ``nacked``."""
         position = {
             topic: ":".join(map(str, message_key(mid)))
-            for topic, (mid, _) in dict(self._emitted).items()
+            for topic, (mid, _) in map(_id_and_time, dict(self._emitted).items())
         }
         return {
             "position": position,
@@ -448,7 +503,7 @@ class from_pulsar(ManagedSource):
         position: dict[str, dict[str, Any]] = {}
         with self._lock:
             failed = {topic: dict(ids) for topic, ids in self._failed.items() if ids}
-        for topic, (message_id, publish_time) in dict(self._emitted).items():
+        for topic, (message_id, publish_time) in map(_id_and_time, dict(self._emitted).items()):
             if topic in failed:
                 key = min(failed[topic])
                 oldest, publish_time = failed[topic][key]
@@ -489,6 +544,14 @@ class from_pulsar(ManagedSource):
         self._emitted = emitted
         self._failed = {}
         self._resume_time = min(times) if times else None
+
+
+def _id_and_time(item: tuple[str, Any]) -> tuple[str, tuple[Any, int]]:
+    """``(topic, (message id, publish time))`` of an entry of ``_emitted``."""
+    topic, entry = item
+    if isinstance(entry, tuple):
+        return topic, entry
+    return topic, (entry.message_id(), entry.publish_timestamp())
 
 
 def _close_quietly(client: Any) -> None:
