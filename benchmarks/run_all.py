@@ -33,6 +33,7 @@ BENCHMARKS = [
     "kafka_exactly_once",
     "kafka_copy",
     "postgres_sink",
+    "pulsar_connector",
     "dataframe_ops",
     "http_server",
 ]
