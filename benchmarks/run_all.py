@@ -35,6 +35,7 @@ BENCHMARKS = [
     "postgres_sink",
     "parquet_sink",
     "rabbitmq",
+    "pulsar_connector",
     "dataframe_ops",
     "http_server",
 ]

@@ -24,12 +24,14 @@ from .sinks import dead_letters, parquet, postgres
 from .sinks import files as sinks_files
 from .sinks import kafka as sinks_kafka
 from .sinks import network as sinks_network
+from .sinks import pulsar as sinks_pulsar
 from .sinks import rabbitmq as sinks_rabbitmq
 from .sinks import redis as sinks_redis
 from .sources import file_readers, iterable, kafka_batched, periodic, process
 from .sources import files as sources_files
 from .sources import kafka as sources_kafka
 from .sources import network as sources_network
+from .sources import pulsar as sources_pulsar
 from .sources import rabbitmq as sources_rabbitmq
 from .sources import redis as sources_redis
 from .time import operators as time_operators
@@ -109,6 +111,7 @@ class StreamMethods:
     from_parquet = source_method(file_readers.from_parquet)
     from_periodic = source_method(periodic.from_periodic)
     from_process = source_method(process.from_process)
+    from_pulsar = source_method(sources_pulsar.from_pulsar)
     from_q = source_method(sources_network.from_q)
     from_redis_stream = source_method(sources_redis.from_redis_stream)
     from_rabbitmq = source_method(sources_rabbitmq.from_rabbitmq)
@@ -128,6 +131,7 @@ class StreamMethods:
     to_postgres = node_method(postgres.to_postgres)
     to_redis_stream = node_method(sinks_redis.to_redis_stream)
     to_rabbitmq = node_method(sinks_rabbitmq.to_rabbitmq)
+    to_pulsar = node_method(sinks_pulsar.to_pulsar)
     to_websocket = node_method(sinks_network.to_websocket)
 
     # event time

@@ -12,6 +12,8 @@ __all__ = [
     "KafkaFencedError",
     "KafkaNotReady",
     "MillstreamError",
+    "PulsarConnectError",
+    "PulsarSendError",
     "RabbitMQConnectError",
     "RabbitMQDeliveryError",
     "RedisConnectError",
@@ -34,7 +36,19 @@ class KafkaConnectError(MillstreamError, ConnectionError):
 
 
 class UnknownTopicError(MillstreamError, LookupError):
-    """A Kafka topic named by a source or sink does not exist on the broker."""
+    """A Kafka topic named by a source or sink does not exist on the broker (or a Pulsar
+    topic, tenant or namespace does not exist)."""
+
+
+class PulsarConnectError(MillstreamError, ConnectionError):
+    """Pulsar at the configured service URL could not be used: no broker answered in time,
+    or it refused the request; the message says which, and the client's exception is the
+    cause."""
+
+
+class PulsarSendError(MillstreamError):
+    """Pulsar did not store a message sent by ``to_pulsar``; the message names the node,
+    the topic and Pulsar's result."""
 
 
 class KafkaDeliveryError(MillstreamError):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from . import kafka, kafka_batched, local, rabbitmq, redis  # noqa: F401  (register the sources on Stream)
+from . import kafka, kafka_batched, local, pulsar, rabbitmq, redis  # noqa: F401  (register the sources on Stream)
 from .base import ManagedSource, Source
 from .iterable import from_iterable
 from .periodic import PeriodicCallback
