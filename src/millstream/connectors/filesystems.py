@@ -19,6 +19,7 @@ __all__ = [
     "import_pyarrow",
     "is_local",
     "is_url",
+    "listing",
     "resolve",
     "write_atomically",
 ]
@@ -65,13 +66,31 @@ def resolve(path: str | os.PathLike[str], **storage_options: Any) -> tuple[Any, 
     >>> fs, p = resolve('memory://demo/out')
     >>> type(fs).__name__, p
     ('MemoryFileSystem', '/demo/out')
+    >>> resolve('memory://demo/*.csv')[1]
+    '/demo/*.csv'
+
     """
     fsspec = import_fsspec()
     path = os.fspath(path)
     if not is_url(path):
         path = os.path.abspath(path)
-    fs, _, paths = fsspec.get_fs_token_paths(path, storage_options=storage_options or None)
-    return fs, paths[0]
+    # url_to_fs keeps a glob as it is (get_fs_token_paths would expand it to its matches)
+    fs, stripped = fsspec.core.url_to_fs(path, **storage_options)
+    return fs, stripped
+
+
+def listing(fs: Any, path: str) -> Any:
+    """``fs`` with its cached listings of ``path`` (and the directories above) dropped, so
+    that the next ``ls``/``glob``/``info`` asks the store: s3fs and other object-store
+    filesystems cache listings and would not see objects written by another client.
+
+    >>> import fsspec
+    >>> fs = fsspec.filesystem('memory')
+    >>> listing(fs, '/x') is fs
+    True
+    """
+    fs.invalidate_cache(path)
+    return fs
 
 
 def is_local(fs: Any) -> bool:
@@ -81,7 +100,7 @@ def is_local(fs: Any) -> bool:
 
 def write_atomically(fs: Any, path: str, data: bytes) -> None:
     """Write ``data`` to ``path`` on ``fs`` so that readers see all of it or nothing:
-    under a hidden temporary name, then renamed (one PUT on object stores)."""
+    under a hidden temporary name, then renamed (on S3: a COPY and a DELETE)."""
     directory, name = path.rsplit("/", 1)
     temporary = f"{directory}/.{name}.tmp"
     with fs.open(temporary, "wb") as f:
@@ -115,15 +134,18 @@ class TailReader:
         self.position = 0
         self.closed = False
 
+    def _size(self) -> int:
+        return int(listing(self.fs, self.path).size(self.path))
+
     def seek(self, offset: int, whence: int = 0) -> int:
-        self.position = int(self.fs.size(self.path)) + offset if whence == 2 else offset
+        self.position = self._size() + offset if whence == 2 else offset
         return self.position
 
     def tell(self) -> int:
         return self.position
 
     def read(self, n: int = -1) -> bytes:
-        if int(self.fs.size(self.path)) <= self.position:
+        if self._size() <= self.position:
             return b""
         with self.fs.open(self.path, "rb") as f:
             f.seek(self.position)

@@ -22,7 +22,7 @@ from collections.abc import Generator, Iterator
 from typing import Any
 
 from .._utils import convert_interval
-from ..connectors.filesystems import HIDDEN_PREFIXES, import_pyarrow, resolve
+from ..connectors.filesystems import HIDDEN_PREFIXES, import_pyarrow, listing, resolve
 from ..core.state import COUNT, SEQUENCE, bad_state, expect_fields
 from ..core.stream import Stream
 from .base import STOPPED, ManagedSource
@@ -93,10 +93,11 @@ class FileReader(ManagedSource):
     def _new_files(self) -> list[str]:
         """The files not read yet, sorted (in a worker thread)."""
         if self._directory is not None:
-            found = self.fs.find(self._directory)
+            found = listing(self.fs, self._directory).find(self._directory)
             root = self._directory
         else:
-            found = [p for p in self.fs.glob(self._pattern) if not self.fs.isdir(p)]
+            fs = listing(self.fs, self._pattern.split("*", 1)[0].rsplit("/", 1)[0])
+            found = [p for p in fs.glob(self._pattern) if not fs.isdir(p)]
             root = ""
         return sorted(p for p in found if p not in self.done and self._visible(p, root))
 

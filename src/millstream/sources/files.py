@@ -18,7 +18,7 @@ import os
 from typing import IO, Any
 
 from .._utils import convert_interval
-from ..connectors.filesystems import TailReader, is_local, is_url, resolve
+from ..connectors.filesystems import TailReader, is_local, is_url, listing, resolve
 from ..core.awaitables import await_all
 from ..core.state import COUNT, SEQUENCE, bad_state, expect_fields
 from ..core.stream import Stream
@@ -64,6 +64,9 @@ class from_textfile(ManagedSource):
         Separator of the parts.
     from_end : bool
         Start at the end of the file.
+    storage_options : dict, optional
+        Passed to fsspec for a URL (keyword only): credentials, the endpoint of an
+        S3-compatible store.
 
     Examples
     --------
@@ -90,6 +93,8 @@ class from_textfile(ManagedSource):
         poll_interval: float | str = 0.100,
         delimiter: str | bytes = "\n",
         from_end: bool = False,
+        *,
+        storage_options: dict[str, Any] | None = None,
         **kwargs: Any,
     ):
         if not delimiter:
@@ -103,7 +108,7 @@ class from_textfile(ManagedSource):
         if isinstance(f, (str, os.PathLike)):
             self._path = os.fspath(f)
             if is_url(self._path):
-                fs, path = resolve(self._path)
+                fs, path = resolve(self._path, **(storage_options or {}))
                 if is_local(fs):
                     self._path = path
                 else:
@@ -264,6 +269,8 @@ class filenames(ManagedSource):
         Directory or glob (local or fsspec URL).
     poll_interval : float or str
         Seconds between two globs.
+    storage_options : dict, optional
+        Passed to fsspec for a URL (keyword only).
 
     Examples
     --------
@@ -284,12 +291,17 @@ class filenames(ManagedSource):
     """
 
     def __init__(
-        self, path: str | os.PathLike[str], poll_interval: float | str = 0.100, **kwargs: Any
+        self,
+        path: str | os.PathLike[str],
+        poll_interval: float | str = 0.100,
+        *,
+        storage_options: dict[str, Any] | None = None,
+        **kwargs: Any,
     ):
         path = os.fspath(path)
         self._fs: Any = None
         if is_url(path):
-            self._fs, self._pattern = resolve(path)
+            self._fs, self._pattern = resolve(path, **(storage_options or {}))
             if "*" not in self._pattern and self._fs.isdir(self._pattern):
                 self._pattern = self._pattern.rstrip("/") + "/*"
                 path = path.rstrip("/") + "/*"
@@ -316,7 +328,7 @@ class filenames(ManagedSource):
         """The names matching now (in a worker thread)."""
         if self._fs is None:
             return glob.glob(self.path)
-        fs = self._fs
+        fs = listing(self._fs, self._pattern.split("*", 1)[0].rsplit("/", 1)[0])
         return [
             fs.unstrip_protocol(name)
             for name in fs.glob(self._pattern)
