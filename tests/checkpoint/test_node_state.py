@@ -996,6 +996,11 @@ SOURCES_COVERED = {
     "from_parquet",
     "from_csv",
     "from_jsonl",
+    # the connectors' sources, against their servers: tests/pulsar_connector
+    # (test_checkpoints.py: resumed through the coordinator; positions restored), and
+    # tests/redis_streams (the group keeps the position; the snapshot counts acks)
+    "from_pulsar",
+    "from_redis_stream",
 }
 
 

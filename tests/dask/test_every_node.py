@@ -179,7 +179,11 @@ GATHERED_SINKS = {
     "to_kafka": ("topic", {"bootstrap.servers": "127.0.0.1:9"}),
     "to_kafka_dead_letters": ("topic.dead", {"bootstrap.servers": "127.0.0.1:9"}),
     "to_mqtt": ("127.0.0.1", 1, "topic"),
+    "to_parquet": ("memory://dask-gathered/out",),
     "to_postgres": ("rows", "postgresql://127.0.0.1:9/none"),
+    "to_pulsar": ("pulsar://127.0.0.1:9", "topic"),
+    "to_rabbitmq": ("amqp://guest:guest@127.0.0.1:9/", "", "queue"),
+    "to_redis_stream": ("redis://127.0.0.1:9", "stream"),
     "to_websocket": ("ws://127.0.0.1:1",),
 }
 

@@ -5,6 +5,7 @@ Time and flow nodes: ``delay`` and ``union`` pass units (a batch is one unit);
 batches; ``rate_limit``, ``latest`` and ``sink`` split batches into element futures (see
 ``_Exploding`` in :mod:`millstream.dask._flow`). ``sink`` receives futures (as in
 Streamz); ``sink_to_textfile``, ``to_kafka``, ``to_mqtt``, ``to_postgres``, ``to_websocket``,
+the connectors' sinks (``to_parquet``, ``to_pulsar``, ``to_rabbitmq``, ``to_redis_stream``),
 ``with_timestamps`` and ``window`` work on local values (a ``gather`` is put before them).
 """
 
@@ -312,7 +313,11 @@ for _name in (
     "to_kafka",
     "to_kafka_dead_letters",
     "to_mqtt",
+    "to_parquet",
     "to_postgres",
+    "to_pulsar",
+    "to_rabbitmq",
+    "to_redis_stream",
     "to_websocket",
     "with_timestamps",
     "window",
