@@ -447,13 +447,15 @@ class Stream(StreamMethods):
         return self._emit(x, metadata=metadata)
 
     def _emit(self, x: Any, metadata: list[dict] | None = None) -> list[Any]:
-        """Push ``x`` to every downstream, depth first; return the awaitables they gave back."""
+        """Push ``x`` to every downstream, depth first; return the awaitables they gave back.
+
+        In a sampling window (:mod:`millstream.core.sampling`) the per-element path is
+        taken, with each downstream's ``update`` timed."""
         self.elements_emitted += 1
         self.current_value = x
         self.current_metadata = metadata
-        if TIMING[0]:  # a sampling window (millstream.core.sampling)
-            return self._emit_timed(x, metadata)
-        if metadata is None:
+        timed = TIMING[0]
+        if metadata is None and not timed:
             compiled = self._compiled
             if self._compiled_version != _graph_version[0]:
                 compiled = self._compile()
@@ -466,35 +468,10 @@ class Stream(StreamMethods):
             retain_refs(metadata, len(downstreams))
         result: list[Any] = []
         remaining = len(downstreams)
+        started = 0.0
         for downstream in tuple(downstreams):
-            try:
-                r = downstream.update(x, self, metadata)
-            except BaseException as e:
-                if metadata:
-                    release_refs(metadata, remaining, error=e)
-                raise
-            remaining -= 1
-            if metadata:
-                release_refs(metadata)
-            if r is not None:
-                if type(r) is list:
-                    if r:
-                        result.extend(r)
-                else:
-                    result.append(r)
-        return result
-
-    def _emit_timed(self, x: Any, metadata: list[dict] | None) -> list[Any]:
-        """``_emit`` on the per-element path, timing each downstream's ``update``."""
-        downstreams = self.downstreams
-        if not downstreams:
-            return []
-        if metadata:
-            retain_refs(metadata, len(downstreams))
-        result: list[Any] = []
-        remaining = len(downstreams)
-        for downstream in tuple(downstreams):
-            started = perf_counter()
+            if timed:
+                started = perf_counter()
             try:
                 r = downstream.update(x, self, metadata)
             except BaseException as e:
@@ -502,10 +479,11 @@ class Stream(StreamMethods):
                     release_refs(metadata, remaining, error=e)
                 raise
             finally:
-                took = perf_counter() - started
-                downstream.timed_seconds += took
-                downstream.timed_elements += 1
-                self.timed_downstream_seconds += took
+                if timed:
+                    took = perf_counter() - started
+                    downstream.timed_seconds += took
+                    downstream.timed_elements += 1
+                    self.timed_downstream_seconds += took
             remaining -= 1
             if metadata:
                 release_refs(metadata)
