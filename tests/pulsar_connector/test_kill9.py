@@ -13,6 +13,7 @@ import random
 import signal
 import subprocess
 import sys
+from collections import Counter
 from pathlib import Path
 
 import pytest
@@ -69,5 +70,10 @@ def test_kill_9_loses_nothing(pulsar_url, pulsar_client, topic, tmp_path):
         child.terminate()
         child.wait(30)
     written = lines(output)
-    assert set(written) == set(expected)  # nothing lost; a few are written twice at most
-    assert len(written) - COUNT <= 1000
+    assert set(written) == set(expected)  # nothing lost
+    # at-least-once: only what the killed run wrote and could not acknowledge comes again,
+    # once (how many depends on the acks in flight at the kill, so on the machine's load)
+    counts = Counter(written)
+    again = {value for value, n in counts.items() if n > 1}
+    assert again <= set(before)
+    assert max(counts.values()) <= 2
