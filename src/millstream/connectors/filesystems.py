@@ -54,7 +54,7 @@ def import_pyarrow() -> Any:
 def is_url(path: Any) -> bool:
     """Whether ``path`` is a URL with a protocol (``memory://x``, ``s3://b/k``).
 
-    >>> is_url('memory://data/a.txt'), is_url('/tmp/a.txt'), is_url('C:/x')
+    >>> is_url('memory://data/a.txt'), is_url('data/a.txt'), is_url('C:/x')
     (True, False, False)
     """
     return isinstance(path, str) and "://" in path
