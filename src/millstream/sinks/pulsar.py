@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import threading
+import time
 from typing import Any
 
 from .._utils import annotate_error, check_positive_int
@@ -215,6 +216,15 @@ class to_pulsar(Sink):
             raise RuntimeError(f"{self}: flush() blocks; call it from outside the loop")
         if producer is not None:
             producer.flush()
+            # the client's flush can return before it has run the last send callbacks
+            deadline = time.monotonic() + max(self.connect_timeout, 1.0)
+            while self._pending > 0 and time.monotonic() < deadline:
+                time.sleep(0.0005)
+            if self._pending > 0:
+                raise PulsarSendError(
+                    f"{self}: flush(): {self._pending} messages still not acknowledged"
+                    f" {max(self.connect_timeout, 1.0):g} s after the client's flush"
+                )
         if self._errors:
             self._raise_errors()
 
