@@ -46,7 +46,7 @@ def test_flush_returns_once_every_send_callback_has_run(pulsar_url, pulsar_clien
         source = Stream.from_iterable(values(3000))
         sink = source.to_pulsar(pulsar_url, out_topic)
         source.start()
-        wait_for(lambda: source.stopped, what="the source to finish")
+        wait_for(lambda s=source: s.stopped, what="the source to finish")
         sink.flush()
         sent, backlog = sink.sent, sink.metrics["backlog"]
         sink.close()
