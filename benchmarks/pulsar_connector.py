@@ -5,8 +5,9 @@ same work, in the same run, on the same standalone Pulsar.
   from the earliest through a fresh Shared subscription, each acknowledged after it is
   appended to a list. ``millstream``: ``Stream.from_pulsar(url, topic, sub,
   initial_position='earliest').sink(list.append)``, timed from ``start()`` until every
-  message is acknowledged. ``plain``: ``client.subscribe`` with the same receiver queue and
-  batch-receive policy, then ``batch_receive()`` and ``acknowledge(message)`` per message
+  message is acknowledged. ``plain``: ``client.subscribe`` with the same receiver queue,
+  batch-receive policy and batch-index acknowledgement (``from_pulsar``'s default), then
+  ``batch_receive()`` and ``acknowledge(message)`` per message
   until all are in; timed from ``subscribe``.
 * write: the same messages sent to a fresh topic. ``millstream``:
   ``Stream.from_iterable(values).to_pulsar(url, topic)`` then ``flush()``; ``plain``:
@@ -109,6 +110,7 @@ def read_plain(client: Any, topic: str, n: int) -> tuple[float, Any]:
         initial_position=pulsar.InitialPosition.Earliest,
         receiver_queue_size=QUEUE,
         batch_receive_policy=pulsar.ConsumerBatchReceivePolicy(BATCH, -1, 100),
+        batch_index_ack_enabled=True,  # as from_pulsar (single messages of a batch acked)
     )
     while len(out) < n:
         for message in consumer.batch_receive():

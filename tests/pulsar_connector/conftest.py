@@ -10,6 +10,7 @@ Pulsar can be had the tests FAIL with the reason: they never skip.
 from __future__ import annotations
 
 import itertools
+import json
 import logging
 import os
 import subprocess
@@ -22,6 +23,9 @@ import pytest
 ROOT = Path(__file__).resolve().parents[2]
 SCRIPT = ROOT / "scripts" / "pulsar-standalone"
 URL_ENV = "MILLSTREAM_PULSAR_URL"
+ADMIN_ENV = "MILLSTREAM_PULSAR_ADMIN_URL"
+#: the admin (web) URL of the session's Pulsar, once started
+_admin: list[str] = []
 
 _names = itertools.count()
 _run = uuid.uuid4().hex[:8]
@@ -58,10 +62,22 @@ def pulsar_url(tmp_path_factory):
             f"(exit {result.returncode}):\n{result.stderr[-4000:]}",
             pytrace=False,
         )
+    state = json.loads((state_dir / "pulsar.json").read_text())
+    _admin.append(state["web_url"])
     try:
         yield result.stdout.strip().splitlines()[-1]
     finally:
         subprocess.run([*command[:2], "stop", *command[2:]], capture_output=True, timeout=60)
+
+
+@pytest.fixture(scope="session")
+def pulsar_admin_url(pulsar_url):
+    """The admin REST URL (``http://127.0.0.1:PORT``) of the session's Pulsar."""
+    if os.environ.get(URL_ENV):
+        if not os.environ.get(ADMIN_ENV):
+            pytest.fail(f"${URL_ENV} is set: set ${ADMIN_ENV} too", pytrace=False)
+        return os.environ[ADMIN_ENV]
+    return _admin[-1]
 
 
 @pytest.fixture(scope="session")

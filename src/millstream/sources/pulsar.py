@@ -26,6 +26,7 @@ import collections
 import concurrent.futures
 import datetime
 import functools
+import operator
 import threading
 import time
 from collections.abc import Sequence
@@ -176,6 +177,9 @@ class from_pulsar(ManagedSource):
         self._cut_timer: asyncio.TimerHandle | None = None
         self._cut = False  # stop() cancelled the run at the end of the drain
         self._closing = False  # run() has left its loop: it drains and closes
+        self._one_partition = False
+        #: the batch in progress on the fused path
+        self._batch: _Batch | None = None
         super().__init__(**kwargs)
 
     def __str__(self) -> str:
@@ -189,6 +193,8 @@ class from_pulsar(ManagedSource):
         self._cut, self._closing = False, False
         executor = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="from_pulsar")
         received: collections.deque[Any] = collections.deque()
+        #: the next batch, received on the source's thread while this one is emitted
+        coming: asyncio.Future[list[Any]] | None = None
         try:
             self.client, self.consumer = await loop.run_in_executor(executor, self._connect)
             self._set_ready()
@@ -198,8 +204,10 @@ class from_pulsar(ManagedSource):
                     await self._wait_for_room(lambda: self._in_flight < self.max_in_flight)
                     continue
                 if not received:
-                    batch = await loop.run_in_executor(executor, self._receive, self.consumer)
-                    received.extend(batch)
+                    if coming is None:
+                        coming = loop.run_in_executor(executor, self._receive, self.consumer)
+                    received.extend(await coming)
+                    coming = loop.run_in_executor(executor, self._receive, self.consumer)
                 # at most max_in_flight in the graph: the rest waits here, not acknowledged
                 # (delivered again if the source stops first)
                 await self._emit_messages(received)
@@ -230,6 +238,9 @@ class from_pulsar(ManagedSource):
                 if self.initial_position == "earliest"
                 else pulsar.InitialPosition.Latest
             ),
+            # acknowledge single messages of a producer's batch: a nack or a restart then
+            # delivers again only what was not acknowledged, not the whole batch
+            "batch_index_ack_enabled": True,
             "batch_receive_policy": pulsar.ConsumerBatchReceivePolicy(
                 self.batch_size, -1, max(1, int(self.poll_interval * 1000))
             ),
@@ -239,6 +250,10 @@ class from_pulsar(ManagedSource):
         try:
             consumer = client.subscribe(topic, self.subscription, **params)
             self._seek(pulsar, consumer)
+            # one topic without partitions: every message of a batch has the same topic
+            self._one_partition = (
+                len(self.topics) == 1 and len(client.get_topic_partitions(self.topics[0])) == 1
+            )
         except Exception as e:
             _close_quietly(client)
             what = f"{self}: subscribing to {topic!r}"
@@ -268,6 +283,9 @@ class from_pulsar(ManagedSource):
     async def _emit_messages(self, received: collections.deque[Any]) -> None:
         """Emit what was received, while fewer than ``max_in_flight`` are in the graph."""
         fused = self._downstream_fully_fused()  # nothing below holds an element: no refs
+        if fused and not self._resume:
+            await self._emit_fused(received)
+            return
         emitted = self._emitted
         acknowledge = self.consumer.acknowledge
         emit = self._emit
@@ -318,6 +336,75 @@ class from_pulsar(ManagedSource):
                     raise
                 continue
             ref.release()
+
+    async def _emit_fused(self, received: collections.deque[Any]) -> None:
+        """Every node below is fused (none holds an element past its update): emit the
+        payloads of what was received as one batch through the fused code, then
+        acknowledge the messages done, in order. Positions read meanwhile (a checkpoint
+        while an element's awaitables are awaited, a snapshot from inside the graph) count
+        the batch's messages taken so far (:meth:`_positions`)."""
+        if not received:
+            return
+        await self._wait_if_held()
+        messages = list(received)
+        received.clear()
+        if self._one_partition:
+            topics: list[str] | None = None
+            topic = messages[0].topic_name()
+        else:
+            topics = [m.topic_name() for m in messages]
+            topic = ""
+        if self.keys:
+            record = self._record
+            values = [record(m, topics[i] if topics else topic) for i, m in enumerate(messages)]
+        else:
+            values = [m.data() for m in messages]
+        items = iter(values)
+        batch = self._batch = _Batch(messages, topics, topic, items)
+        try:
+            for pending in self._emit_batch(items, until=self):
+                await self._absorb_counted(pending)
+        except Exception as e:
+            failed = batch.taken() - 1
+            self._batch = None
+            batch.mark(self._emitted, failed + 1)
+            self._acknowledge_done(batch, failed)
+            received.extend(messages[failed + 1 :])  # not emitted: next
+            message = messages[failed]
+            with self._lock:
+                self._in_flight += 1  # _finished counts it out
+            self._finished(message, batch.topic_of(failed), message.message_id(), [e])
+            if self.on_failure == "stop":
+                raise
+            return
+        done = batch.taken()
+        self._batch = None
+        batch.mark(self._emitted, done)
+        self._acknowledge_done(batch, done)
+        received.extend(messages[done:])  # stop() came during the batch: not emitted
+        hold = self.hold
+        if hold is not None:
+            hold.count(done)
+
+    def _acknowledge_done(self, batch: _Batch, done: int) -> None:
+        """Acknowledge the batch's first ``done`` messages, fully processed."""
+        messages = batch.messages
+        acknowledge = self.consumer.acknowledge
+        for i in range(done):
+            acknowledge(messages[i])
+        self.acknowledged += done
+        if self._failed:
+            for i in range(done):
+                self._forget_failure(batch.topic_of(i), messages[i].message_id())
+
+    def _positions(self) -> dict[str, Any]:
+        """Per topic partition, the last message emitted (or ``(id, publish time)``),
+        counting the messages taken so far from a batch in progress."""
+        emitted = dict(self._emitted)
+        batch = self._batch
+        if batch is not None:
+            batch.mark(emitted, batch.taken())
+        return emitted
 
     async def _absorb_counted(self, pending: list[Any]) -> None:
         """Await what an emit returned, the message counted in flight meanwhile."""
@@ -487,7 +574,7 @@ class from_pulsar(ManagedSource):
         yet), ``acknowledged`` and ``nacked``."""
         position = {
             topic: ":".join(map(str, message_key(mid)))
-            for topic, (mid, _) in map(_id_and_time, dict(self._emitted).items())
+            for topic, (mid, _) in map(_id_and_time, self._positions().items())
         }
         return {
             "position": position,
@@ -503,7 +590,7 @@ class from_pulsar(ManagedSource):
         position: dict[str, dict[str, Any]] = {}
         with self._lock:
             failed = {topic: dict(ids) for topic, ids in self._failed.items() if ids}
-        for topic, (message_id, publish_time) in map(_id_and_time, dict(self._emitted).items()):
+        for topic, (message_id, publish_time) in map(_id_and_time, self._positions().items()):
             if topic in failed:
                 key = min(failed[topic])
                 oldest, publish_time = failed[topic][key]
@@ -544,6 +631,35 @@ class from_pulsar(ManagedSource):
         self._emitted = emitted
         self._failed = {}
         self._resume_time = min(times) if times else None
+
+
+class _Batch:
+    """Messages emitted as one batch on the fused path, with their payloads' iterator
+    (what it has left is what was not taken yet)."""
+
+    __slots__ = ("items", "messages", "topic", "topics")
+
+    def __init__(self, messages: list[Any], topics: list[str] | None, topic: str, items: Any):
+        self.messages = messages
+        self.topics = topics  # per message, or None: all of ``topic``
+        self.topic = topic
+        self.items = items
+
+    def taken(self) -> int:
+        return len(self.messages) - operator.length_hint(self.items)
+
+    def topic_of(self, i: int) -> str:
+        return self.topics[i] if self.topics is not None else self.topic
+
+    def mark(self, emitted: dict[str, Any], end: int) -> None:
+        """Record ``messages[:end]`` as emitted in ``emitted``."""
+        if end <= 0:
+            return
+        if self.topics is None:
+            emitted[self.topic] = self.messages[end - 1]
+            return
+        for i in range(end):
+            emitted[self.topics[i]] = self.messages[i]
 
 
 def _id_and_time(item: tuple[str, Any]) -> tuple[str, tuple[Any, int]]:
