@@ -8,7 +8,8 @@ same work, in the same run, on the same standalone Pulsar.
   message is acknowledged. ``plain``: ``client.subscribe`` with the same receiver queue,
   batch-receive policy and batch-index acknowledgement (``from_pulsar``'s default), then
   ``batch_receive()`` and ``acknowledge(message)`` per message
-  until all are in; timed from ``subscribe``.
+  until all are in; timed from ``subscribe``. ``--no-index-acks``: both acknowledge at
+  Pulsar's plain batch level instead.
 * write: the same messages sent to a fresh topic. ``millstream``:
   ``Stream.from_iterable(values).to_pulsar(url, topic)`` then ``flush()``; ``plain``:
   ``create_producer`` with the same settings (batching, 1,000 pending, block when full),
@@ -80,7 +81,7 @@ def produce(client: Any, topic: str, values: list[bytes]) -> None:
     producer.close()
 
 
-def read_millstream(url: str, topic: str, n: int) -> tuple[float, Any]:
+def read_millstream(url: str, topic: str, n: int, index_acks: bool) -> tuple[float, Any]:
     out: list[bytes] = []
     source = Stream.from_pulsar(
         url,
@@ -89,6 +90,7 @@ def read_millstream(url: str, topic: str, n: int) -> tuple[float, Any]:
         initial_position="earliest",
         receiver_queue_size=QUEUE,
         batch_size=BATCH,
+        consumer_params={"batch_index_ack_enabled": index_acks},
     )
     source.sink(out.append)
     t0 = time.perf_counter()
@@ -100,7 +102,7 @@ def read_millstream(url: str, topic: str, n: int) -> tuple[float, Any]:
     return elapsed, len(out)
 
 
-def read_plain(client: Any, topic: str, n: int) -> tuple[float, Any]:
+def read_plain(client: Any, topic: str, n: int, index_acks: bool) -> tuple[float, Any]:
     out: list[bytes] = []
     t0 = time.perf_counter()
     consumer = client.subscribe(
@@ -110,7 +112,7 @@ def read_plain(client: Any, topic: str, n: int) -> tuple[float, Any]:
         initial_position=pulsar.InitialPosition.Earliest,
         receiver_queue_size=QUEUE,
         batch_receive_policy=pulsar.ConsumerBatchReceivePolicy(BATCH, -1, 100),
-        batch_index_ack_enabled=True,  # as from_pulsar (single messages of a batch acked)
+        batch_index_ack_enabled=index_acks,
     )
     while len(out) < n:
         for message in consumer.batch_receive():
@@ -161,16 +163,22 @@ def write_plain(client: Any, values: list[bytes]) -> tuple[float, Any]:
 def main() -> None:
     parser = base_parser(__doc__.split("\n\n")[0], 100_000)
     parser.add_argument("--url", help="a running Pulsar's service URL")
+    parser.add_argument(
+        "--no-index-acks",
+        action="store_true",
+        help="both readers acknowledge whole batches (batch_index_ack_enabled=False)",
+    )
     args = parser.parse_args()
     n = args.size
+    index_acks = not args.no_index_acks
     values = [f"{i:0100d}".encode() for i in range(n)]
     with pulsar_service(args.url) as url:
         client = pulsar.Client(url, logger=LOG)
         topic = topic_name("r")
         produce(client, topic, values)
         runs = {
-            "read_millstream": lambda: read_millstream(url, topic, n),
-            "read_plain": lambda: read_plain(client, topic, n),
+            "read_millstream": lambda: read_millstream(url, topic, n, index_acks),
+            "read_plain": lambda: read_plain(client, topic, n, index_acks),
             "write_millstream": lambda: write_millstream(url, values),
             "write_plain": lambda: write_plain(client, values),
         }
@@ -186,6 +194,7 @@ def main() -> None:
         {
             "benchmark": "pulsar",
             "size": n,
+            "batch_index_acks": index_acks,
             "seconds": {k: round(v, 4) for k, v in times.items()},
             "messages_per_second": {k: round(n / v) for k, v in times.items()},
             "targets": {

@@ -390,8 +390,8 @@ class from_pulsar(ManagedSource):
         """Acknowledge the batch's first ``done`` messages, fully processed."""
         messages = batch.messages
         acknowledge = self.consumer.acknowledge
-        for i in range(done):
-            acknowledge(messages[i])
+        for message in messages if done == len(messages) else messages[:done]:
+            acknowledge(message)
         self.acknowledged += done
         if self._failed:
             for i in range(done):
