@@ -20,7 +20,7 @@ from ..connectors.rabbitmq import (
 from ..core.loop import in_loop_thread
 from ..core.refs import RefCounter
 from ..core.stream import Stream
-from ..exceptions import RabbitMQConnectError
+from ..exceptions import RabbitMQConnectError, UnknownQueueError
 from .base import STOPPED, ManagedSource
 
 __all__ = ["from_rabbitmq"]
@@ -97,6 +97,12 @@ class from_rabbitmq(ManagedSource):
     drain_timeout : float
         Seconds ``stop()`` waits for the elements in flight before it closes the channel
         (default 10); the broker delivers the messages still unacknowledged again.
+    reconnect_timeout : float or None
+        When the connection (or the channel) is lost while consuming, connect again for
+        up to this many seconds (default 60; the delay between tries doubles from 0.1 s
+        to 5 s) before the source stops with :class:`RabbitMQConnectError`; ``0`` or
+        ``None``: stop at once. The messages in flight when it was lost are delivered
+        again by the broker. A broker unreachable at ``start()`` raises at once.
 
     Examples
     --------
@@ -132,6 +138,7 @@ class from_rabbitmq(ManagedSource):
         queue_arguments: dict[str, Any] | None = None,
         connect_timeout: float = 10.0,
         drain_timeout: float | None = None,
+        reconnect_timeout: float | None = 60.0,
         **kwargs: Any,
     ):
         name = "from_rabbitmq"
@@ -161,6 +168,9 @@ class from_rabbitmq(ManagedSource):
             arguments["x-dead-letter-exchange"] = dead_letter_exchange
         self.queue_arguments = arguments
         self.connect_timeout = float(connect_timeout)
+        self.reconnect_timeout = float(reconnect_timeout or 0.0)
+        #: connections lost and made again since the start
+        self.reconnects = 0
         self.acked = 0
         self.requeued = 0
         self.dead_lettered = 0
@@ -173,6 +183,9 @@ class from_rabbitmq(ManagedSource):
         self._failure: BaseException | None = None
         self._stop_deadline: float | None = None
         self._aloop: asyncio.AbstractEventLoop | None = None
+        self._lost = False  # the run's connection or channel closed under it
+        self._processing_failed = False  # an element failed (on_failure='requeue')
+        self._consuming = False  # the run got as far as consuming
         super().__init__(**kwargs)
 
     def __str__(self) -> str:
@@ -181,10 +194,11 @@ class from_rabbitmq(ManagedSource):
     # -- metrics --------------------------------------------------------------------------
     def extra_metrics(self) -> dict[str, Any]:
         """``backlog`` (delivered, not acknowledged), ``lag`` (ready in the queue at the
-        last reading), ``acked``, ``requeued``, ``dead_lettered``."""
+        last reading), ``reconnects``, ``acked``, ``requeued``, ``dead_lettered``."""
         return {
             "backlog": self._tracker.in_flight + len(self._inbox),
             "lag": self._lag,
+            "reconnects": self.reconnects,
             "acked": self.acked,
             "requeued": self.requeued,
             "dead_lettered": self.dead_lettered,
@@ -207,6 +221,40 @@ class from_rabbitmq(ManagedSource):
             self._arrived.set()
 
     async def run(self) -> None:
+        """Consume; after a lost connection, consume again on a new one (up to
+        ``reconnect_timeout`` seconds of tries)."""
+        lost_at: float | None = None
+        delay = 0.1
+        while True:
+            self._lost = self._consuming = self._processing_failed = False
+            try:
+                await self._consume()
+                return
+            except Exception as e:
+                now = time.monotonic()
+                if self._consuming:  # a connection that worked is lost: start trying
+                    lost = self._lost and not self._processing_failed
+                    if not (lost and self.reconnect_timeout > 0) or self.stopped:
+                        raise
+                    lost_at, delay = now, 0.1
+                    logger.warning(
+                        "%s: %s; connecting again for up to %g s",
+                        self,
+                        e,
+                        self.reconnect_timeout,
+                    )
+                elif (
+                    lost_at is None
+                    or now - lost_at > self.reconnect_timeout
+                    or isinstance(e, UnknownQueueError)
+                ):
+                    raise  # unreachable at start or for too long, or a missing queue
+            if await self._interruptible(asyncio.sleep(delay)) is STOPPED:
+                return
+            delay = min(delay * 2, 5.0)
+
+    async def _consume(self) -> None:
+        """One connection: consume until stopped, a failure, or the connection is lost."""
         self._failure = None
         self._stop_deadline = None
         self._tracker = AckTracker()
@@ -225,6 +273,10 @@ class from_rabbitmq(ManagedSource):
             )
             self._channel = await channel.get_underlay_channel()
             await queue.consume(self._on_message)
+            if self.ready.is_set():
+                self.reconnects += 1
+                logger.warning("%s: consuming again after a lost connection", self)
+            self._consuming = True
             self._set_ready()
             watch = asyncio.ensure_future(self._watch_lag(connection))
             inbox = self._inbox
@@ -262,6 +314,8 @@ class from_rabbitmq(ManagedSource):
             arrived.set()
 
     def _on_connection_closed(self, sender: Any, error: BaseException | None = None) -> None:
+        if not self.stopped:
+            self._lost = True
         if self._failure is None and not self.stopped:
             where = broker_address(self.url)
             what = "channel" if hasattr(sender, "set_qos") else "connection"
@@ -328,6 +382,7 @@ class from_rabbitmq(ManagedSource):
                 self.requeued += 1
                 if self._failure is None:
                     self._failure = error
+                    self._processing_failed = True
                     if self._arrived is not None:
                         self._arrived.set()
             else:
