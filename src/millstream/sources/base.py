@@ -22,6 +22,7 @@ import functools
 import inspect
 import logging
 import threading
+import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -253,6 +254,12 @@ class ManagedSource(Source):
         self.ready = threading.Event()
         self._waiting: asyncio.Task[Any] | None = None
         self._interrupted = False
+        #: when (``time.monotonic()``) the drain asked for by the first ``stop()`` of a run
+        #: runs out (sources with a :meth:`_drain_bound`)
+        self._stop_deadline: float | None = None
+        self._cut_timer: asyncio.TimerHandle | None = None
+        self._cut = False  # the end of the drain cancelled the run (_arm_drain_cut)
+        self._was_ready = False  # the run of the last start() got ready
         super().__init__(**kwargs)
 
     @property
@@ -271,6 +278,8 @@ class ManagedSource(Source):
         if not self.stopped:
             return
         self.ready.clear()
+        self._stop_deadline, self._cut = None, False
+        self._was_ready = False
         waits = self._wait_ready_on_start and self._can_block()
         self._error_has_caller = waits
         super().start()
@@ -280,11 +289,13 @@ class ManagedSource(Source):
             self._error_has_caller = False
             logger.warning("%s is not ready after %s s; still trying", self, self._start_timeout)
             return
-        if self.error is not None:
-            raise self.error
+        if self.error is not None and not self._was_ready:
+            raise self.error  # a setup error (one after ready is logged: the run had begun)
 
     def stop(self) -> None:
         """Stop the source and release what it holds (from outside the loop: before returning)."""
+        if not self.stopped:  # a drain is counted from the first stop() of a run
+            self._stop_deadline = time.monotonic() + self._drain_bound()
         self.stopped = True
         loop = self.loop
         if loop is None:
@@ -333,14 +344,64 @@ class ManagedSource(Source):
 
     def _set_ready(self) -> None:
         self._error_has_caller = False  # from now on errors have no caller: they are logged
+        self._was_ready = True
         self.ready.set()
 
     async def _supervised_run(self) -> None:
         try:
             await super()._supervised_run()
+        except asyncio.CancelledError:
+            # cancelled by the end of the drain alone (not also from elsewhere): the run
+            # ended as a stop() ends it
+            task = asyncio.current_task()
+            if not self._cut or getattr(task, "cancelling", lambda: 1)() > 1:
+                raise
+            getattr(task, "uncancel", lambda: 0)()  # Python 3.11+
         finally:
             self.stopped = True
             self.ready.set()  # wakes a start() waiting for a source that failed or ended
+
+    # -- a drain bounded in time, cut where the graph holds the run up ------------------
+    def _arm_drain_cut(self) -> None:
+        """On the loop (a source's ``_request_stop`` calls it): when the drain runs out
+        (:meth:`_drain_bound` seconds after the first ``stop()``) and an element still
+        holds the run up in the graph (an awaited slow sink; :meth:`_held_up`), cancel the
+        run there: it drains no more, releases what it holds and ends as ``stop()`` ends it
+        (what was in flight is not acknowledged, so it comes again)."""
+        if self._stop_deadline is None:
+            self._stop_deadline = time.monotonic() + self._drain_bound()
+        task = self.work_task
+        if self._cut_timer is None and task is not None and not task.done():
+            self._cut_timer = asyncio.get_running_loop().call_later(
+                max(0.0, self._stop_deadline - time.monotonic()), self._cut_if_held_up, task
+            )
+
+    def _held_up(self) -> bool:
+        """At the end of the drain: whether the run is still in its loop, held up in the
+        graph (not yet draining or closing, nor still connecting: those are bounded by
+        the deadline themselves). Sources that :meth:`_arm_drain_cut` say."""
+        return True
+
+    def _cut_if_held_up(self, task: asyncio.Task[Any]) -> None:
+        self._cut_timer = None
+        if task is not self.work_task or task.done() or not self.stopped:
+            return  # ended, or started again meanwhile
+        if not self._held_up():
+            return
+        logger.warning(
+            "%s: stop(): the graph still holds up the source after drain_timeout=%g s; "
+            "cancelling the element in progress (its input is not acknowledged)",
+            self,
+            self._drain_bound(),
+        )
+        self._cut = True
+        task.cancel()
+
+    def _disarm_drain_cut(self) -> None:
+        """At the end of a run: drop the timer of :meth:`_arm_drain_cut`."""
+        timer, self._cut_timer = self._cut_timer, None
+        if timer is not None:
+            timer.cancel()
 
     async def _interruptible(self, awaitable: Awaitable[Any]) -> Any:
         """Await ``awaitable`` unless ``stop()`` comes first; then return :data:`STOPPED`."""

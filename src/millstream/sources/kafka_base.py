@@ -116,12 +116,8 @@ class KafkaSource(ManagedSource):
         self._checkpoint_commit_due = False
         #: exactly-once: the group's offsets are committed in the output's Kafka transaction
         self.offsets_in_transaction = False
-        #: when (``time.monotonic()``) the drain asked for by ``stop()`` runs out
-        self._stop_deadline: float | None = None
         self._closing = False  # run() has left its loop: it drains, commits and closes
         self._wake: asyncio.Event | None = None  # the event a _wait_until sleeps on
-        self._cut_timer: asyncio.TimerHandle | None = None
-        self._cut = False  # stop() cancelled the run at the end of the drain
         #: the last high watermarks read (see :mod:`millstream.kafka.lag`); None before
         self._highs: dict[tuple[str, int], tuple[int, int | None]] | None = None
         super().__init__(**kwargs)
@@ -129,7 +125,7 @@ class KafkaSource(ManagedSource):
     # -- the run ------------------------------------------------------------------------
     async def run(self) -> None:
         self.tracker = OffsetTracker()
-        self._stop_deadline, self._closing, self._cut = None, False, False
+        self._closing = False
         thread = self._thread = ConsumerThread(type(self).__name__)
         watch: asyncio.Future[None] | None = None
         try:
@@ -157,9 +153,7 @@ class KafkaSource(ManagedSource):
                     await thread.call(consumer.close)
                 self._thread = None
                 thread.shutdown()
-                if self._cut_timer is not None:
-                    self._cut_timer.cancel()
-                    self._cut_timer = None
+                self._disarm_drain_cut()
         self._raise_if_failed()
 
     def _connect(self) -> Any:
@@ -226,55 +220,17 @@ class KafkaSource(ManagedSource):
     def _drain_bound(self) -> float:
         return self.drain_timeout
 
-    def stop(self) -> None:
-        """Stop: wait for the records in flight (at most ``drain_timeout``), commit what is
-        done, close the consumer (from outside the loop: before returning)."""
-        if not self.stopped:  # the drain is counted from the first stop() of a run
-            self._stop_deadline = time.monotonic() + self.drain_timeout
-        super().stop()
-
     def _request_stop(self) -> None:
         """On the loop: wake the run, and cut it short if it is still held up in the graph
-        when the drain runs out."""
+        when the drain runs out (it then commits the completed prefix, closes and ends)."""
         super()._request_stop()
-        if self._stop_deadline is None:
-            self._stop_deadline = time.monotonic() + self.drain_timeout
         if self._wake is not None:
             self._wake.set()
-        task = self.work_task
-        if self._cut_timer is None and task is not None and not task.done():
-            self._cut_timer = asyncio.get_running_loop().call_later(
-                max(0.0, self._stop_deadline - time.monotonic()), self._cut_if_held_up, task
-            )
+        self._arm_drain_cut()
 
-    def _cut_if_held_up(self, task: asyncio.Task[Any]) -> None:
-        """At the end of the drain: a run that has not reached its drain yet is held up by
-        an element in the graph (an awaited slow sink): cancel it there, so that it
-        drains no more, commits the completed prefix, closes and ends."""
-        self._cut_timer = None
-        if task is not self.work_task or task.done() or not self.stopped:
-            return  # ended, or started again meanwhile
-        if self._closing or self.consumer is None:
-            return  # already draining (bounded by the deadline too), or still connecting
-        logger.warning(
-            "%s: stop(): the graph still holds up the source after drain_timeout=%g s; "
-            "cancelling the element in progress",
-            self,
-            self.drain_timeout,
-        )
-        self._cut = True
-        task.cancel()
-
-    async def _supervised_run(self) -> None:
-        try:
-            await super()._supervised_run()
-        except asyncio.CancelledError:
-            # cancelled by the end of the drain alone (not also from elsewhere): the run
-            # ended as a stop() ends it
-            task = asyncio.current_task()
-            if not self._cut or getattr(task, "cancelling", lambda: 1)() > 1:
-                raise
-            getattr(task, "uncancel", lambda: 0)()  # Python 3.11+
+    def _held_up(self) -> bool:
+        """Not yet draining (bounded by the deadline too), nor still connecting."""
+        return not self._closing and self.consumer is not None
 
     def _stop_timed_out(self) -> None:
         """The loop is blocked (a slow synchronous node): close the consumer from here,

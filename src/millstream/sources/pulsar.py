@@ -173,9 +173,6 @@ class from_pulsar(ManagedSource):
         #: from restore(): per topic partition (key, inclusive); and the seek time (ms)
         self._resume: dict[str, tuple[tuple[int, int, int], bool]] = {}
         self._resume_time: int | None = None
-        self._stop_deadline: float | None = None
-        self._cut_timer: asyncio.TimerHandle | None = None
-        self._cut = False  # stop() cancelled the run at the end of the drain
         self._closing = False  # run() has left its loop: it drains and closes
         self._one_partition = False
         #: the batch in progress on the fused path
@@ -189,8 +186,7 @@ class from_pulsar(ManagedSource):
     async def run(self) -> None:
         loop = self._asyncio_loop = asyncio.get_running_loop()
         self._room = asyncio.Event()
-        self._failure, self._stop_deadline = None, None
-        self._cut, self._closing = False, False
+        self._failure, self._closing = None, False
         executor = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="from_pulsar")
         received: collections.deque[Any] = collections.deque()
         #: the next batch, received on the source's thread while this one is emitted
@@ -220,9 +216,7 @@ class from_pulsar(ManagedSource):
                 if client is not None:
                     await loop.run_in_executor(executor, _close_quietly, client)
                 executor.shutdown(wait=False)
-                if self._cut_timer is not None:
-                    self._cut_timer.cancel()
-                    self._cut_timer = None
+                self._disarm_drain_cut()
         self._raise_if_failed()
 
     def _connect(self) -> tuple[Any, Any]:
@@ -494,37 +488,12 @@ class from_pulsar(ManagedSource):
         """On the loop: wake the run, and cut it short if an element still holds it up in
         the graph (an awaited slow sink) when ``drain_timeout`` runs out."""
         super()._request_stop()
-        if self._stop_deadline is None:
-            self._stop_deadline = time.monotonic() + self.drain_timeout
         if self._room is not None:
             self._room.set()
-        task = self.work_task
-        if self._cut_timer is None and task is not None and not task.done():
-            self._cut_timer = asyncio.get_running_loop().call_later(
-                self.drain_timeout, self._cut_if_held_up, task
-            )
+        self._arm_drain_cut()
 
-    def _cut_if_held_up(self, task: asyncio.Task[Any]) -> None:
-        self._cut_timer = None
-        if task is not self.work_task or task.done() or not self.stopped or self._closing:
-            return
-        logger.warning(
-            "%s: stop(): the graph still holds up the source after drain_timeout=%g s; "
-            "cancelling the element in progress (its message is not acknowledged)",
-            self,
-            self.drain_timeout,
-        )
-        self._cut = True
-        task.cancel()
-
-    async def _supervised_run(self) -> None:
-        try:
-            await super()._supervised_run()
-        except asyncio.CancelledError:
-            task = asyncio.current_task()
-            if not self._cut or getattr(task, "cancelling", lambda: 1)() > 1:
-                raise
-            getattr(task, "uncancel", lambda: 0)()  # Python 3.11+: the run ended as stop() ends it
+    def _held_up(self) -> bool:
+        return not self._closing
 
     async def _drain(self) -> None:
         """Wait (until ``drain_timeout`` after ``stop()``) for the messages in flight to be

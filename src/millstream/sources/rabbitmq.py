@@ -181,7 +181,6 @@ class from_rabbitmq(ManagedSource):
         self._channel: Any = None  # aiormq's channel of the run (acks go there)
         self._ack_scheduled = False
         self._failure: BaseException | None = None
-        self._stop_deadline: float | None = None
         self._aloop: asyncio.AbstractEventLoop | None = None
         self._lost = False  # the run's connection or channel closed under it
         self._processing_failed = False  # an element failed (on_failure='requeue')
@@ -207,13 +206,6 @@ class from_rabbitmq(ManagedSource):
     # -- the run --------------------------------------------------------------------------
     def _drain_bound(self) -> float:
         return self.drain_timeout
-
-    def stop(self) -> None:
-        """Stop: wait for the elements in flight (at most ``drain_timeout``), acknowledge
-        what is done, close the connection (from outside the loop: before returning)."""
-        if not self.stopped:
-            self._stop_deadline = time.monotonic() + self.drain_timeout
-        super().stop()
 
     def _request_stop(self) -> None:
         super()._request_stop()
@@ -256,7 +248,6 @@ class from_rabbitmq(ManagedSource):
     async def _consume(self) -> None:
         """One connection: consume until stopped, a failure, or the connection is lost."""
         self._failure = None
-        self._stop_deadline = None
         self._tracker = AckTracker()
         self._inbox.clear()
         self._aloop = asyncio.get_running_loop()
