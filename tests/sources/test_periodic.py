@@ -16,7 +16,7 @@ def test_emits_on_each_interval(manual_clock):
     source = Stream.from_periodic(lambda: next(counter), poll_interval=0.5)
     L = source.map(lambda x: (x, manual_clock.now())).sink_to_list()
     source.start()
-    wait_for(lambda: len(L) == 1, 2)
+    wait_for(lambda: len(L) == 1 and manual_clock.pending == 1, 2)  # asleep
     manual_clock.advance(1.2)
     assert L == [(0, 0.0), (1, 0.5), (2, 1.0)]
     manual_clock.advance(0.3)
@@ -30,7 +30,7 @@ def test_interval_string(manual_clock):
     assert source.poll_interval == 0.25
     L = source.sink_to_list()
     source.start()
-    wait_for(lambda: len(L) == 1, 2)
+    wait_for(lambda: len(L) == 1 and manual_clock.pending == 1, 2)  # asleep
     manual_clock.advance(1)
     source.stop()
     assert L == [0.0, 0.25, 0.5, 0.75, 1.0]
@@ -56,7 +56,7 @@ def test_restart_after_stop(manual_clock):
     wait_for(lambda: len(L) == 1, 2)
     source.stop()
     source.start()
-    wait_for(lambda: len(L) == 2, 2)
+    wait_for(lambda: len(L) == 2 and manual_clock.pending == 1, 2)  # asleep
     manual_clock.advance(1)
     source.stop()
     assert L == [0, 1, 2]
@@ -87,7 +87,7 @@ def test_callback_error_stops_the_source_and_is_kept(manual_clock, caplog):
     source = Stream.from_periodic(flaky, poll_interval=1)
     L = source.sink_to_list()
     source.start()
-    wait_for(lambda: len(L) == 1, 2)
+    wait_for(lambda: len(L) == 1 and manual_clock.pending == 1, 2)  # asleep
     manual_clock.advance(1)
     wait_for(lambda: source.stopped, 2)
     assert L == [1]
@@ -105,7 +105,7 @@ def test_waits_for_downstream_before_sleeping(manual_clock):
     source.sink(slow)
     L = source.sink_to_list()
     source.start()
-    wait_for(lambda: len(L) == 1, 2)
+    wait_for(lambda: len(L) == 1 and manual_clock.pending == 1, 2)  # asleep
     manual_clock.advance(3.5)
     source.stop()
     assert L == [0.0, 1.5, 3.0]
@@ -156,7 +156,7 @@ def test_periodic_callback_is_deprecated_and_passes_kwargs(manual_clock):
         source = PeriodicCallback(lambda base, step: base + step, 2, base=10, step=1)
     L = source.sink_to_list()
     source.start()
-    wait_for(lambda: len(L) == 1, 2)
+    wait_for(lambda: len(L) == 1 and manual_clock.pending == 1, 2)  # asleep
     manual_clock.advance(2)
     source.stop()
     assert L == [11, 11]
