@@ -10,7 +10,7 @@ import pytest
 
 from kafka._helpers import FAST_RESTART, start_broker, stop_broker
 
-from .harness import Children, close_clients
+from .harness import Children, close_clients, halt_running
 
 #: How often the broker looks for transactions past their ``transaction.timeout.ms`` and
 #: aborts them (Kafka's default: every 10 s). A process killed inside a transaction
@@ -42,6 +42,17 @@ def _harness_clients():
     stops)."""
     yield
     close_clients()
+
+
+@pytest.fixture(autouse=True)
+def _halt_helper_threads():
+    """Helper threads a test started (readers, writers, samplers, with their Kafka
+    clients) stop at its end, also when it failed half way: none goes on using a client
+    while the next test runs."""
+    try:
+        yield
+    finally:
+        halt_running()
 
 
 @pytest.fixture

@@ -296,6 +296,17 @@ def _admin(bootstrap: str) -> AdminClient:
     return admin
 
 
+#: helpers whose threads the running test started; the ``reliability`` conftest halts them
+#: at the test's teardown, so a failed test leaves no thread using a client behind
+RUNNING: list[Any] = []
+
+
+def halt_running() -> None:
+    """Halt every helper of :data:`RUNNING` (idempotent)."""
+    while RUNNING:
+        RUNNING.pop().halt()
+
+
 def close_clients(bootstrap: str | None = None) -> None:
     """Drop the harness's AdminClient of ``bootstrap`` (of every broker when None): call it
     before stopping a broker, or the client goes on trying to reach it."""
@@ -518,7 +529,13 @@ class ConcurrentReader:
 
     def start(self) -> ConcurrentReader:
         self._thread.start()
+        RUNNING.append(self)
         return self
+
+    def halt(self) -> None:
+        """Stop reading and wait for the thread (it closes its consumer)."""
+        self._stop.set()
+        self._thread.join(30)
 
     def _run(self) -> None:
         consumer = _consumer(self.bootstrap, self.isolation)

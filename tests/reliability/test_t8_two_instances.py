@@ -57,6 +57,7 @@ import pytest
 from confluent_kafka import Producer
 
 from .harness import (
+    RUNNING,
     Children,
     ConcurrentReader,
     Fault,
@@ -110,7 +111,12 @@ class PacedInput:
 
     def start(self) -> PacedInput:
         self._thread.start()
+        RUNNING.append(self)
         return self
+
+    def halt(self) -> None:
+        self._stop.set()
+        self._thread.join(30)
 
     def _report(self, i: int) -> Any:
         def on_delivery(error: Any, msg: Any) -> None:
@@ -223,7 +229,12 @@ class OffsetSampler:
 
     def start(self) -> OffsetSampler:
         self._thread.start()
+        RUNNING.append(self)
         return self
+
+    def halt(self) -> None:
+        self._stop.set()
+        self._thread.join(30)
 
     def _run(self) -> None:
         try:

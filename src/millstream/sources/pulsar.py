@@ -215,6 +215,8 @@ class from_pulsar(ManagedSource):
                 client, self.client, self.consumer = self.client, None, None
                 if client is not None:
                     await loop.run_in_executor(executor, _close_quietly, client)
+                if coming is not None:
+                    coming.cancel()  # its messages are not acknowledged: they come again
                 executor.shutdown(wait=False)
                 self._disarm_drain_cut()
         self._raise_if_failed()
@@ -361,6 +363,9 @@ class from_pulsar(ManagedSource):
         except Exception as e:
             failed = batch.taken() - 1
             self._batch = None
+            if failed < 0:  # before the first message: none is to blame
+                received.extendleft(reversed(messages))
+                raise
             batch.mark(self._emitted, failed + 1)
             self._acknowledge_done(batch, failed)
             received.extend(messages[failed + 1 :])  # not emitted: next
@@ -371,6 +376,12 @@ class from_pulsar(ManagedSource):
             if self.on_failure == "stop":
                 raise
             return
+        except BaseException:  # cancelled: stop() cut the run held up by the last message
+            self._batch = None
+            done = max(0, batch.taken() - 1)  # those before it are done
+            batch.mark(self._emitted, done)
+            self._acknowledge_done(batch, done)
+            raise
         done = batch.taken()
         self._batch = None
         batch.mark(self._emitted, done)
