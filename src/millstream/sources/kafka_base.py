@@ -168,16 +168,19 @@ class KafkaSource(ManagedSource):
             await asyncio.sleep(LAG_REFRESH)
             try:
                 self._highs = await thread.call(
-                    high_watermarks,
-                    self,
-                    consumer,
-                    self._lag_partitions(consumer),
-                    starts,
-                    dict(self._emitted),
-                    self._starts_at_end(),
+                    self._read_highs, consumer, starts, dict(self._emitted)
                 )
             except Exception as e:  # a closing consumer: the last reading stays
                 logger.debug("%s: reading the high watermarks failed: %s", self, e)
+
+    def _read_highs(
+        self, consumer: Any, starts: dict[tuple[str, int], int], emitted: dict[Any, int]
+    ) -> dict[tuple[str, int], tuple[int, int | None]]:
+        """On the consumer thread (never on the loop: while the consumer thread is in a
+        rebalance callback, ``assignment()`` blocks, and the checkpoint before a revoke
+        needs the loop): the high watermarks of the partitions assigned."""
+        partitions = self._lag_partitions(consumer)
+        return high_watermarks(self, consumer, partitions, starts, emitted, self._starts_at_end())
 
     def _lag_partitions(self, consumer: Any) -> list[Any]:
         """On the consumer thread: the partitions whose lag is reported (those assigned)."""
