@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 
 from millstream import Stream
+from millstream.core.loop import in_loop_thread
 from millstream.kafka.lag import LAG_REFRESH
 from millstream.testing import wait_for
 
@@ -78,3 +79,29 @@ def test_from_kafka_batched_lag_and_position(kafka_bootstrap, kafka_topic):
         check_lag_while_slow_then_zero(source, gate, topic, lambda: 4 * 2, 3)
     finally:
         source.stop()
+
+
+def test_the_lag_watcher_asks_for_the_partitions_on_the_consumer_thread(
+    kafka_bootstrap, kafka_topic
+):
+    # consumer.assignment() blocks while the consumer thread is in a rebalance callback,
+    # where the checkpoint before a revoke waits for the loop: asked on the loop, it
+    # deadlocked (the T8 reliability test hung at a rebalance)
+    topic = kafka_topic(1)
+    produce(kafka_bootstrap, topic, values(2))
+    source = Stream.from_kafka(topic, params(kafka_bootstrap), poll_interval=0.05)
+    source.sink(lambda x: None)
+    on_loop: list[bool] = []
+    asked = source._lag_partitions
+
+    def recording(consumer):
+        on_loop.append(in_loop_thread(source.loop))
+        return asked(consumer)
+
+    source._lag_partitions = recording
+    source.start()
+    try:
+        wait_for(lambda: len(on_loop) >= 2, 3 * LAG_REFRESH + 5)
+    finally:
+        source.stop()
+    assert not any(on_loop)
