@@ -376,6 +376,14 @@ class ManagedSource(Source):
                 max(0.0, self._stop_deadline - time.monotonic()), self._cut_if_held_up, task
             )
 
+    def _drain_deadline(self) -> float:
+        """When (``time.monotonic()``) the drain of the ending run runs out: the one the
+        first ``stop()`` set, else (the run ended by itself, an error) the same bound
+        from now."""
+        if self._stop_deadline is not None:
+            return self._stop_deadline
+        return time.monotonic() + self._drain_bound()
+
     def _held_up(self) -> bool:
         """At the end of the drain: whether the run is still in its loop, held up in the
         graph (not yet draining or closing, nor still connecting: those are bounded by

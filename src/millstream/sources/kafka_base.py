@@ -259,9 +259,7 @@ class KafkaSource(ManagedSource):
 
     async def _drain(self) -> None:
         tracker = self.tracker
-        deadline = self._stop_deadline
-        if deadline is None:  # the run ended by itself (an error): the same bound
-            deadline = time.monotonic() + self.drain_timeout
+        deadline = self._drain_deadline()
         # also after a failure: the records before it that are still in the graph (in a
         # buffer...) finish, so the last commit reaches the failed record itself
         await self._wait_until(lambda: not tracker.in_flight, deadline)

@@ -509,7 +509,7 @@ class from_pulsar(ManagedSource):
     async def _drain(self) -> None:
         """Wait (until ``drain_timeout`` after ``stop()``) for the messages in flight to be
         acknowledged."""
-        deadline = self._stop_deadline or time.monotonic() + self.drain_timeout
+        deadline = self._drain_deadline()
         await self._wait_for_room(lambda: self._in_flight == 0, deadline)
         if self._in_flight > 0:
             logger.warning(

@@ -411,7 +411,7 @@ class from_rabbitmq(ManagedSource):
 
     async def _drain(self) -> None:
         """Wait (at most ``drain_timeout``) for the elements in flight, then acknowledge."""
-        deadline = self._stop_deadline or time.monotonic() + self.drain_timeout
+        deadline = self._drain_deadline()
         tracker = self._tracker
         while tracker.in_flight and time.monotonic() < deadline and self._channel is not None:
             if self._failure is not None and isinstance(self._failure, RabbitMQConnectError):
